@@ -1,0 +1,323 @@
+//! A platform repo loaded for checking: every file decoded, parsed and validated against its
+//! JSON Schema, with the indexes the rules need (resources by kind and name, subjects).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use crate::avro;
+use crate::diagnostic::Diagnostic;
+use crate::layout::{classify, Kind, Role};
+use crate::rules::pv001_invalid_yaml::InvalidYaml;
+use crate::rules::pv002_duplicate_key::DuplicateKey;
+use crate::rules::pv003_resource_limit::ResourceLimit;
+use crate::rules::pv104_wrong_kind::WrongKind;
+use crate::rules::Rule as _;
+use crate::schema::{self, SchemaKind};
+use crate::source::RawFile;
+use crate::sql;
+use crate::yaml::{self, Limits, Node, Pos, Span, Style};
+
+/// Index of a file in [`Workspace::files`].
+pub type FileId = usize;
+
+/// One file of the repo, as loaded.
+#[derive(Debug)]
+pub struct File {
+    /// Repo-relative, `/`-separated.
+    pub path: String,
+    pub role: Role,
+    /// The decoded text (empty when the file is not UTF-8).
+    pub text: String,
+    /// The parsed document, when it parses.
+    pub root: Option<Node>,
+    /// Whether the document passed its JSON Schema (always false when it did not parse).
+    pub valid: bool,
+    transform: OnceLock<Option<Result<sql::Transform, Vec<sql::Problem>>>>,
+    fields: OnceLock<Option<Result<Vec<avro::Field>, Vec<avro::Problem>>>>,
+}
+
+impl File {
+    /// Kind, name and version of a spec file.
+    pub fn spec(&self) -> Option<(Kind, &str, u32)> {
+        match &self.role {
+            Role::Spec { kind, name, version } => Some((*kind, name, *version)),
+            _ => None,
+        }
+    }
+
+    /// The node at a path of keys, when the document parsed.
+    pub fn at(&self, keys: &[&str]) -> Option<&Node> {
+        self.root.as_ref()?.path(keys)
+    }
+}
+
+/// The versions of one resource: version number → file.
+pub type Versions = BTreeMap<u32, FileId>;
+
+/// An Avro subject: its versions and its `subject.yaml`.
+#[derive(Debug, Default)]
+pub struct Subject {
+    pub versions: Versions,
+    pub config: Option<FileId>,
+}
+
+/// Repo settings from `paver.yaml`, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub default_compatibility: String,
+    pub cost_per_memory_gb_month: f64,
+    pub disabled: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_compatibility: "FORWARD_TRANSITIVE".to_string(),
+            cost_per_memory_gb_month: 0.30,
+            disabled: Vec::new(),
+        }
+    }
+}
+
+/// A loaded platform repo.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub files: Vec<File>,
+    pub settings: Settings,
+    /// Every versioned spec, by kind and name (the folder's name).
+    pub resources: BTreeMap<Kind, BTreeMap<String, Versions>>,
+    pub subjects: BTreeMap<String, Subject>,
+}
+
+impl Workspace {
+    /// Load the files (decode, parse, validate), in parallel. Returns the workspace and the
+    /// findings of loading.
+    pub fn load(raw: Vec<RawFile>) -> (Workspace, Vec<Diagnostic>) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = raw.len().div_ceil(threads).max(64);
+        let mut loaded: Vec<(File, Vec<Diagnostic>)> = Vec::with_capacity(raw.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = raw
+                .chunks(chunk)
+                .map(|files| scope.spawn(move || files.iter().map(load_file).collect::<Vec<_>>()))
+                .collect();
+            for handle in handles {
+                match handle.join() {
+                    Ok(part) => loaded.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        let mut ws = Workspace::default();
+        let mut diagnostics = Vec::new();
+        for (file, found) in loaded {
+            diagnostics.extend(found);
+            let id = ws.files.len();
+            match &file.role {
+                Role::Spec { kind, name, version } => {
+                    ws.resources
+                        .entry(*kind)
+                        .or_default()
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(*version, id);
+                }
+                Role::Avro { subject, version } => {
+                    ws.subjects.entry(subject.clone()).or_default().versions.insert(*version, id);
+                }
+                Role::SubjectConfig { subject } => {
+                    ws.subjects.entry(subject.clone()).or_default().config = Some(id);
+                }
+                Role::Settings => {
+                    if let (true, Some(root)) = (file.valid, &file.root) {
+                        ws.settings = settings_from(root);
+                    }
+                }
+                Role::Ignored => {}
+            }
+            ws.files.push(file);
+        }
+        (ws, diagnostics)
+    }
+
+    /// The versions of a resource, if the repo has it.
+    pub fn resource(&self, kind: Kind, name: &str) -> Option<&Versions> {
+        self.resources.get(&kind).and_then(|r| r.get(name))
+    }
+
+    /// Every spec file of a kind that passed its schema: (file, its document).
+    pub fn specs(&self, kind: Kind) -> impl Iterator<Item = (&File, &Node)> {
+        self.resources
+            .get(&kind)
+            .into_iter()
+            .flat_map(|names| names.values())
+            .flat_map(|versions| versions.values())
+            .filter_map(|id| {
+                let file = &self.files[*id];
+                match (&file.root, file.valid) {
+                    (Some(root), true) => Some((file, root)),
+                    _ => None,
+                }
+            })
+    }
+
+    /// The analysis of a pipeline file's transform (cached), when it has one.
+    pub fn transform<'a>(&self, file: &'a File) -> Option<&'a Result<sql::Transform, Vec<sql::Problem>>> {
+        file.transform
+            .get_or_init(|| {
+                let query = file.root.as_ref()?.path(&["spec", "transform", "query"])?.as_str()?;
+                Some(sql::analyze_transform(query))
+            })
+            .as_ref()
+    }
+
+    /// The top-level fields of an Avro file (cached), when it parsed.
+    pub fn avro_fields<'a>(&self, file: &'a File) -> Option<&'a Result<Vec<avro::Field>, Vec<avro::Problem>>> {
+        file.fields
+            .get_or_init(|| Some(avro::record_fields(file.root.as_ref()?)))
+            .as_ref()
+    }
+
+    /// The Avro file a `<subject>@<version>` reference names.
+    pub fn schema_ref(&self, reference: &str) -> Option<&File> {
+        let (subject, version) = reference.rsplit_once('@')?;
+        let version: u32 = version.parse().ok()?;
+        let id = self.subjects.get(subject)?.versions.get(&version)?;
+        Some(&self.files[*id])
+    }
+}
+
+fn settings_from(root: &Node) -> Settings {
+    let mut s = Settings::default();
+    if let Some(mode) = root.path(&["defaults", "compatibility"]).and_then(Node::as_str) {
+        s.default_compatibility = mode.to_string();
+    }
+    if let Some(cost) = root.path(&["lint", "costPerMemoryGBMonth"]).and_then(Node::as_f64) {
+        s.cost_per_memory_gb_month = cost;
+    }
+    if let Some(disabled) = root.path(&["lint", "disable"]) {
+        s.disabled = disabled.as_seq().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+    }
+    s
+}
+
+fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
+    let role = classify(&raw.path).unwrap_or(Role::Ignored);
+    let mut file = File {
+        path: raw.path.clone(),
+        role,
+        text: String::new(),
+        root: None,
+        valid: false,
+        transform: OnceLock::new(),
+        fields: OnceLock::new(),
+    };
+    let mut found = Vec::new();
+    match std::str::from_utf8(&raw.bytes) {
+        Ok(text) => file.text = text.to_string(),
+        Err(e) => {
+            let valid = std::str::from_utf8(&raw.bytes[..e.valid_up_to()]).unwrap_or_default();
+            let line = valid.matches('\n').count() as u32 + 1;
+            let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            found.push(
+                InvalidYaml
+                    .diagnostic(
+                        &raw.path,
+                        Span::at(Pos::new(line, col)),
+                        format!("the file is not UTF-8 (invalid byte 0x{:02X})", raw.bytes[e.valid_up_to()]),
+                    )
+                    .help("save the file as UTF-8"),
+            );
+            return (file, found);
+        }
+    }
+    let root = match yaml::load(&file.text, Limits::default()) {
+        Ok(root) => root,
+        Err(e) => {
+            let what = if raw.path.ends_with(".avsc") { "JSON" } else { "YAML" };
+            let d = match e.kind {
+                yaml::ErrorKind::Syntax => InvalidYaml
+                    .diagnostic(&raw.path, e.span, format!("invalid {what}: {}", e.message)),
+                yaml::ErrorKind::DuplicateKey { first } => DuplicateKey
+                    .diagnostic(&raw.path, e.span, e.message)
+                    .label("written again here")
+                    .related(&raw.path, first, "first written here")
+                    .help("keep one of them: a later duplicate would silently win in other tools"),
+                yaml::ErrorKind::Budget => ResourceLimit
+                    .diagnostic(&raw.path, e.span, e.message)
+                    .help("write the values out; anchors and aliases that expand this far are a denial of service"),
+            };
+            found.push(d);
+            return (file, found);
+        }
+    };
+    let schema_kind = match &file.role {
+        Role::Settings => Some(SchemaKind::Settings),
+        Role::SubjectConfig { .. } => Some(SchemaKind::Subject),
+        Role::Spec { kind, .. } => {
+            let written = root.get("kind");
+            match written.and_then(Node::as_str) {
+                Some(k) if k != kind.name() && Kind::from_name(k).is_some() => {
+                    let span = written.map_or(root.span, |n| n.span);
+                    found.push(
+                        WrongKind
+                            .diagnostic(
+                                &raw.path,
+                                span,
+                                format!("a `{k}` in `{}/`, which holds `{}` specs", kind.folder(), kind.name()),
+                            )
+                            .help(format!(
+                                "move the file to `{}/`, or set `kind: {}`",
+                                Kind::from_name(k).map_or("", Kind::folder),
+                                kind.name()
+                            )),
+                    );
+                    None
+                }
+                _ => Some(match kind {
+                    Kind::KafkaTopic => SchemaKind::KafkaTopic,
+                    Kind::ClickHouseCluster => SchemaKind::ClickHouseCluster,
+                    Kind::DataPipeline => SchemaKind::DataPipeline,
+                }),
+            }
+        }
+        Role::Avro { .. } | Role::Ignored => None,
+    };
+    match schema_kind {
+        Some(kind) => {
+            let problems = schema::validate(kind, &root, &raw.path);
+            file.valid = problems.is_empty();
+            found.extend(problems);
+        }
+        None => file.valid = matches!(file.role, Role::Avro { .. }),
+    }
+    file.root = Some(root);
+    (file, found)
+}
+
+/// Map a position inside a string scalar (a SQL query, say) to the file: exact for one-line
+/// scalars and literal blocks, the scalar's start otherwise.
+pub fn position_in_scalar(file: &File, node: &Node, line: u32, col: u32) -> Pos {
+    let yaml::Value::Str(_, style) = &node.value else {
+        return node.span.start;
+    };
+    match style {
+        Style::Block => {
+            // The content starts on the line after the `|` indicator, at the block's indent.
+            let file_line = node.span.start.line + line;
+            let Some(text) = file.text.lines().nth(file_line as usize - 1) else {
+                return node.span.start;
+            };
+            let indent = text.chars().take_while(|c| *c == ' ').count() as u32;
+            let first_indent = file
+                .text
+                .lines()
+                .nth(node.span.start.line as usize)
+                .map_or(indent, |l| l.chars().take_while(|c| *c == ' ').count() as u32);
+            Pos::new(file_line, first_indent + col)
+        }
+        Style::Plain if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col - 1),
+        Style::Quoted if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col),
+        _ => node.span.start,
+    }
+}
