@@ -118,9 +118,13 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
     let statement = match statements.as_slice() {
         [] => return Err(vec![Problem::new(None, "the query is empty")]),
         [one] => one,
-        [_, second, ..] => {
+        [first, second, ..] => {
+            let pos = pos_of(second.span()).or_else(|| {
+                let end = first.span().end;
+                (end.line > 0).then(|| SqlPos { line: end.line as u32, col: end.column as u32 })
+            });
             return Err(vec![Problem::new(
-                pos_of(second.span()),
+                pos,
                 format!("{} statements: a transform is exactly one SELECT", statements.len()),
             )
             .help("remove everything after the first statement's `;`")])
@@ -232,6 +236,9 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
     if problems.is_empty() {
         Ok(out)
     } else {
+        // One finding per place: a table function is also "another relation".
+        let mut seen = BTreeSet::new();
+        problems.retain(|p| p.pos.is_none() || seen.insert(p.pos));
         Err(problems)
     }
 }

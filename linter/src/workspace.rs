@@ -303,18 +303,25 @@ pub fn position_in_scalar(file: &File, node: &Node, line: u32, col: u32) -> Pos 
     };
     match style {
         Style::Block => {
-            // The content starts on the line after the `|` indicator, at the block's indent.
-            let file_line = node.span.start.line + line;
-            let Some(text) = file.text.lines().nth(file_line as usize - 1) else {
-                return node.span.start;
+            // The content starts on the line after the `|` or `>` indicator (where the
+            // parser may or may not have put the scalar's start), at the block's indent.
+            let lines: Vec<&str> = file.text.lines().collect();
+            let start = node.span.start;
+            let on_indicator = lines
+                .get(start.line as usize - 1)
+                .and_then(|l| l.chars().nth(start.col as usize - 1))
+                .is_some_and(|c| c == '|' || c == '>');
+            let first = if on_indicator { start.line + 1 } else { start.line };
+            let file_line = first + line - 1;
+            let indent = |n: u32| {
+                lines
+                    .get(n as usize - 1)
+                    .map(|l| l.chars().take_while(|c| *c == ' ').count() as u32)
             };
-            let indent = text.chars().take_while(|c| *c == ' ').count() as u32;
-            let first_indent = file
-                .text
-                .lines()
-                .nth(node.span.start.line as usize)
-                .map_or(indent, |l| l.chars().take_while(|c| *c == ' ').count() as u32);
-            Pos::new(file_line, first_indent + col)
+            match indent(first) {
+                Some(block_indent) if indent(file_line).is_some() => Pos::new(file_line, block_indent + col),
+                _ => start,
+            }
         }
         Style::Plain if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col - 1),
         Style::Quoted if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col),

@@ -1,41 +1,68 @@
 //! `--format json`: `{"diagnostics": [{"rule", "severity", "file", "line", "column", "message", …}]}`.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::Report;
 
+#[derive(Serialize)]
+struct Document<'a> {
+    diagnostics: Vec<Finding<'a>>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Finding<'a> {
+    rule: &'a str,
+    severity: &'a str,
+    file: &'a str,
+    line: u32,
+    column: u32,
+    message: &'a str,
+    name: &'a str,
+    end_line: u32,
+    end_column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    errors: usize,
+    warnings: usize,
+    files: usize,
+}
+
 /// Render the report as one JSON document. Paths are relative to the repo root; lines and
-/// columns are 1-based.
+/// columns are 1-based; the end is exclusive and on the same line as the start.
 pub fn render(report: &Report) -> String {
-    let diagnostics: Vec<Value> = report
+    let diagnostics = report
         .diagnostics
         .iter()
         .map(|d| {
-            let mut v = json!({
-                "rule": d.code,
-                "name": d.name,
-                "severity": d.severity.as_str(),
-                "file": d.file,
-                "line": d.span.start.line,
-                "column": d.span.start.col,
-                "endLine": d.span.end.line.max(d.span.start.line),
-                "endColumn": if d.span.end > d.span.start { d.span.end.col } else { d.span.start.col },
-                "message": d.message,
-            });
-            if let Some(help) = &d.help {
-                v["help"] = json!(help);
+            let same_line = d.span.end.line == d.span.start.line && d.span.end.col > d.span.start.col;
+            Finding {
+                rule: d.code,
+                severity: d.severity.as_str(),
+                file: &d.file,
+                line: d.span.start.line,
+                column: d.span.start.col,
+                message: &d.message,
+                name: d.name,
+                end_line: d.span.start.line,
+                end_column: if same_line { d.span.end.col } else { d.span.start.col },
+                help: d.help.as_deref(),
             }
-            v
         })
         .collect();
-    let doc = json!({
-        "diagnostics": diagnostics,
-        "summary": {
-            "errors": report.errors(),
-            "warnings": report.warnings(),
-            "files": report.workspace.files.len(),
+    let doc = Document {
+        diagnostics,
+        summary: Summary {
+            errors: report.errors(),
+            warnings: report.warnings(),
+            files: report.workspace.files.len(),
         },
-    });
+    };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
