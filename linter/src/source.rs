@@ -39,95 +39,151 @@ pub fn collect(root: &Path) -> io::Result<Collected> {
             format!("{} is not a directory", root.display()),
         ));
     }
-    let mut out = Collected::default();
+    let mut walk = Walk::default();
     let mut top: Vec<_> = fs::read_dir(&canonical_root)?.collect::<Result<_, _>>()?;
     top.sort_by_key(|e| e.file_name());
     for entry in top {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "paver.yaml" || MANAGED.contains(&name.as_str()) {
-            visit(&canonical_root, &entry.path(), &name, &mut out)?;
+            let is_symlink = entry.file_type()?.is_symlink();
+            walk.visit(&canonical_root, &entry.path(), &name, is_symlink)?;
         }
     }
+    // Reading is most of the cost on a large repo: spread it over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = walk.files.len().div_ceil(threads).max(256);
+    let mut out = Collected {
+        files: Vec::with_capacity(walk.files.len()),
+        diagnostics: walk.diagnostics,
+    };
+    std::thread::scope(|scope| -> io::Result<()> {
+        let handles: Vec<_> = walk
+            .files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|(rel, path)| read(rel, path)).collect::<Vec<_>>()))
+            .collect();
+        for handle in handles {
+            let part = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for result in part {
+                match result? {
+                    Ok(file) => out.files.push(file),
+                    Err(diagnostic) => out.diagnostics.push(diagnostic),
+                }
+            }
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-fn visit(root: &Path, path: &Path, rel: &str, out: &mut Collected) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
-    let whole = Span::at(Pos::new(1, 1));
-    let (target, meta) = if meta.file_type().is_symlink() {
-        let target = match path.canonicalize() {
-            Ok(t) => t,
-            Err(_) => {
-                out.diagnostics.push(
+/// Read one file, refusing it unread when it is over the size cap.
+fn read(rel: &str, path: &Path) -> io::Result<Result<RawFile, Diagnostic>> {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES {
+        return Ok(Err(ResourceLimit
+            .diagnostic(
+                rel,
+                Span::at(Pos::new(1, 1)),
+                format!(
+                    "`{rel}` is {:.1} MiB, over paver's {} MiB limit for one file",
+                    len as f64 / (1024.0 * 1024.0),
+                    MAX_FILE_BYTES >> 20
+                ),
+            )
+            .help("a spec or schema is a few kilobytes; split it, or remove data committed by mistake")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // `take`: a file that grows while it is read is still cut at the cap.
+    io::Read::read_to_end(&mut io::Read::take(&mut file, MAX_FILE_BYTES), &mut bytes)?;
+    Ok(Ok(RawFile {
+        path: rel.to_string(),
+        bytes,
+    }))
+}
+
+/// The files to read, found by walking the managed folders.
+#[derive(Default)]
+struct Walk {
+    files: Vec<(String, PathBuf)>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Walk {
+    fn visit(&mut self, root: &Path, path: &Path, rel: &str, is_symlink: bool) -> io::Result<()> {
+        let whole = Span::at(Pos::new(1, 1));
+        let target = if is_symlink {
+            let target = match path.canonicalize() {
+                Ok(t) => t,
+                Err(_) => {
+                    self.diagnostics.push(
+                        SymlinkEscape
+                            .diagnostic(rel, whole, format!("`{rel}` is a broken symlink"))
+                            .help("remove the link, or commit the file it should point to"),
+                    );
+                    return Ok(());
+                }
+            };
+            if !target.starts_with(root) {
+                self.diagnostics.push(
                     SymlinkEscape
-                        .diagnostic(rel, whole, format!("`{rel}` is a broken symlink"))
-                        .help("remove the link, or commit the file it should point to"),
+                        .diagnostic(
+                            rel,
+                            whole,
+                            format!("`{rel}` is a symlink that leaves the repo (to `{}`)", target.display()),
+                        )
+                        .help("commit the file itself; paver never reads outside the platform repo"),
                 );
                 return Ok(());
             }
+            if target.is_dir() {
+                self.diagnostics.push(
+                    SymlinkEscape
+                        .diagnostic(rel, whole, format!("`{rel}` is a symlink to a directory, which paver does not follow"))
+                        .help("move the directory here instead of linking it"),
+                );
+                return Ok(());
+            }
+            target
+        } else {
+            PathBuf::from(path)
         };
-        if !target.starts_with(root) {
-            out.diagnostics.push(
-                SymlinkEscape
-                    .diagnostic(
-                        rel,
-                        whole,
-                        format!("`{rel}` is a symlink that leaves the repo (to `{}`)", target.display()),
-                    )
-                    .help("commit the file itself; paver never reads outside the platform repo"),
-            );
+        if !is_symlink && fs::symlink_metadata(&target)?.is_dir() {
+            let mut entries: Vec<_> = fs::read_dir(&target)?.collect::<Result<_, _>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let file_type = entry.file_type()?;
+                let child = format!("{rel}/{name}");
+                if file_type.is_dir() {
+                    self.visit(root, &entry.path(), &child, false)?;
+                } else {
+                    self.file(root, entry.path(), child, file_type.is_symlink())?;
+                }
+            }
             return Ok(());
         }
-        let meta = fs::metadata(&target)?;
-        if meta.is_dir() {
-            out.diagnostics.push(
-                SymlinkEscape
-                    .diagnostic(rel, whole, format!("`{rel}` is a symlink to a directory, which paver does not follow"))
-                    .help("move the directory here instead of linking it"),
-            );
-            return Ok(());
-        }
-        (target, meta)
-    } else {
-        (PathBuf::from(path), meta)
-    };
-    if meta.is_dir() {
-        let mut entries: Vec<_> = fs::read_dir(&target)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            visit(root, &entry.path(), &format!("{rel}/{name}"), out)?;
-        }
-        return Ok(());
+        self.classify(rel, target);
+        Ok(())
     }
-    match classify(rel) {
-        Ok(Role::Ignored) => return Ok(()),
-        Ok(_) => {}
-        Err(misplaced) => {
-            out.diagnostics.push(UnexpectedFile.diagnostic(rel, whole, misplaced.reason).help(misplaced.help));
-            return Ok(());
+
+    fn file(&mut self, root: &Path, path: PathBuf, rel: String, is_symlink: bool) -> io::Result<()> {
+        if is_symlink {
+            return self.visit(root, &path, &rel, true);
+        }
+        self.classify(&rel, path);
+        Ok(())
+    }
+
+    fn classify(&mut self, rel: &str, path: PathBuf) {
+        match classify(rel) {
+            Ok(Role::Ignored) => {}
+            Ok(_) => self.files.push((rel.to_string(), path)),
+            Err(misplaced) => self.diagnostics.push(
+                UnexpectedFile
+                    .diagnostic(rel, Span::at(Pos::new(1, 1)), misplaced.reason)
+                    .help(misplaced.help),
+            ),
         }
     }
-    if meta.len() > MAX_FILE_BYTES {
-        out.diagnostics.push(
-            ResourceLimit
-                .diagnostic(
-                    rel,
-                    whole,
-                    format!(
-                        "`{rel}` is {:.1} MiB, over paver's {} MiB limit for one file",
-                        meta.len() as f64 / (1024.0 * 1024.0),
-                        MAX_FILE_BYTES >> 20
-                    ),
-                )
-                .help("a spec or schema is a few kilobytes; split it, or remove data committed by mistake"),
-        );
-        return Ok(());
-    }
-    let bytes = fs::read(&target)?;
-    out.files.push(RawFile {
-        path: rel.to_string(),
-        bytes,
-    });
-    Ok(())
 }

@@ -2,7 +2,6 @@
 //! JSON Schema, with the indexes the rules need (resources by kind and name, subjects).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use crate::avro;
 use crate::diagnostic::Diagnostic;
@@ -32,8 +31,12 @@ pub struct File {
     pub root: Option<Node>,
     /// Whether the document passed its JSON Schema (always false when it did not parse).
     pub valid: bool,
-    transform: OnceLock<Option<Result<sql::Transform, Vec<sql::Problem>>>>,
-    fields: OnceLock<Option<Result<Vec<avro::Field>, Vec<avro::Problem>>>>,
+    /// A pipeline's transform, analysed while loading (in parallel, as it is the costly part).
+    transform: Option<Result<sql::Transform, Vec<sql::Problem>>>,
+    /// A pipeline's `sink.partitionKey` and `sink.orderKey`, analysed while loading.
+    keys: Vec<(&'static str, Result<Vec<sql::ColumnRef>, sql::Problem>)>,
+    /// An Avro file's top-level fields, read while loading.
+    fields: Option<Result<Vec<avro::Field>, Vec<avro::Problem>>>,
 }
 
 impl File {
@@ -161,21 +164,19 @@ impl Workspace {
             })
     }
 
-    /// The analysis of a pipeline file's transform (cached), when it has one.
+    /// The analysis of a pipeline file's transform, when it has one.
     pub fn transform<'a>(&self, file: &'a File) -> Option<&'a Result<sql::Transform, Vec<sql::Problem>>> {
-        file.transform
-            .get_or_init(|| {
-                let query = file.root.as_ref()?.path(&["spec", "transform", "query"])?.as_str()?;
-                Some(sql::analyze_transform(query))
-            })
-            .as_ref()
+        file.transform.as_ref()
     }
 
-    /// The top-level fields of an Avro file (cached), when it parsed.
+    /// The analysis of a pipeline file's `sink.partitionKey` or `sink.orderKey`, when it has one.
+    pub fn key<'a>(&self, file: &'a File, key: &str) -> Option<&'a Result<Vec<sql::ColumnRef>, sql::Problem>> {
+        file.keys.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
+    }
+
+    /// The top-level fields of an Avro file, when it parsed.
     pub fn avro_fields<'a>(&self, file: &'a File) -> Option<&'a Result<Vec<avro::Field>, Vec<avro::Problem>>> {
-        file.fields
-            .get_or_init(|| Some(avro::record_fields(file.root.as_ref()?)))
-            .as_ref()
+        file.fields.as_ref()
     }
 
     /// The Avro file a `<subject>@<version>` reference names.
@@ -209,8 +210,9 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
         text: String::new(),
         root: None,
         valid: false,
-        transform: OnceLock::new(),
-        fields: OnceLock::new(),
+        transform: None,
+        keys: Vec::new(),
+        fields: None,
     };
     let mut found = Vec::new();
     match std::str::from_utf8(&raw.bytes) {
@@ -290,6 +292,22 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
             found.extend(problems);
         }
         None => file.valid = matches!(file.role, Role::Avro { .. }),
+    }
+    if file.valid {
+        match &file.role {
+            Role::Spec { kind: Kind::DataPipeline, .. } => {
+                if let Some(query) = root.path(&["spec", "transform", "query"]).and_then(Node::as_str) {
+                    file.transform = Some(sql::analyze_transform(query));
+                }
+                for key in ["partitionKey", "orderKey"] {
+                    if let Some(text) = root.path(&["spec", "sink", key]).and_then(Node::as_str) {
+                        file.keys.push((key, sql::analyze_key(text)));
+                    }
+                }
+            }
+            Role::Avro { .. } => file.fields = Some(avro::record_fields(&root)),
+            _ => {}
+        }
     }
     file.root = Some(root);
     (file, found)

@@ -3,7 +3,6 @@
 use crate::diagnostic::Diagnostic;
 use crate::layout::Kind;
 use crate::rules::{sql_span, Rule, RuleMeta};
-use crate::sql;
 use crate::workspace::Workspace;
 
 /// Databases paver never writes into.
@@ -69,12 +68,11 @@ impl Rule for SqlIdentifier {
             }
             for key in ["partitionKey", "orderKey"] {
                 let Some(node) = root.path(&["spec", "sink", key]) else { continue };
-                let Some(text) = node.as_str() else { continue };
-                if let Err(problem) = sql::analyze_key(text) {
+                if let Some(Err(problem)) = ws.key(file, key) {
                     let mut d = self
                         .diagnostic(&file.path, sql_span(file, node, problem.pos, 1), format!("`sink.{key}`: {}", problem.message));
-                    if let Some(help) = problem.help {
-                        d = d.help(help);
+                    if let Some(help) = &problem.help {
+                        d = d.help(help.clone());
                     }
                     out.push(d);
                 }

@@ -3,7 +3,6 @@
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::layout::Kind;
 use crate::rules::{sql_span, Rule, RuleMeta};
-use crate::sql;
 use crate::workspace::Workspace;
 
 crate::rules::declare_rule! {
@@ -63,7 +62,7 @@ impl Rule for KeyColumn {
             }
             for key in ["partitionKey", "orderKey"] {
                 let Some(node) = root.path(&["spec", "sink", key]) else { continue };
-                let Some(Ok(reads)) = node.as_str().map(sql::analyze_key) else { continue };
+                let Some(Ok(reads)) = ws.key(file, key) else { continue };
                 for column in reads {
                     if columns.contains(&column.name) {
                         continue;
