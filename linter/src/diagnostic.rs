@@ -60,7 +60,12 @@ impl Diagnostic {
         self
     }
 
-    pub fn related(mut self, file: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
+    pub fn related(
+        mut self,
+        file: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Self {
         self.related.push(Related {
             file: file.into(),
             span,
@@ -76,12 +81,20 @@ impl Diagnostic {
 
     /// The order findings are printed in: by file, then position, then rule.
     pub fn sort_key(&self) -> (&str, u32, u32, &str) {
-        (&self.file, self.span.start.line, self.span.start.col, self.code)
+        (
+            &self.file,
+            self.span.start.line,
+            self.span.start.col,
+            self.code,
+        )
     }
 }
 
 /// "did you mean `x`?" for a misspelt name among the candidates, if one is close.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
         let d = edit_distance(&word.to_lowercase(), &candidate.to_lowercase());
@@ -101,7 +114,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
             prev = cur;
         }
     }
@@ -114,8 +131,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("partitons", ["partitions", "config"]), Some("partitions"));
-        assert_eq!(did_you_mean("retention.ms", ["retention.ms"]), Some("retention.ms"));
+        assert_eq!(
+            did_you_mean("partitons", ["partitions", "config"]),
+            Some("partitions")
+        );
+        assert_eq!(
+            did_you_mean("retention.ms", ["retention.ms"]),
+            Some("retention.ms")
+        );
         assert_eq!(did_you_mean("zzz", ["partitions", "config"]), None);
     }
 }

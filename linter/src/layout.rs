@@ -20,7 +20,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::KafkaTopic, Kind::ClickHouseCluster, Kind::DataPipeline];
+    pub const ALL: [Kind; 3] = [
+        Kind::KafkaTopic,
+        Kind::ClickHouseCluster,
+        Kind::DataPipeline,
+    ];
 
     /// The top-level folder its files live in.
     pub fn folder(self) -> &'static str {
@@ -61,7 +65,11 @@ pub enum Role {
     /// `paver.yaml`
     Settings,
     /// `<kind folder>/<name>/v<N>.yaml`
-    Spec { kind: Kind, name: String, version: u32 },
+    Spec {
+        kind: Kind,
+        name: String,
+        version: u32,
+    },
     /// `schemas/<subject>/v<N>.avsc`
     Avro { subject: String, version: u32 },
     /// `schemas/<subject>/subject.yaml`
@@ -95,19 +103,26 @@ pub fn classify(path: &str) -> Result<Role, Misplaced> {
         return Ok(Role::Ignored);
     }
     let expected = match top {
-        "schemas" => "schemas/<subject>/v<N>.avsc or schemas/<subject>/subject.yaml",
+        "schemas" => "`schemas/<subject>/v<N>.avsc` or `schemas/<subject>/subject.yaml`",
         other => match other {
-            "topics" => "topics/<name>/v<N>.yaml",
-            "clusters" => "clusters/<name>/v<N>.yaml",
-            _ => "pipelines/<name>/v<N>.yaml",
+            "topics" => "`topics/<name>/v<N>.yaml`",
+            "clusters" => "`clusters/<name>/v<N>.yaml`",
+            _ => "`pipelines/<name>/v<N>.yaml`",
         },
     };
-    let misplaced = |reason: String| Misplaced {
-        reason,
-        help: format!("files in `{top}/` are laid out as `{expected}`"),
+    let misplaced = |reason: String| {
+        let help = match suggest(file, top) {
+            Some(name) => {
+                format!("rename it to `{name}`: files in `{top}/` are laid out as {expected}")
+            }
+            None => format!("files in `{top}/` are laid out as {expected}"),
+        };
+        Misplaced { reason, help }
     };
     if parts.len() != 3 {
-        return Err(misplaced(format!("`{path}` is not in the layout of `{top}/`")));
+        return Err(misplaced(format!(
+            "`{path}` is not in the layout of `{top}/`"
+        )));
     }
     let name = parts[1].to_string();
     if top == "schemas" {
@@ -115,15 +130,32 @@ pub fn classify(path: &str) -> Result<Role, Misplaced> {
             return Ok(Role::SubjectConfig { subject: name });
         }
         return match version_of(file, "avsc") {
-            Ok(version) => Ok(Role::Avro { subject: name, version }),
+            Ok(version) => Ok(Role::Avro {
+                subject: name,
+                version,
+            }),
             Err(reason) => Err(misplaced(reason)),
         };
     }
     let kind = Kind::from_folder(top).expect("managed folder");
     match version_of(file, "yaml") {
-        Ok(version) => Ok(Role::Spec { kind, name, version }),
+        Ok(version) => Ok(Role::Spec {
+            kind,
+            name,
+            version,
+        }),
         Err(reason) => Err(misplaced(reason)),
     }
+}
+
+/// The name a misnamed version file most likely should have (`v02.yml` → `v2.yaml`).
+fn suggest(file: &str, top: &str) -> Option<String> {
+    let ext = if top == "schemas" { "avsc" } else { "yaml" };
+    let (stem, _) = file.rsplit_once('.')?;
+    let digits = stem.strip_prefix(['v', 'V'])?;
+    let n: u32 = digits.parse().ok().filter(|n| *n > 0)?;
+    let name = format!("v{n}.{ext}");
+    (name != file).then_some(name)
 }
 
 /// N of `v<N>.<ext>`: a positive integer written without leading zeros.
@@ -131,7 +163,9 @@ fn version_of(file: &str, ext: &str) -> Result<u32, String> {
     let stem = match file.rsplit_once('.') {
         Some((stem, e)) if e == ext => stem,
         Some((stem, "yml")) if ext == "yaml" => {
-            return Err(format!("`{file}` ends in `.yml`; paver reads `{stem}.yaml`"));
+            return Err(format!(
+                "`{file}` ends in `.yml`; paver reads `{stem}.yaml`"
+            ));
         }
         _ => return Err(format!("`{file}` is not a `v<N>.{ext}` file")),
     };
@@ -142,7 +176,9 @@ fn version_of(file: &str, ext: &str) -> Result<u32, String> {
         return Err(format!("`{file}` is not a `v<N>.{ext}` file"));
     }
     if digits.starts_with('0') {
-        return Err(format!("`{file}`: versions start at 1 and have no leading zeros"));
+        return Err(format!(
+            "`{file}`: versions start at 1 and have no leading zeros"
+        ));
     }
     digits
         .parse::<u32>()
@@ -174,7 +210,14 @@ mod tests {
         assert_eq!(classify("README.md"), Ok(Role::Ignored));
         assert_eq!(classify(".github/workflows/pr.yml"), Ok(Role::Ignored));
         assert_eq!(classify("pipelines/x/README.md"), Ok(Role::Ignored));
-        assert!(classify("topics/a/v1.yml").unwrap_err().reason.contains(".yml"));
+        assert!(classify("topics/a/v1.yml")
+            .unwrap_err()
+            .reason
+            .contains(".yml"));
+        assert!(classify("topics/a/v02.yml")
+            .unwrap_err()
+            .help
+            .starts_with("rename it to `v2.yaml`"));
         assert!(classify("topics/a/v01.yaml").is_err());
         assert!(classify("topics/a/v0.yaml").is_err());
         assert!(classify("topics/a.yaml").is_err());

@@ -44,7 +44,10 @@ impl Report {
     }
 
     fn count(&self, severity: Severity) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
     }
 
     /// The text of a file of the repo, when it was read.
@@ -74,7 +77,14 @@ pub fn lint(collected: Collected) -> Report {
     // cannot be judged.
     let disabled = &workspace.settings.disabled;
     diagnostics.retain(|d| d.code < "PV100" || !disabled.iter().any(|c| c == d.code));
-    diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then_with(|| a.message.cmp(&b.message)));
+    diagnostics.sort_by(|a, b| {
+        a.sort_key()
+            .cmp(&b.sort_key())
+            .then_with(|| a.message.cmp(&b.message))
+    });
     diagnostics.dedup();
-    Report { workspace, diagnostics }
+    Report {
+        workspace,
+        diagnostics,
+    }
 }

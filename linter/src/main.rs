@@ -63,7 +63,14 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     if cli.list_rules {
         for rule in rules::ALL {
             let m = rule.meta();
-            let _ = writeln!(stdout, "{}  {:<22} {:<8} {}", m.code, m.name, m.severity.as_str(), m.summary);
+            let _ = writeln!(
+                stdout,
+                "{}  {:<22} {:<8} {}",
+                m.code,
+                m.name,
+                m.severity.as_str(),
+                m.summary
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -71,7 +78,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot read the repo at `{}`: {e}", cli.path.display()))?;
     let text = match cli.format {
         Format::Human => {
-            let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+            let color = !cli.no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::stdout().is_terminal();
             output::human::render(&report, color)
         }
         Format::Json => output::json::render(&report),
@@ -93,7 +102,11 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     };
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    Ok(if report.errors() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.errors() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The repo root relative to the GitHub checkout (`$GITHUB_WORKSPACE`), `/`-terminated, so
@@ -102,11 +115,14 @@ fn checkout_prefix(root: &Path) -> String {
     let Some(workspace) = std::env::var_os("GITHUB_WORKSPACE") else {
         return String::new();
     };
-    let (Ok(root), Ok(workspace)) = (root.canonicalize(), Path::new(&workspace).canonicalize()) else {
+    let (Ok(root), Ok(workspace)) = (root.canonicalize(), Path::new(&workspace).canonicalize())
+    else {
         return String::new();
     };
     match root.strip_prefix(&workspace) {
-        Ok(rel) if !rel.as_os_str().is_empty() => format!("{}/", rel.to_string_lossy().replace('\\', "/")),
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            format!("{}/", rel.to_string_lossy().replace('\\', "/"))
+        }
         _ => String::new(),
     }
 }

@@ -45,7 +45,9 @@ impl SchemaKind {
     pub fn source(self) -> &'static str {
         match self {
             SchemaKind::KafkaTopic => include_str!("../../schemas/kafka-topic.schema.json"),
-            SchemaKind::ClickHouseCluster => include_str!("../../schemas/clickhouse-cluster.schema.json"),
+            SchemaKind::ClickHouseCluster => {
+                include_str!("../../schemas/clickhouse-cluster.schema.json")
+            }
             SchemaKind::DataPipeline => include_str!("../../schemas/data-pipeline.schema.json"),
             SchemaKind::Settings => include_str!("../../schemas/paver.schema.json"),
             SchemaKind::Subject => include_str!("../../schemas/subject.schema.json"),
@@ -67,7 +69,8 @@ static COMPILED: [OnceLock<Compiled>; 5] = [const { OnceLock::new() }; 5];
 fn compiled(kind: SchemaKind) -> &'static Compiled {
     COMPILED[kind.index()].get_or_init(|| {
         // The schemas are part of this binary and tested; failing here is a build defect.
-        let schema: Json = serde_json::from_str(kind.source()).expect("embedded schema is valid JSON");
+        let schema: Json =
+            serde_json::from_str(kind.source()).expect("embedded schema is valid JSON");
         let validator = jsonschema::options()
             .build(&schema)
             .expect("embedded schema compiles");
@@ -89,7 +92,9 @@ pub fn validate(kind: SchemaKind, doc: &Node, file: &str) -> Vec<Diagnostic> {
         let rule = rules::pv010_schema_violation::SchemaViolation;
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let parent = schema_path.strip_suffix("/additionalProperties").unwrap_or(&schema_path);
+                let parent = schema_path
+                    .strip_suffix("/additionalProperties")
+                    .unwrap_or(&schema_path);
                 let known = schema_at(&compiled.schema, parent)
                     .and_then(|s| s.get("properties"))
                     .and_then(Json::as_object)
@@ -102,7 +107,9 @@ pub fn validate(kind: SchemaKind, doc: &Node, file: &str) -> Vec<Diagnostic> {
                         .label("not a field of this object");
                     d = match did_you_mean(key, known.iter().copied()) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None if !known.is_empty() => d.help(format!("the fields here are: {}", known.join(", "))),
+                        None if !known.is_empty() => {
+                            d.help(format!("the fields here are: {}", known.join(", ")))
+                        }
                         None => d,
                     };
                     out.push(d);
@@ -121,12 +128,21 @@ pub fn validate(kind: SchemaKind, doc: &Node, file: &str) -> Vec<Diagnostic> {
                     format!("`{}`", at.trim_start_matches('/').replace('/', "."))
                 };
                 let mut d = rule
-                    .diagnostic(file, span, format!("missing required field `{name}` in {parent}"))
+                    .diagnostic(
+                        file,
+                        span,
+                        format!("missing required field `{name}` in {parent}"),
+                    )
                     .label(format!("`{name}` is missing here"));
-                let required_at = schema_path.strip_suffix("/required").unwrap_or(&schema_path);
-                if let Some(desc) = schema_at(&compiled.schema, &format!("{required_at}/properties/{name}"))
-                    .and_then(|s| s.get("description"))
-                    .and_then(Json::as_str)
+                let required_at = schema_path
+                    .strip_suffix("/required")
+                    .unwrap_or(&schema_path);
+                if let Some(desc) = schema_at(
+                    &compiled.schema,
+                    &format!("{required_at}/properties/{name}"),
+                )
+                .and_then(|s| s.get("description"))
+                .and_then(Json::as_str)
                 {
                     d = d.help(format!("add `{name}`: {desc}"));
                 }
@@ -137,7 +153,28 @@ pub fn validate(kind: SchemaKind, doc: &Node, file: &str) -> Vec<Diagnostic> {
                 let field = at.trim_start_matches('/').replace('/', ".");
                 let message = match kind {
                     ValidationErrorKind::Pattern { pattern } => {
-                        format!("{} does not match the pattern `{pattern}`", error.instance())
+                        format!(
+                            "{} does not match the pattern `{pattern}`",
+                            error.instance()
+                        )
+                    }
+                    ValidationErrorKind::Enum { options } => {
+                        let words: Vec<&str> = options
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Json::as_str)
+                            .collect();
+                        let mut m =
+                            format!("{} is not one of: {}", error.instance(), words.join(", "));
+                        if let Some(s) = error
+                            .instance()
+                            .as_str()
+                            .and_then(|v| did_you_mean(v, words.iter().copied()))
+                        {
+                            m.push_str(&format!(" (did you mean `{s}`?)"));
+                        }
+                        m
                     }
                     _ => error.to_string(),
                 };
@@ -201,12 +238,21 @@ mod tests {
         let text = "apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: t\n  version: 1\n  owner: x\nspec:\n  partitons: 3\n  replicationFactor: nope\n";
         let doc = load(text, Limits::default()).unwrap();
         let found = validate(SchemaKind::KafkaTopic, &doc, "topics/t/v1.yaml");
-        let unknown = found.iter().find(|d| d.message.contains("unknown field `partitons`")).unwrap();
+        let unknown = found
+            .iter()
+            .find(|d| d.message.contains("unknown field `partitons`"))
+            .unwrap();
         assert_eq!(unknown.span.start, Pos::new(8, 3));
         assert_eq!(unknown.help.as_deref(), Some("did you mean `partitions`?"));
-        let missing = found.iter().find(|d| d.message.contains("`partitions`") && d.message.contains("missing")).unwrap();
+        let missing = found
+            .iter()
+            .find(|d| d.message.contains("`partitions`") && d.message.contains("missing"))
+            .unwrap();
         assert_eq!(missing.span.start, Pos::new(7, 1));
-        let typed = found.iter().find(|d| d.message.contains("spec.replicationFactor")).unwrap();
+        let typed = found
+            .iter()
+            .find(|d| d.message.contains("spec.replicationFactor"))
+            .unwrap();
         assert_eq!(typed.span.start, Pos::new(9, 22));
     }
 }

@@ -50,7 +50,9 @@ pub fn collect(root: &Path) -> io::Result<Collected> {
         }
     }
     // Reading is most of the cost on a large repo: spread it over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let chunk = walk.files.len().div_ceil(threads).max(256);
     let mut out = Collected {
         files: Vec::with_capacity(walk.files.len()),
@@ -60,10 +62,18 @@ pub fn collect(root: &Path) -> io::Result<Collected> {
         let handles: Vec<_> = walk
             .files
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|(rel, path)| read(rel, path)).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(rel, path)| read(rel, path))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         for handle in handles {
-            let part = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let part = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             for result in part {
                 match result? {
                     Ok(file) => out.files.push(file),
@@ -130,16 +140,27 @@ impl Walk {
                         .diagnostic(
                             rel,
                             whole,
-                            format!("`{rel}` is a symlink that leaves the repo (to `{}`)", target.display()),
+                            format!(
+                                "`{rel}` is a symlink that leaves the repo (to `{}`)",
+                                target.display()
+                            ),
                         )
-                        .help("commit the file itself; paver never reads outside the platform repo"),
+                        .help(
+                            "commit the file itself; paver never reads outside the platform repo",
+                        ),
                 );
                 return Ok(());
             }
             if target.is_dir() {
                 self.diagnostics.push(
                     SymlinkEscape
-                        .diagnostic(rel, whole, format!("`{rel}` is a symlink to a directory, which paver does not follow"))
+                        .diagnostic(
+                            rel,
+                            whole,
+                            format!(
+                                "`{rel}` is a symlink to a directory, which paver does not follow"
+                            ),
+                        )
                         .help("move the directory here instead of linking it"),
                 );
                 return Ok(());
@@ -167,7 +188,13 @@ impl Walk {
         Ok(())
     }
 
-    fn file(&mut self, root: &Path, path: PathBuf, rel: String, is_symlink: bool) -> io::Result<()> {
+    fn file(
+        &mut self,
+        root: &Path,
+        path: PathBuf,
+        rel: String,
+        is_symlink: bool,
+    ) -> io::Result<()> {
         if is_symlink {
             return self.visit(root, &path, &rel, true);
         }

@@ -7,18 +7,19 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Spanned, Statement,
-    TableFactor, Visit, Visitor,
+    Expr, ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Spanned,
+    Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Token;
 
-/// A position inside the SQL text, 1-based.
+/// A position inside the SQL text, 1-based, and how many characters the token there has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SqlPos {
     pub line: u32,
     pub col: u32,
+    pub len: u32,
 }
 
 /// Why a query or key is refused.
@@ -68,20 +69,54 @@ const RECURSION_LIMIT: usize = 40;
 
 /// Table functions and functions that read or wait on something other than the stream.
 const FORBIDDEN_FUNCTIONS: &[&str] = &[
-    "file", "url", "remote", "remotesecure", "cluster", "clusterallreplicas", "s3", "s3cluster", "hdfs", "gcs",
-    "azureblobstorage", "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "input", "executable",
-    "numbers", "zeros", "generaterandom", "merge", "dictionary", "sleep", "sleepeachrow", "joinget", "joingetornull",
+    "file",
+    "url",
+    "remote",
+    "remotesecure",
+    "cluster",
+    "clusterallreplicas",
+    "s3",
+    "s3cluster",
+    "hdfs",
+    "gcs",
+    "azureblobstorage",
+    "mysql",
+    "postgresql",
+    "mongodb",
+    "redis",
+    "sqlite",
+    "jdbc",
+    "odbc",
+    "input",
+    "executable",
+    "numbers",
+    "zeros",
+    "generaterandom",
+    "merge",
+    "dictionary",
+    "sleep",
+    "sleepeachrow",
+    "joinget",
+    "joingetornull",
 ];
 
 fn forbidden_function(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    FORBIDDEN_FUNCTIONS.contains(&name.as_str()) || name.starts_with("dictget") || name.starts_with("dicthas")
+    FORBIDDEN_FUNCTIONS.contains(&name.as_str())
+        || name.starts_with("dictget")
+        || name.starts_with("dicthas")
 }
 
 fn pos_of(span: sqlparser::tokenizer::Span) -> Option<SqlPos> {
-    (span.start.line > 0).then(|| SqlPos {
+    let len = if span.end.line == span.start.line && span.end.column > span.start.column {
+        (span.end.column - span.start.column) as u32
+    } else {
+        1
+    };
+    (span.start.line > 0).then_some(SqlPos {
         line: span.start.line as u32,
         col: span.start.column as u32,
+        len,
     })
 }
 
@@ -90,10 +125,14 @@ fn parse_error(e: ParserError) -> Problem {
     let text = e.to_string();
     let number_after = |label: &str| -> Option<u32> {
         let rest = &text[text.find(label)? + label.len()..];
-        rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     let pos = match (number_after("Line:"), number_after("Column:")) {
-        (Some(line), Some(col)) => Some(SqlPos { line, col }),
+        (Some(line), Some(col)) => Some(SqlPos { line, col, len: 1 }),
         _ => None,
     };
     let message = text
@@ -121,13 +160,20 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
         [first, second, ..] => {
             let pos = pos_of(second.span()).or_else(|| {
                 let end = first.span().end;
-                (end.line > 0).then(|| SqlPos { line: end.line as u32, col: end.column as u32 })
+                (end.line > 0).then_some(SqlPos {
+                    line: end.line as u32,
+                    col: end.column as u32,
+                    len: 1,
+                })
             });
             return Err(vec![Problem::new(
                 pos,
-                format!("{} statements: a transform is exactly one SELECT", statements.len()),
+                format!(
+                    "{} statements: a transform is exactly one SELECT",
+                    statements.len()
+                ),
             )
-            .help("remove everything after the first statement's `;`")])
+            .help("remove everything after the first statement's `;`")]);
         }
     };
     let query = match statement {
@@ -144,23 +190,35 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
         SetExpr::Select(select) => select,
         SetExpr::SetOperation { .. } => {
             problems.push(
-                Problem::new(pos_of(query.body.span()), "UNION, EXCEPT and INTERSECT are not allowed in a transform")
-                    .help("a pipeline reads one stream; split the logic into two pipelines"),
+                Problem::new(
+                    pos_of(query.body.span()),
+                    "UNION, EXCEPT and INTERSECT are not allowed in a transform",
+                )
+                .help("a pipeline reads one stream; split the logic into two pipelines"),
             );
             return Err(problems);
         }
         other => {
-            problems.push(Problem::new(pos_of(other.span()), "a transform is a plain `SELECT … FROM source`"));
+            problems.push(Problem::new(
+                pos_of(other.span()),
+                "a transform is a plain `SELECT … FROM source`",
+            ));
             return Err(problems);
         }
     };
     if let Some(into) = &select.into {
-        problems.push(Problem::new(pos_of(into.span()), "SELECT … INTO is not allowed in a transform"));
+        problems.push(Problem::new(
+            pos_of(into.span()),
+            "SELECT … INTO is not allowed in a transform",
+        ));
     }
     match select.from.as_slice() {
         [] => problems.push(
-            Problem::new(pos_of(select.select_token.0.span), "the transform does not read `FROM source`")
-                .help("write `SELECT … FROM source`"),
+            Problem::new(
+                pos_of(select.select_token.0.span),
+                "the transform does not read `FROM source`",
+            )
+            .help("write `SELECT … FROM source`"),
         ),
         [table] => {
             check_table(&table.relation, &mut problems);
@@ -177,7 +235,7 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
         )),
     }
     // Everything else about the query: no other relation, no subquery, no forbidden function.
-    let mut guard = Guard::default();
+    let mut guard = Guard::new("a transform");
     let _ = query.visit(&mut guard);
     problems.extend(guard.problems);
 
@@ -203,35 +261,59 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
             }
             SelectItem::UnnamedExpr(expr) => {
                 problems.push(
-                    Problem::new(pos_of(expr.span()), format!("the output column `{expr}` has no name"))
-                        .help("name it with `AS <column>`: the name becomes the sink table's column"),
+                    Problem::new(
+                        pos_of(expr.span()),
+                        format!("the output column `{expr}` has no name"),
+                    )
+                    .help("name it with `AS <column>`: the name becomes the sink table's column"),
                 );
                 continue;
             }
             other => {
-                problems.push(Problem::new(pos_of(other.span()), format!("unsupported select item `{other}`")));
+                problems.push(Problem::new(
+                    pos_of(other.span()),
+                    format!("unsupported select item `{other}`"),
+                ));
                 continue;
             }
         };
         if !seen.insert(name.clone()) {
-            problems.push(Problem::new(pos, format!("the output column `{name}` is named twice")));
+            problems.push(Problem::new(
+                pos,
+                format!("the output column `{name}` is named twice"),
+            ));
         }
         out.outputs.push(name);
     }
     let mut reads = Reads::default();
     let _ = query.visit(&mut reads);
-    let aliases: BTreeSet<&str> = select
+    // A name that is an alias of the SELECT refers to that alias, except inside the
+    // aliased expression itself: in `upper(currency) AS currency`, `currency` is the column.
+    let aliases: Vec<(&str, sqlparser::tokenizer::Span)> = select
         .projection
         .iter()
         .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.as_str()),
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.as_str(), expr.span())),
             _ => None,
         })
         .collect();
+    let inside = |pos: Option<SqlPos>, span: sqlparser::tokenizer::Span| match pos {
+        Some(p) => {
+            let at = (u64::from(p.line), u64::from(p.col));
+            (span.start.line, span.start.column) <= at && at <= (span.end.line, span.end.column)
+        }
+        None => false,
+    };
     out.reads = reads
         .columns
         .into_iter()
-        .filter(|c| !aliases.contains(c.name.as_str()) && !reads.lambda_params.contains(&c.name))
+        .filter(|c| {
+            !reads.lambda_params.contains(&c.name)
+                && aliases
+                    .iter()
+                    .filter(|(alias, _)| *alias == c.name)
+                    .all(|(_, span)| inside(c.pos, *span))
+        })
         .collect();
     if problems.is_empty() {
         Ok(out)
@@ -246,8 +328,11 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
 fn check_query_clauses(query: &Query, problems: &mut Vec<Problem>) {
     if let Some(with) = &query.with {
         problems.push(
-            Problem::new(pos_of(with.with_token.0.span), "WITH is not allowed in a transform")
-                .help("write the expressions inline in the SELECT"),
+            Problem::new(
+                pos_of(with.with_token.0.span),
+                "WITH is not allowed in a transform",
+            )
+            .help("write the expressions inline in the SELECT"),
         );
     }
     if query.limit_clause.is_some() || query.fetch.is_some() {
@@ -264,10 +349,16 @@ fn check_query_clauses(query: &Query, problems: &mut Vec<Problem>) {
         );
     }
     if query.format_clause.is_some() {
-        problems.push(Problem::new(pos_of(query.span()), "FORMAT is not allowed in a transform"));
+        problems.push(Problem::new(
+            pos_of(query.span()),
+            "FORMAT is not allowed in a transform",
+        ));
     }
     if !query.locks.is_empty() || query.for_clause.is_some() || !query.pipe_operators.is_empty() {
-        problems.push(Problem::new(pos_of(query.span()), "this clause is not allowed in a transform"));
+        problems.push(Problem::new(
+            pos_of(query.span()),
+            "this clause is not allowed in a transform",
+        ));
     }
 }
 
@@ -277,10 +368,19 @@ fn is_source(name: &ObjectName) -> bool {
 
 fn check_table(factor: &TableFactor, problems: &mut Vec<Problem>) {
     match factor {
-        TableFactor::Table { name, args: None, .. } if is_source(name) => {}
-        TableFactor::Table { name, args: Some(_), .. } => problems.push(
-            Problem::new(pos_of(factor.span()), format!("the table function `{name}` is not allowed"))
-                .help("a transform reads only the stream `source`"),
+        TableFactor::Table {
+            name, args: None, ..
+        } if is_source(name) => {}
+        TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } => problems.push(
+            Problem::new(
+                pos_of(factor.span()),
+                format!("the table function `{name}` is not allowed"),
+            )
+            .help("a transform reads only the stream `source`"),
         ),
         TableFactor::Table { .. } => {} // reported by the guard, with every other relation
         TableFactor::Derived { .. } => problems.push(
@@ -299,10 +399,21 @@ fn check_table(factor: &TableFactor, problems: &mut Vec<Problem>) {
 }
 
 /// Finds other relations, subqueries and forbidden functions anywhere in the query.
-#[derive(Default)]
 struct Guard {
+    /// What is being checked, for messages: "a transform", "a key".
+    context: &'static str,
     queries: usize,
     problems: Vec<Problem>,
+}
+
+impl Guard {
+    fn new(context: &'static str) -> Self {
+        Guard {
+            context,
+            queries: 0,
+            problems: Vec::new(),
+        }
+    }
 }
 
 impl Visitor for Guard {
@@ -312,8 +423,11 @@ impl Visitor for Guard {
         self.queries += 1;
         if self.queries > 1 {
             self.problems.push(
-                Problem::new(pos_of(query.span()), "subqueries are not allowed in a transform")
-                    .help("a transform reads only the stream `source`, row by row"),
+                Problem::new(
+                    pos_of(query.span()),
+                    format!("subqueries are not allowed in {}", self.context),
+                )
+                .help("it is computed row by row, from the row's own columns"),
             );
         }
         ControlFlow::Continue(())
@@ -322,8 +436,11 @@ impl Visitor for Guard {
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
         if !is_source(relation) {
             self.problems.push(
-                Problem::new(pos_of(relation.span()), format!("the transform reads `{relation}`"))
-                    .help("a transform reads only the stream named `source`"),
+                Problem::new(
+                    pos_of(relation.span()),
+                    format!("{} may not read `{relation}`", self.context),
+                )
+                .help("a transform reads only the stream named `source`"),
             );
         }
         ControlFlow::Continue(())
@@ -334,8 +451,11 @@ impl Visitor for Guard {
             let name = f.name.to_string();
             if forbidden_function(&name) {
                 self.problems.push(
-                    Problem::new(pos_of(f.name.span()), format!("the function `{name}` is not allowed in a transform"))
-                        .help("it reads data other than the stream, or stalls ingestion"),
+                    Problem::new(
+                        pos_of(f.name.span()),
+                        format!("the function `{name}` is not allowed in {}", self.context),
+                    )
+                    .help("it reads data from outside the row, or stalls ingestion"),
                 );
             }
         }
@@ -399,7 +519,7 @@ pub fn analyze_key(text: &str) -> Result<Vec<ColumnRef>, Problem> {
         )
         .help("a key is one expression: a column, a function of columns, or a tuple `(a, b)`"));
     }
-    let mut guard = Guard::default();
+    let mut guard = Guard::new("a key");
     // A key has no query of its own: any query inside it is a subquery.
     guard.queries = 1;
     let _ = expr.visit(&mut guard);
@@ -409,7 +529,11 @@ pub fn analyze_key(text: &str) -> Result<Vec<ColumnRef>, Problem> {
     let mut reads = Reads::default();
     let _ = expr.visit(&mut reads);
     let params = reads.lambda_params;
-    Ok(reads.columns.into_iter().filter(|c| !params.contains(&c.name)).collect())
+    Ok(reads
+        .columns
+        .into_iter()
+        .filter(|c| !params.contains(&c.name))
+        .collect())
 }
 
 #[cfg(test)]
@@ -419,17 +543,40 @@ mod tests {
     const DESIGN_QUERY: &str = "SELECT userId, eventType, eventTime, properties, now() AS ingestedAt\nFROM source\nWHERE eventType NOT IN ('healthcheck', 'keepalive')\n";
 
     fn problems(query: &str) -> Vec<String> {
-        analyze_transform(query).expect_err("must be refused").into_iter().map(|p| p.message).collect()
+        analyze_transform(query)
+            .expect_err("must be refused")
+            .into_iter()
+            .map(|p| p.message)
+            .collect()
     }
 
     #[test]
     fn the_design_example_is_a_valid_transform() {
         let t = analyze_transform(DESIGN_QUERY).unwrap();
-        assert_eq!(t.outputs, ["userId", "eventType", "eventTime", "properties", "ingestedAt"]);
+        assert_eq!(
+            t.outputs,
+            [
+                "userId",
+                "eventType",
+                "eventTime",
+                "properties",
+                "ingestedAt"
+            ]
+        );
         let reads: BTreeSet<_> = t.reads.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(reads, BTreeSet::from(["userId", "eventType", "eventTime", "properties"]));
+        assert_eq!(
+            reads,
+            BTreeSet::from(["userId", "eventType", "eventTime", "properties"])
+        );
         let first = t.reads.iter().find(|c| c.name == "eventType").unwrap();
-        assert_eq!(first.pos, Some(SqlPos { line: 1, col: 16 }));
+        assert_eq!(
+            first.pos,
+            Some(SqlPos {
+                line: 1,
+                col: 16,
+                len: 9
+            })
+        );
     }
 
     #[test]
@@ -440,23 +587,48 @@ mod tests {
         .unwrap();
         let reads: BTreeSet<_> = t.reads.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(reads, BTreeSet::from(["a", "b", "c"]));
+        // The aliased expression's own name is the column it reads; elsewhere, the alias.
+        let t = analyze_transform(
+            "SELECT upper(currency) AS currency FROM source WHERE currency != ''",
+        )
+        .unwrap();
+        assert_eq!(t.reads.len(), 1);
+        assert_eq!(t.reads[0].pos.map(|p| p.col), Some(14));
         assert!(analyze_transform("SELECT * FROM source").unwrap().wildcard);
     }
 
     #[test]
     fn refuses_everything_but_one_select_over_source() {
-        assert!(problems("SELECT a FROM source; DROP TABLE analytics.user_events")[0].contains("2 statements"));
+        assert!(
+            problems("SELECT a FROM source; DROP TABLE analytics.user_events")[0]
+                .contains("2 statements")
+        );
         assert!(problems("DROP TABLE x")[0].contains("another kind of statement"));
-        assert!(problems("SELECT a FROM other")[0].contains("reads `other`"));
-        assert!(problems("SELECT a FROM url('http://x', CSV, 'a String')")[0].contains("table function"));
-        assert!(problems("SELECT a FROM source SETTINGS max_threads = 1").iter().any(|p| p.contains("SETTINGS")));
-        assert!(problems("SELECT a FROM source UNION ALL SELECT a FROM source")[0].contains("UNION"));
-        assert!(problems("SELECT a FROM source WHERE a IN (SELECT a FROM secrets)").iter().any(|p| p.contains("subqueries")));
-        assert!(problems("SELECT a FROM source JOIN other ON 1").iter().any(|p| p.contains("JOIN")));
+        assert!(problems("SELECT a FROM other")[0].contains("may not read `other`"));
+        assert!(
+            problems("SELECT a FROM url('http://x', CSV, 'a String')")[0]
+                .contains("table function")
+        );
+        assert!(problems("SELECT a FROM source SETTINGS max_threads = 1")
+            .iter()
+            .any(|p| p.contains("SETTINGS")));
+        assert!(
+            problems("SELECT a FROM source UNION ALL SELECT a FROM source")[0].contains("UNION")
+        );
+        assert!(
+            problems("SELECT a FROM source WHERE a IN (SELECT a FROM secrets)")
+                .iter()
+                .any(|p| p.contains("subqueries"))
+        );
+        assert!(problems("SELECT a FROM source JOIN other ON 1")
+            .iter()
+            .any(|p| p.contains("JOIN")));
         assert!(problems("SELECT dictGet('d', 'x', a) AS x FROM source")[0].contains("dictGet"));
         assert!(problems("SELECT a + 1 FROM source")[0].contains("has no name"));
         assert!(problems("SELECT a FROM source LIMIT 10")[0].contains("LIMIT"));
-        assert!(problems("SELECT a FROM source FORMAT JSON").iter().any(|p| p.contains("FORMAT")));
+        assert!(problems("SELECT a FROM source FORMAT JSON")
+            .iter()
+            .any(|p| p.contains("FORMAT")));
         assert!(problems("SELECT a FROM source INTO OUTFILE 'x'").len() == 1);
         let with = problems("WITH t AS (SELECT a FROM source) SELECT a FROM t");
         assert!(with.iter().any(|p| p.contains("WITH")), "{with:?}");

@@ -43,7 +43,11 @@ impl File {
     /// Kind, name and version of a spec file.
     pub fn spec(&self) -> Option<(Kind, &str, u32)> {
         match &self.role {
-            Role::Spec { kind, name, version } => Some((*kind, name, *version)),
+            Role::Spec {
+                kind,
+                name,
+                version,
+            } => Some((*kind, name, *version)),
             _ => None,
         }
     }
@@ -96,7 +100,9 @@ impl Workspace {
     /// Load the files (decode, parse, validate), in parallel. Returns the workspace and the
     /// findings of loading.
     pub fn load(raw: Vec<RawFile>) -> (Workspace, Vec<Diagnostic>) {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
         let chunk = raw.len().div_ceil(threads).max(64);
         let mut loaded: Vec<(File, Vec<Diagnostic>)> = Vec::with_capacity(raw.len());
         std::thread::scope(|scope| {
@@ -117,7 +123,11 @@ impl Workspace {
             diagnostics.extend(found);
             let id = ws.files.len();
             match &file.role {
-                Role::Spec { kind, name, version } => {
+                Role::Spec {
+                    kind,
+                    name,
+                    version,
+                } => {
                     ws.resources
                         .entry(*kind)
                         .or_default()
@@ -126,7 +136,11 @@ impl Workspace {
                         .insert(*version, id);
                 }
                 Role::Avro { subject, version } => {
-                    ws.subjects.entry(subject.clone()).or_default().versions.insert(*version, id);
+                    ws.subjects
+                        .entry(subject.clone())
+                        .or_default()
+                        .versions
+                        .insert(*version, id);
                 }
                 Role::SubjectConfig { subject } => {
                     ws.subjects.entry(subject.clone()).or_default().config = Some(id);
@@ -164,18 +178,55 @@ impl Workspace {
             })
     }
 
+    /// The active (highest) version of every resource of a kind that passed its schema.
+    /// Warnings look only at these: a released older version can never be edited, so a
+    /// warning on it could never be acted upon.
+    pub fn active_specs(&self, kind: Kind) -> impl Iterator<Item = (&File, &Node)> {
+        self.resources
+            .get(&kind)
+            .into_iter()
+            .flat_map(|names| names.values())
+            .filter_map(|versions| versions.values().next_back())
+            .filter_map(|id| {
+                let file = &self.files[*id];
+                match (&file.root, file.valid) {
+                    (Some(root), true) => Some((file, root)),
+                    _ => None,
+                }
+            })
+    }
+
+    /// Whether a spec file is the active (highest) version of its resource.
+    pub fn is_active(&self, file: &File) -> bool {
+        file.spec().is_some_and(|(kind, name, version)| {
+            self.resource(kind, name)
+                .and_then(|v| v.keys().next_back())
+                .is_some_and(|highest| *highest == version)
+        })
+    }
+
     /// The analysis of a pipeline file's transform, when it has one.
-    pub fn transform<'a>(&self, file: &'a File) -> Option<&'a Result<sql::Transform, Vec<sql::Problem>>> {
+    pub fn transform<'a>(
+        &self,
+        file: &'a File,
+    ) -> Option<&'a Result<sql::Transform, Vec<sql::Problem>>> {
         file.transform.as_ref()
     }
 
     /// The analysis of a pipeline file's `sink.partitionKey` or `sink.orderKey`, when it has one.
-    pub fn key<'a>(&self, file: &'a File, key: &str) -> Option<&'a Result<Vec<sql::ColumnRef>, sql::Problem>> {
+    pub fn key<'a>(
+        &self,
+        file: &'a File,
+        key: &str,
+    ) -> Option<&'a Result<Vec<sql::ColumnRef>, sql::Problem>> {
         file.keys.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
     }
 
     /// The top-level fields of an Avro file, when it parsed.
-    pub fn avro_fields<'a>(&self, file: &'a File) -> Option<&'a Result<Vec<avro::Field>, Vec<avro::Problem>>> {
+    pub fn avro_fields<'a>(
+        &self,
+        file: &'a File,
+    ) -> Option<&'a Result<Vec<avro::Field>, Vec<avro::Problem>>> {
         file.fields.as_ref()
     }
 
@@ -190,14 +241,24 @@ impl Workspace {
 
 fn settings_from(root: &Node) -> Settings {
     let mut s = Settings::default();
-    if let Some(mode) = root.path(&["defaults", "compatibility"]).and_then(Node::as_str) {
+    if let Some(mode) = root
+        .path(&["defaults", "compatibility"])
+        .and_then(Node::as_str)
+    {
         s.default_compatibility = mode.to_string();
     }
-    if let Some(cost) = root.path(&["lint", "costPerMemoryGBMonth"]).and_then(Node::as_f64) {
+    if let Some(cost) = root
+        .path(&["lint", "costPerMemoryGBMonth"])
+        .and_then(Node::as_f64)
+    {
         s.cost_per_memory_gb_month = cost;
     }
     if let Some(disabled) = root.path(&["lint", "disable"]) {
-        s.disabled = disabled.as_seq().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+        s.disabled = disabled
+            .as_seq()
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
     }
     s
 }
@@ -226,9 +287,27 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
                     .diagnostic(
                         &raw.path,
                         Span::at(Pos::new(line, col)),
-                        format!("the file is not UTF-8 (invalid byte 0x{:02X})", raw.bytes[e.valid_up_to()]),
+                        format!(
+                            "the file is not UTF-8 (invalid byte 0x{:02X})",
+                            raw.bytes[e.valid_up_to()]
+                        ),
                     )
                     .help("save the file as UTF-8"),
+            );
+            return (file, found);
+        }
+    }
+    if matches!(file.role, Role::Avro { .. }) {
+        // Avro schemas are JSON; the YAML loader (which reads JSON too, with positions)
+        // would also take YAML-only syntax, which Avro tools reject.
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&file.text) {
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message);
+            let pos = Pos::new(e.line().max(1) as u32, e.column().max(1) as u32);
+            found.push(
+                InvalidYaml
+                    .diagnostic(&raw.path, Span::at(pos), format!("invalid JSON: {message}"))
+                    .help("an .avsc file is plain JSON: no comments, no trailing commas, double quotes only"),
             );
             return (file, found);
         }
@@ -236,15 +315,34 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
     let root = match yaml::load(&file.text, Limits::default()) {
         Ok(root) => root,
         Err(e) => {
-            let what = if raw.path.ends_with(".avsc") { "JSON" } else { "YAML" };
+            let what = if raw.path.ends_with(".avsc") {
+                "JSON"
+            } else {
+                "YAML"
+            };
             let d = match e.kind {
-                yaml::ErrorKind::Syntax => InvalidYaml
-                    .diagnostic(&raw.path, e.span, format!("invalid {what}: {}", e.message)),
+                yaml::ErrorKind::Syntax => {
+                    let help = if e.message.contains("empty") {
+                        "write the spec here, or remove the file"
+                    } else if e.message.contains("second YAML document") {
+                        "one file is one version: put the second document in its own `v<N>.yaml`"
+                    } else if e.message.contains("tag") {
+                        "write the value itself: paver does not expand tags or environment variables"
+                    } else {
+                        "check the indentation and quoting on this line and the one before it"
+                    };
+                    InvalidYaml
+                        .diagnostic(&raw.path, e.span, format!("invalid {what}: {}", e.message))
+                        .help(help)
+                }
                 yaml::ErrorKind::DuplicateKey { first } => DuplicateKey
                     .diagnostic(&raw.path, e.span, e.message)
                     .label("written again here")
                     .related(&raw.path, first, "first written here")
                     .help("keep one of them: a later duplicate would silently win in other tools"),
+                yaml::ErrorKind::Budget if e.message.contains("nesting") => ResourceLimit
+                    .diagnostic(&raw.path, e.span, e.message)
+                    .help("no paver spec nests this deep; flatten the document"),
                 yaml::ErrorKind::Budget => ResourceLimit
                     .diagnostic(&raw.path, e.span, e.message)
                     .help("write the values out; anchors and aliases that expand this far are a denial of service"),
@@ -266,7 +364,11 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
                             .diagnostic(
                                 &raw.path,
                                 span,
-                                format!("a `{k}` in `{}/`, which holds `{}` specs", kind.folder(), kind.name()),
+                                format!(
+                                    "a `{k}` in `{}/`, which holds `{}` specs",
+                                    kind.folder(),
+                                    kind.name()
+                                ),
                             )
                             .help(format!(
                                 "move the file to `{}/`, or set `kind: {}`",
@@ -295,8 +397,14 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
     }
     if file.valid {
         match &file.role {
-            Role::Spec { kind: Kind::DataPipeline, .. } => {
-                if let Some(query) = root.path(&["spec", "transform", "query"]).and_then(Node::as_str) {
+            Role::Spec {
+                kind: Kind::DataPipeline,
+                ..
+            } => {
+                if let Some(query) = root
+                    .path(&["spec", "transform", "query"])
+                    .and_then(Node::as_str)
+                {
                     file.transform = Some(sql::analyze_transform(query));
                 }
                 for key in ["partitionKey", "orderKey"] {
@@ -320,7 +428,7 @@ pub fn position_in_scalar(file: &File, node: &Node, line: u32, col: u32) -> Pos 
         return node.span.start;
     };
     match style {
-        Style::Block => {
+        Style::Literal => {
             // The content starts on the line after the `|` or `>` indicator (where the
             // parser may or may not have put the scalar's start), at the block's indent.
             let lines: Vec<&str> = file.text.lines().collect();
@@ -329,7 +437,11 @@ pub fn position_in_scalar(file: &File, node: &Node, line: u32, col: u32) -> Pos 
                 .get(start.line as usize - 1)
                 .and_then(|l| l.chars().nth(start.col as usize - 1))
                 .is_some_and(|c| c == '|' || c == '>');
-            let first = if on_indicator { start.line + 1 } else { start.line };
+            let first = if on_indicator {
+                start.line + 1
+            } else {
+                start.line
+            };
             let file_line = first + line - 1;
             let indent = |n: u32| {
                 lines
@@ -337,12 +449,29 @@ pub fn position_in_scalar(file: &File, node: &Node, line: u32, col: u32) -> Pos 
                     .map(|l| l.chars().take_while(|c| *c == ' ').count() as u32)
             };
             match indent(first) {
-                Some(block_indent) if indent(file_line).is_some() => Pos::new(file_line, block_indent + col),
+                Some(block_indent) if indent(file_line).is_some() => {
+                    Pos::new(file_line, block_indent + col)
+                }
                 _ => start,
             }
         }
-        Style::Plain if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col - 1),
-        Style::Quoted if line == 1 => Pos::new(node.span.start.line, node.span.start.col + col),
+        // On one line, the source text is the value itself unless escapes changed it: trust
+        // the position only where the value's text stands in the line as written.
+        Style::Plain | Style::Quoted if line == 1 => {
+            let quote = u32::from(*style == Style::Quoted);
+            let start = node.span.start;
+            let written = file.text.lines().nth(start.line as usize - 1).map(|l| {
+                l.chars()
+                    .skip((start.col - 1 + quote) as usize)
+                    .collect::<String>()
+            });
+            match (written, &node.value) {
+                (Some(w), yaml::Value::Str(value, _)) if w.starts_with(value.as_str()) => {
+                    Pos::new(start.line, start.col + quote + col - 1)
+                }
+                _ => start,
+            }
+        }
         _ => node.span.start,
     }
 }

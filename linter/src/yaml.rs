@@ -59,8 +59,12 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     Plain,
+    /// Single- or double-quoted.
     Quoted,
-    Block,
+    /// A literal block (`|`): lines kept as written.
+    Literal,
+    /// A folded block (`>`): lines joined, so positions inside it are not exact.
+    Folded,
 }
 
 /// The value of a node, typed by the YAML 1.2 core schema.
@@ -170,7 +174,11 @@ impl<'a> Builder<'a> {
             }
             Some(Err(e)) => {
                 let pos = Pos::from_marker(e.marker());
-                Err(Error::new(ErrorKind::Syntax, Span::at(pos), e.info().to_string()))
+                Err(Error::new(
+                    ErrorKind::Syntax,
+                    Span::at(pos),
+                    e.info().to_string(),
+                ))
             }
             None => Err(Error::new(
                 ErrorKind::Syntax,
@@ -183,7 +191,11 @@ impl<'a> Builder<'a> {
     fn document(&mut self) -> Result<Node, Error> {
         let (first, _) = self.next()?;
         if first != Event::StreamStart {
-            return Err(Error::new(ErrorKind::Syntax, Span::at(self.last), "expected a YAML stream"));
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                Span::at(self.last),
+                "expected a YAML stream",
+            ));
         }
         match self.next()? {
             (Event::DocumentStart(_), _) => {}
@@ -194,13 +206,25 @@ impl<'a> Builder<'a> {
                     "the file is empty: it must hold one YAML document",
                 ))
             }
-            (_, span) => return Err(Error::new(ErrorKind::Syntax, span, "expected a YAML document")),
+            (_, span) => {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    span,
+                    "expected a YAML document",
+                ))
+            }
         }
         let (event, span) = self.next()?;
         let root = self.node(event, span, 0)?;
         match self.next()? {
             (Event::DocumentEnd, _) => {}
-            (_, span) => return Err(Error::new(ErrorKind::Syntax, span, "expected the end of the document")),
+            (_, span) => {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    span,
+                    "expected the end of the document",
+                ))
+            }
         }
         match self.next()? {
             (Event::StreamEnd, _) => Ok(root),
@@ -238,7 +262,9 @@ impl<'a> Builder<'a> {
         let before = self.nodes;
         self.count(1, span)?;
         let (node, anchor) = match event {
-            Event::Scalar(text, style, anchor, tag) => (scalar(text, style, tag.as_deref(), span)?, anchor),
+            Event::Scalar(text, style, anchor, tag) => {
+                (scalar(text, style, tag.as_deref(), span)?, anchor)
+            }
             Event::SequenceStart(anchor, tag) => {
                 reject_tag(tag.as_deref(), span)?;
                 let mut items = Vec::new();
@@ -273,13 +299,11 @@ impl<'a> Builder<'a> {
                                 "an alias as a mapping key is not supported",
                             ))
                         }
-                        _ => {
-                            return Err(Error::new(
-                                ErrorKind::Syntax,
-                                key_span,
-                                "only plain text keys are supported, not sequences or mappings as keys",
-                            ))
-                        }
+                        _ => return Err(Error::new(
+                            ErrorKind::Syntax,
+                            key_span,
+                            "only plain text keys are supported, not sequences or mappings as keys",
+                        )),
                     };
                     self.count(1, key_span)?;
                     if let Some(first) = seen.get(&key) {
@@ -292,7 +316,11 @@ impl<'a> Builder<'a> {
                     seen.insert(key.clone(), key_span);
                     let (event, value_span) = self.next()?;
                     let value = self.node(event, value_span, depth + 1)?;
-                    entries.push(Entry { key, key_span, value });
+                    entries.push(Entry {
+                        key,
+                        key_span,
+                        value,
+                    });
                 };
                 (
                     Node {
@@ -307,7 +335,13 @@ impl<'a> Builder<'a> {
                 // before copying, so that nested aliases cannot grow past the budget.
                 let (node, size) = match self.anchors.get(&id) {
                     Some((node, size)) => (node, *size),
-                    None => return Err(Error::new(ErrorKind::Syntax, span, "alias to an unknown anchor")),
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Syntax,
+                            span,
+                            "alias to an unknown anchor",
+                        ))
+                    }
                 };
                 let node = Node {
                     value: node.value.clone(),
@@ -320,7 +354,8 @@ impl<'a> Builder<'a> {
             _ => return Err(Error::new(ErrorKind::Syntax, span, "unexpected YAML event")),
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), self.nodes - before));
+            self.anchors
+                .insert(anchor, (node.clone(), self.nodes - before));
         }
         Ok(node)
     }
@@ -329,7 +364,9 @@ impl<'a> Builder<'a> {
 fn reject_tag(tag: Option<&Tag>, span: Span) -> Result<(), Error> {
     match tag {
         None => Ok(()),
-        Some(tag) if tag.is_yaml_core_schema() && matches!(tag.suffix.as_str(), "map" | "seq") => Ok(()),
+        Some(tag) if tag.is_yaml_core_schema() && matches!(tag.suffix.as_str(), "map" | "seq") => {
+            Ok(())
+        }
         Some(tag) => Err(Error::new(
             ErrorKind::Syntax,
             span,
@@ -338,12 +375,21 @@ fn reject_tag(tag: Option<&Tag>, span: Span) -> Result<(), Error> {
     }
 }
 
-fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, span: Span) -> Result<Node, Error> {
+fn scalar(
+    text: Cow<'_, str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    span: Span,
+) -> Result<Node, Error> {
     let value = match tag {
         Some(tag) if tag.is_yaml_core_schema() => match tag.suffix.as_str() {
             "str" => Value::Str(text.into_owned(), Style::Quoted),
             "int" | "float" | "bool" | "null" => match resolve_plain(&text) {
-                v @ (Value::Int(_) | Value::Float(_)) if matches!(tag.suffix.as_str(), "int" | "float") => v,
+                v @ (Value::Int(_) | Value::Float(_))
+                    if matches!(tag.suffix.as_str(), "int" | "float") =>
+                {
+                    v
+                }
                 v @ Value::Bool(_) if tag.suffix == "bool" => v,
                 v @ Value::Null if tag.suffix == "null" => v,
                 _ => {
@@ -371,8 +417,11 @@ fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, span: Span)
         }
         None => match style {
             ScalarStyle::Plain => resolve_plain(&text),
-            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Value::Str(text.into_owned(), Style::Quoted),
-            ScalarStyle::Literal | ScalarStyle::Folded => Value::Str(text.into_owned(), Style::Block),
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                Value::Str(text.into_owned(), Style::Quoted)
+            }
+            ScalarStyle::Literal => Value::Str(text.into_owned(), Style::Literal),
+            ScalarStyle::Folded => Value::Str(text.into_owned(), Style::Folded),
         },
     };
     Ok(Node { value, span })
@@ -385,7 +434,9 @@ fn resolve_plain(text: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -473,9 +524,11 @@ impl Node {
         }
     }
 
+    /// An integer, also when written as a whole decimal (`2.0`), as JSON Schema counts it.
     pub fn as_i64(&self) -> Option<i64> {
         match self.value {
             Value::Int(i) => Some(i),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
             _ => None,
         }
     }
@@ -536,7 +589,8 @@ impl Node {
                     }
                     None => return span,
                 },
-                Value::Seq(items) => match segment.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                Value::Seq(items) => match segment.parse::<usize>().ok().and_then(|i| items.get(i))
+                {
                     Some(item) => {
                         span = item.span;
                         node = item;
@@ -561,7 +615,12 @@ impl Node {
                 .unwrap_or_else(|| J::String(f.to_string())),
             Value::Str(s, _) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(entries.iter().map(|e| (e.key.clone(), e.value.to_json())).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -635,7 +694,9 @@ mod tests {
     #[test]
     fn rejects_what_paver_does_not_read() {
         assert_eq!(err("").kind, ErrorKind::Syntax);
-        assert!(err("a: 1\n---\nb: 2\n").message.contains("second YAML document"));
+        assert!(err("a: 1\n---\nb: 2\n")
+            .message
+            .contains("second YAML document"));
         assert!(err("a: !custom 1\n").message.contains("not supported"));
         assert!(err("? [a]\n: 1\n").message.contains("keys"));
         let e = err("a: [1, 2\nb: 3\n");
@@ -647,7 +708,10 @@ mod tests {
     #[test]
     fn json_is_yaml() {
         let doc = ok("{\"type\": \"record\", \"fields\": [{\"name\": \"a\", \"type\": \"int\"}]}");
-        assert_eq!(doc.pointer_span("/fields/0/type", false).start, Pos::new(1, 53));
+        assert_eq!(
+            doc.pointer_span("/fields/0/type", false).start,
+            Pos::new(1, 53)
+        );
         assert_eq!(doc.to_json()["fields"][0]["name"], "a");
     }
 }

@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 
 fn paver_lint(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paver-lint"));
-    cmd.args(args).env_remove("GITHUB_WORKSPACE").env_remove("GITHUB_STEP_SUMMARY");
+    cmd.args(args)
+        .env_remove("GITHUB_WORKSPACE")
+        .env_remove("GITHUB_STEP_SUMMARY");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -13,7 +15,10 @@ fn paver_lint(args: &[&str], env: &[(&str, &Path)]) -> Output {
 }
 
 fn example() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform-repo-example").to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../platform-repo-example")
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn broken_repo() -> tempfile::TempDir {
@@ -60,7 +65,10 @@ fn errors_exit_1_and_every_format_names_the_place() {
     assert_eq!(log["version"], "2.1.0");
     let result = &log["runs"][0]["results"][0];
     assert_eq!(result["ruleId"], "PV010");
-    assert_eq!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "topics/orders/v1.yaml");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "topics/orders/v1.yaml"
+    );
 }
 
 #[test]
@@ -71,16 +79,27 @@ fn github_format_annotates_and_writes_the_job_summary() {
     let summary = tempfile::NamedTempFile::new().unwrap();
     let out = paver_lint(
         &[dir.path().to_str().unwrap(), "--format", "github"],
-        &[("GITHUB_WORKSPACE", checkout), ("GITHUB_STEP_SUMMARY", summary.path())],
+        &[
+            ("GITHUB_WORKSPACE", checkout),
+            ("GITHUB_STEP_SUMMARY", summary.path()),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     let name = dir.path().file_name().unwrap().to_string_lossy();
     let expected = format!("::error file={name}/topics/orders/v1.yaml,line=8,col=3,");
     assert!(text.contains(&expected), "{text}");
-    assert!(text.contains("title=PV010 schema-violation::unknown field `partitons`%0Ahelp: did you mean"), "{text}");
+    assert!(
+        text.contains(
+            "title=PV010 schema-violation::unknown field `partitons`%0Ahelp: did you mean"
+        ),
+        "{text}"
+    );
     let md = std::fs::read_to_string(summary.path()).unwrap();
-    assert!(md.contains("## paver-lint") && md.contains("| :x: |"), "{md}");
+    assert!(
+        md.contains("## paver-lint") && md.contains("| :x: |"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -93,7 +112,11 @@ fn github_annotations_stay_within_the_limits() {
     }
     let out = paver_lint(&[dir.path().to_str().unwrap(), "--format", "github"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.starts_with("::error ")).count(), 10, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("::error ")).count(),
+        10,
+        "{text}"
+    );
     assert!(text.contains("over GitHub's annotation limit"), "{text}");
 }
 
@@ -103,7 +126,10 @@ fn unreadable_repo_and_bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the repo"));
     assert_eq!(paver_lint(&["--format", "xml"], &[]).status.code(), Some(2));
-    assert_eq!(paver_lint(&["--explain", "PV999"], &[]).status.code(), Some(2));
+    assert_eq!(
+        paver_lint(&["--explain", "PV999"], &[]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -112,7 +138,10 @@ fn explain_prints_the_rule_doc() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("PV303 transform-query (error)"), "{text}");
-    assert!(text.contains("## Why is this bad?") && text.contains("## Use instead"), "{text}");
+    assert!(
+        text.contains("## Why is this bad?") && text.contains("## Use instead"),
+        "{text}"
+    );
     let list = paver_lint(&["--list-rules"], &[]);
     assert!(String::from_utf8_lossy(&list.stdout).lines().count() >= 20);
 }

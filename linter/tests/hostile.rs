@@ -25,7 +25,11 @@ fn lint(root: &Path) -> Report {
 }
 
 fn only<'a>(report: &'a Report, file: &str) -> &'a Diagnostic {
-    let found: Vec<_> = report.diagnostics.iter().filter(|d| d.file == file).collect();
+    let found: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.file == file)
+        .collect();
     assert_eq!(found.len(), 1, "{}", output::human::render(report, false));
     found[0]
 }
@@ -33,23 +37,36 @@ fn only<'a>(report: &'a Report, file: &str) -> &'a Diagnostic {
 #[test]
 fn malformed_yaml_points_at_the_error() {
     let dir = repo();
-    write(dir.path(), "topics/payments/v1.yaml", b"apiVersion: platform.paver.dev/v1\nkind: [KafkaTopic\nmetadata: {}\n");
+    write(
+        dir.path(),
+        "topics/payments/v1.yaml",
+        b"apiVersion: platform.paver.dev/v1\nkind: [KafkaTopic\nmetadata: {}\n",
+    );
     let report = lint(dir.path());
     let d = only(&report, "topics/payments/v1.yaml");
     assert_eq!(d.code, "PV001");
     assert_eq!(d.span.start.line, 3, "{d:?}");
     // The valid file beside it is still checked, and clean.
-    assert!(report.diagnostics.iter().all(|d| d.file != "topics/orders/v1.yaml"));
+    assert!(report
+        .diagnostics
+        .iter()
+        .all(|d| d.file != "topics/orders/v1.yaml"));
 }
 
 #[test]
 fn duplicate_keys_are_refused_with_both_places() {
     let dir = repo();
-    let text = TOPIC.replace("  replicationFactor: 3\n", "  replicationFactor: 3\n  partitions: 12\n");
+    let text = TOPIC.replace(
+        "  replicationFactor: 3\n",
+        "  replicationFactor: 3\n  partitions: 12\n",
+    );
     write(dir.path(), "topics/orders/v1.yaml", text.as_bytes());
     let report = lint(dir.path());
     let d = only(&report, "topics/orders/v1.yaml");
-    assert_eq!((d.code, d.span.start.line, d.span.start.col), ("PV002", 10, 3));
+    assert_eq!(
+        (d.code, d.span.start.line, d.span.start.col),
+        ("PV002", 10, 3)
+    );
     assert_eq!(d.related[0].span.start.line, 8);
 }
 
@@ -58,13 +75,20 @@ fn an_alias_bomb_fails_fast_without_eating_memory() {
     let dir = repo();
     let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..12 {
-        text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+        text.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        ));
     }
     write(dir.path(), "topics/bomb/v1.yaml", text.as_bytes());
     let report = lint(dir.path());
     let d = only(&report, "topics/bomb/v1.yaml");
     assert_eq!(d.code, "PV003");
-    assert!(d.span.start.line <= 6, "stopped at line {}", d.span.start.line);
+    assert!(
+        d.span.start.line <= 6,
+        "stopped at line {}",
+        d.span.start.line
+    );
 }
 
 #[test]
@@ -88,11 +112,19 @@ fn symlinks_out_of_the_repo_are_refused() {
     write(outside.path(), "secret.yaml", TOPIC.as_bytes());
     let dir = repo();
     fs::create_dir_all(dir.path().join("topics/leak")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.yaml"), dir.path().join("topics/leak/v1.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yaml"),
+        dir.path().join("topics/leak/v1.yaml"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("pipelines")).unwrap();
     // A link inside the repo is followed like the file itself.
     fs::create_dir_all(dir.path().join("topics/orders-copy")).unwrap();
-    std::os::unix::fs::symlink("../orders/v1.yaml", dir.path().join("topics/orders-copy/v1.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        "../orders/v1.yaml",
+        dir.path().join("topics/orders-copy/v1.yaml"),
+    )
+    .unwrap();
     let report = lint(dir.path());
     let leak = only(&report, "topics/leak/v1.yaml");
     assert_eq!(leak.code, "PV004");
@@ -111,7 +143,10 @@ fn non_utf8_is_refused_at_the_byte() {
     write(dir.path(), "topics/orders/v1.yaml", &bytes);
     let report = lint(dir.path());
     let d = only(&report, "topics/orders/v1.yaml");
-    assert_eq!((d.code, d.span.start.line, d.span.start.col), ("PV001", 6, 14));
+    assert_eq!(
+        (d.code, d.span.start.line, d.span.start.col),
+        ("PV001", 6, 14)
+    );
     assert!(d.message.contains("0xFF"));
 }
 
@@ -134,8 +169,14 @@ fn sql_injection_through_keys_and_table_is_refused() {
     let path = dir.path().join("pipelines/user-events-ingestion/v2.yaml");
     let text = fs::read_to_string(&path)
         .unwrap()
-        .replace("orderKey: (userId, eventTime)", "orderKey: \"userId) ENGINE = Log; DROP TABLE analytics.users; --\"")
-        .replace("table: analytics.user_events", "table: \"analytics.user_events; DROP TABLE x\"");
+        .replace(
+            "orderKey: (userId, eventTime)",
+            "orderKey: \"userId) ENGINE = Log; DROP TABLE analytics.users; --\"",
+        )
+        .replace(
+            "table: analytics.user_events",
+            "table: \"analytics.user_events; DROP TABLE x\"",
+        );
     fs::write(&path, text).unwrap();
     let report = lint(dir.path());
     let codes: Vec<_> = report
@@ -146,10 +187,18 @@ fn sql_injection_through_keys_and_table_is_refused() {
         .collect();
     // The table fails its schema pattern, so the semantic rules skip the file: one finding
     // that names the field is enough to stop the merge.
-    assert_eq!(codes, ["PV010"], "{}", output::human::render(&report, false));
+    assert_eq!(
+        codes,
+        ["PV010"],
+        "{}",
+        output::human::render(&report, false)
+    );
     fs::write(
         &path,
-        fs::read_to_string(&path).unwrap().replace("\"analytics.user_events; DROP TABLE x\"", "analytics.user_events"),
+        fs::read_to_string(&path).unwrap().replace(
+            "\"analytics.user_events; DROP TABLE x\"",
+            "analytics.user_events",
+        ),
     )
     .unwrap();
     let report = lint(dir.path());

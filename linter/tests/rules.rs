@@ -14,7 +14,10 @@ fn parse_txtar(text: &str) -> Vec<(String, Option<String>, String)> {
     let mut current: Option<(String, Option<String>, String)> = None;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_end_matches('\n');
-        if let Some(header) = trimmed.strip_prefix("-- ").and_then(|h| h.strip_suffix(" --")) {
+        if let Some(header) = trimmed
+            .strip_prefix("-- ")
+            .and_then(|h| h.strip_suffix(" --"))
+        {
             files.extend(current.take());
             let (path, link) = match header.split_once(" -> ") {
                 Some((p, t)) => (p.to_string(), Some(t.to_string())),
@@ -50,7 +53,10 @@ fn fixtures() -> PathBuf {
 fn lint_fixture(code: &str, case: &str) -> (tempfile::TempDir, Report) {
     let dir = tempfile::tempdir().unwrap();
     write_archive(dir.path(), &fixtures().join("_base.txtar"));
-    write_archive(dir.path(), &fixtures().join(code).join(format!("{case}.txtar")));
+    write_archive(
+        dir.path(),
+        &fixtures().join(code).join(format!("{case}.txtar")),
+    );
     let report = paver_lint::lint_dir(dir.path()).unwrap();
     (dir, report)
 }
@@ -60,7 +66,11 @@ fn the_base_repo_lints_clean() {
     let dir = tempfile::tempdir().unwrap();
     write_archive(dir.path(), &fixtures().join("_base.txtar"));
     let report = paver_lint::lint_dir(dir.path()).unwrap();
-    assert!(report.diagnostics.is_empty(), "{}", output::human::render(&report, false));
+    assert!(
+        report.diagnostics.is_empty(),
+        "{}",
+        output::human::render(&report, false)
+    );
 }
 
 #[test]
@@ -68,7 +78,9 @@ fn every_rule_has_fixtures_that_trigger_it_and_not() {
     let mut missing = Vec::new();
     for rule in rules::ALL {
         let code = rule.meta().code;
-        if !fixtures().join(code).join("bad.txtar").exists() || !fixtures().join(code).join("good.txtar").exists() {
+        if !fixtures().join(code).join("bad.txtar").exists()
+            || !fixtures().join(code).join("good.txtar").exists()
+        {
             missing.push(code);
             continue;
         }
@@ -92,5 +104,8 @@ fn every_rule_has_fixtures_that_trigger_it_and_not() {
             insta::assert_snapshot!("json", output::json::render(&bad));
         });
     }
-    assert!(missing.is_empty(), "rules without bad.txtar and good.txtar fixtures: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "rules without bad.txtar and good.txtar fixtures: {missing:?}"
+    );
 }

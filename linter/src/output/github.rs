@@ -113,7 +113,9 @@ fn cell(text: &str) -> String {
 
 /// Escape the message part of a workflow command.
 fn data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a property value of a workflow command.

@@ -9,7 +9,11 @@ use crate::Report;
 
 /// Render every finding, then a one-line summary.
 pub fn render(report: &Report, color: bool) -> String {
-    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let mut out = String::new();
     for d in &report.diagnostics {
         out.push_str(&render_one(report, d, &renderer));
@@ -43,7 +47,11 @@ fn render_one(report: &Report, d: &Diagnostic, renderer: &Renderer) -> String {
                 .line_start(1)
                 .path(d.file.as_str())
                 .fold(true)
-                .annotation(AnnotationKind::Primary.span(byte_range(text, d.span.start, d.span.end)).label(label));
+                .annotation(
+                    AnnotationKind::Primary
+                        .span(byte_range(text, d.span.start, d.span.end))
+                        .label(label),
+                );
             for r in d.related.iter().filter(|r| r.file == d.file) {
                 snippet = snippet.annotation(
                     AnnotationKind::Context
@@ -53,18 +61,25 @@ fn render_one(report: &Report, d: &Diagnostic, renderer: &Renderer) -> String {
             }
             title.element(snippet)
         }
-        None => title.element(
-            Level::NOTE.message(format!("in {}:{}:{}", d.file, d.span.start.line, d.span.start.col)),
-        ),
+        None => title.element(Level::NOTE.message(format!(
+            "in {}:{}:{}",
+            d.file, d.span.start.line, d.span.start.col
+        ))),
     };
     let mut others = Vec::new();
     for r in d.related.iter().filter(|r| r.file != d.file) {
         if let Some(text) = report.text(&r.file) {
-            others.push(Snippet::source(text).line_start(1).path(r.file.as_str()).fold(true).annotation(
-                AnnotationKind::Context
-                    .span(byte_range(text, r.span.start, r.span.end))
-                    .label(r.label.as_str()),
-            ));
+            others.push(
+                Snippet::source(text)
+                    .line_start(1)
+                    .path(r.file.as_str())
+                    .fold(true)
+                    .annotation(
+                        AnnotationKind::Context
+                            .span(byte_range(text, r.span.start, r.span.end))
+                            .label(r.label.as_str()),
+                    ),
+            );
         }
     }
     for snippet in others {
@@ -84,11 +99,16 @@ fn byte_range(text: &str, start: Pos, end: Pos) -> std::ops::Range<usize> {
     let line_end = text[begin..].find('\n').map_or(text.len(), |i| begin + i);
     let mut stop = if end.line == start.line && end.col > start.col {
         offset(text, end).min(line_end)
-    } else {
+    } else if end > start {
         line_end
+    } else {
+        begin
     };
     if stop <= begin {
-        stop = text[begin..].chars().next().map_or(begin, |c| begin + c.len_utf8());
+        stop = text[begin..]
+            .chars()
+            .next()
+            .map_or(begin, |c| begin + c.len_utf8());
         if stop > line_end && line_end > begin {
             stop = line_end;
         }
@@ -126,5 +146,6 @@ mod tests {
         assert_eq!(byte_range(text, Pos::new(2, 1), Pos::new(2, 3)), 6..8);
         assert_eq!(byte_range(text, Pos::new(2, 5), Pos::new(2, 5)), 10..11);
         assert_eq!(byte_range(text, Pos::new(1, 1), Pos::new(2, 3)), 0..5);
+        assert_eq!(byte_range(text, Pos::new(1, 1), Pos::new(1, 1)), 0..1);
     }
 }

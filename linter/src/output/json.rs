@@ -40,7 +40,8 @@ pub fn render(report: &Report) -> String {
         .diagnostics
         .iter()
         .map(|d| {
-            let same_line = d.span.end.line == d.span.start.line && d.span.end.col > d.span.start.col;
+            let same_line =
+                d.span.end.line == d.span.start.line && d.span.end.col > d.span.start.col;
             Finding {
                 rule: d.code,
                 severity: d.severity.as_str(),
@@ -50,7 +51,11 @@ pub fn render(report: &Report) -> String {
                 message: &d.message,
                 name: d.name,
                 end_line: d.span.start.line,
-                end_column: if same_line { d.span.end.col } else { d.span.start.col },
+                end_column: if same_line {
+                    d.span.end.col
+                } else {
+                    d.span.start.col
+                },
                 help: d.help.as_deref(),
             }
         })

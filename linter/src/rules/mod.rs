@@ -138,12 +138,38 @@ pub fn find(id: &str) -> Option<&'static dyn Rule> {
 /// The explanation as `--explain` prints it: the doc comment without its leading spaces.
 pub fn explain(rule: &dyn Rule) -> String {
     let meta = rule.meta();
-    let mut text = format!("{} {} ({})\n\n{}\n\n", meta.code, meta.name, meta.severity.as_str(), meta.summary);
+    let mut text = format!(
+        "{} {} ({})\n\n{}\n\n",
+        meta.code,
+        meta.name,
+        meta.severity.as_str(),
+        meta.summary
+    );
     for line in meta.explanation.lines() {
         text.push_str(line.strip_prefix(' ').unwrap_or(line));
         text.push('\n');
     }
     text
+}
+
+/// The span in the file of a position inside a SQL string scalar, `len` characters long.
+pub(crate) fn sql_span(
+    file: &crate::workspace::File,
+    node: &crate::yaml::Node,
+    pos: Option<crate::sql::SqlPos>,
+) -> Span {
+    match pos {
+        Some(p) => {
+            let start = crate::workspace::position_in_scalar(file, node, p.line, p.col);
+            if start == node.span.start && (p.line, p.col) != (1, 1) {
+                // Not mapped exactly (a folded block, escapes): the whole scalar.
+                return node.span;
+            }
+            let end = crate::yaml::Pos::new(start.line, start.col + p.len.max(1));
+            Span::new(start, end)
+        }
+        None => node.span,
+    }
 }
 
 #[cfg(test)]
@@ -159,25 +185,12 @@ mod tests {
             last = m.code;
             assert!(m.code.len() == 5 && m.code.starts_with("PV"));
             for section in ["## What it does", "## Why is this bad?", "## Example"] {
-                assert!(m.explanation.contains(section), "{} lacks {section}", m.code);
+                assert!(
+                    m.explanation.contains(section),
+                    "{} lacks {section}",
+                    m.code
+                );
             }
         }
-    }
-}
-
-/// The span in the file of a position inside a SQL string scalar, `len` characters long.
-pub(crate) fn sql_span(
-    file: &crate::workspace::File,
-    node: &crate::yaml::Node,
-    pos: Option<crate::sql::SqlPos>,
-    len: usize,
-) -> Span {
-    match pos {
-        Some(p) => {
-            let start = crate::workspace::position_in_scalar(file, node, p.line, p.col);
-            let end = crate::yaml::Pos::new(start.line, start.col + len as u32);
-            Span::new(start, end)
-        }
-        None => node.span,
     }
 }

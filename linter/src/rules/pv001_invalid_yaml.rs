@@ -39,5 +39,4 @@ impl Rule for InvalidYaml {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

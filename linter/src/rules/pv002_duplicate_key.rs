@@ -34,5 +34,4 @@ impl Rule for DuplicateKey {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

@@ -34,5 +34,4 @@ impl Rule for ResourceLimit {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

@@ -31,5 +31,4 @@ impl Rule for SymlinkEscape {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

@@ -35,5 +35,4 @@ impl Rule for UnexpectedFile {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

@@ -42,5 +42,4 @@ impl Rule for SchemaViolation {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

@@ -44,18 +44,24 @@ impl Rule for NameMismatch {
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for kind in Kind::ALL {
             for (file, root) in ws.specs(kind) {
-                let (Some((_, folder, _)), Some(node)) = (file.spec(), root.path(&["metadata", "name"])) else {
+                let (Some((_, folder, _)), Some(node)) =
+                    (file.spec(), root.path(&["metadata", "name"]))
+                else {
                     continue;
                 };
                 let Some(name) = node.as_str() else { continue };
                 if name != folder {
                     out.push(
-                        self.diagnostic(&file.path, node.span, format!("`metadata.name` is `{name}` but the folder is `{folder}`"))
-                            .label(format!("expected `{folder}`"))
-                            .help(format!(
-                                "set `name: {folder}`, or move the file to `{}/{name}/`",
-                                kind.folder()
-                            )),
+                        self.diagnostic(
+                            &file.path,
+                            node.span,
+                            format!("`metadata.name` is `{name}` but the folder is `{folder}`"),
+                        )
+                        .label(format!("expected `{folder}`"))
+                        .help(format!(
+                            "set `name: {folder}`, or move the file to `{}/{name}/`",
+                            kind.folder()
+                        )),
                     );
                 }
             }

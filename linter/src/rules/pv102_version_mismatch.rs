@@ -49,9 +49,13 @@ impl Rule for VersionMismatch {
                 if node.as_i64() != Some(i64::from(n)) {
                     let written = node.scalar_text().unwrap_or_default();
                     out.push(
-                        self.diagnostic(&file.path, node.span, format!("`metadata.version` is {written} but the file is `v{n}.yaml`"))
-                            .label(format!("expected {n}"))
-                            .help(format!("set `version: {n}`")),
+                        self.diagnostic(
+                            &file.path,
+                            node.span,
+                            format!("`metadata.version` is {written} but the file is `v{n}.yaml`"),
+                        )
+                        .label(format!("expected {n}"))
+                        .help(format!("set `version: {n}`")),
                     );
                 }
             }

@@ -36,7 +36,13 @@ crate::rules::declare_rule! {
 }
 
 impl VersionGap {
-    fn check_versions(&self, ws: &Workspace, what: &str, versions: &Versions, out: &mut Vec<Diagnostic>) {
+    fn check_versions(
+        &self,
+        ws: &Workspace,
+        what: &str,
+        versions: &Versions,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let mut expected = 1;
         for (n, id) in versions {
             if *n != expected {

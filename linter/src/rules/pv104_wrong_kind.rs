@@ -31,5 +31,4 @@ impl Rule for WrongKind {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
-
 }

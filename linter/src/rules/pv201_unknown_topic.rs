@@ -41,20 +41,32 @@ impl Rule for UnknownTopic {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         let topics = ws.resources.get(&Kind::KafkaTopic);
-        let names = || topics.into_iter().flat_map(|t| t.keys().map(String::as_str));
+        let names = || {
+            topics
+                .into_iter()
+                .flat_map(|t| t.keys().map(String::as_str))
+        };
         for (file, root) in ws.specs(Kind::DataPipeline) {
             for field in ["topic", "deadLetterTopic"] {
-                let Some(node) = root.path(&["spec", "source", field]) else { continue };
+                let Some(node) = root.path(&["spec", "source", field]) else {
+                    continue;
+                };
                 let Some(topic) = node.as_str() else { continue };
                 if ws.resource(Kind::KafkaTopic, topic).is_some() {
                     continue;
                 }
                 let mut d = self
-                    .diagnostic(&file.path, node.span, format!("no KafkaTopic `{topic}` in this repo"))
+                    .diagnostic(
+                        &file.path,
+                        node.span,
+                        format!("no KafkaTopic `{topic}` in this repo"),
+                    )
                     .label("unknown topic");
                 d = match did_you_mean(topic, names()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!("add `topics/{topic}/v1.yaml`, or name one of the repo's topics")),
+                    None => d.help(format!(
+                        "add `topics/{topic}/v1.yaml`, or name one of the repo's topics"
+                    )),
                 };
                 out.push(d);
             }

@@ -40,26 +40,50 @@ impl Rule for UnknownSchema {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (file, root) in ws.specs(Kind::DataPipeline) {
-            let Some(node) = root.path(&["spec", "source", "schema"]) else { continue };
-            let Some(reference) = node.as_str() else { continue };
-            let Some((subject, version)) = reference.rsplit_once('@') else { continue };
+            let Some(node) = root.path(&["spec", "source", "schema"]) else {
+                continue;
+            };
+            let Some(reference) = node.as_str() else {
+                continue;
+            };
+            let Some((subject, version)) = reference.rsplit_once('@') else {
+                continue;
+            };
             let d = match ws.subjects.get(subject) {
                 None => {
-                    let d = self.diagnostic(&file.path, node.span, format!("no Avro subject `{subject}` in this repo"));
+                    let d = self.diagnostic(
+                        &file.path,
+                        node.span,
+                        format!("no Avro subject `{subject}` in this repo"),
+                    );
                     match did_you_mean(subject, ws.subjects.keys().map(String::as_str)) {
                         Some(s) => d.help(format!("did you mean `{s}@{version}`?")),
                         None => d.help(format!("add `schemas/{subject}/v1.avsc`")),
                     }
                 }
-                Some(s) if version.parse().is_ok_and(|v: u32| s.versions.contains_key(&v)) => continue,
+                Some(s)
+                    if version
+                        .parse()
+                        .is_ok_and(|v: u32| s.versions.contains_key(&v)) =>
+                {
+                    continue
+                }
                 Some(s) => {
-                    let have: Vec<String> = s.versions.keys().map(|v| format!("{subject}@{v}")).collect();
-                    self.diagnostic(&file.path, node.span, format!("subject `{subject}` has no version {version}"))
-                        .help(if have.is_empty() {
-                            format!("add `schemas/{subject}/v{version}.avsc`")
-                        } else {
-                            format!("the subject's versions are {}", have.join(", "))
-                        })
+                    let have: Vec<String> = s
+                        .versions
+                        .keys()
+                        .map(|v| format!("{subject}@{v}"))
+                        .collect();
+                    self.diagnostic(
+                        &file.path,
+                        node.span,
+                        format!("subject `{subject}` has no version {version}"),
+                    )
+                    .help(if have.is_empty() {
+                        format!("add `schemas/{subject}/v{version}.avsc`")
+                    } else {
+                        format!("the subject's versions are {}", have.join(", "))
+                    })
                 }
             };
             out.push(d.label("unknown schema"));

@@ -41,18 +41,30 @@ impl Rule for UnknownCluster {
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         let clusters = ws.resources.get(&Kind::ClickHouseCluster);
         for (file, root) in ws.specs(Kind::DataPipeline) {
-            let Some(node) = root.path(&["spec", "sink", "cluster"]) else { continue };
-            let Some(cluster) = node.as_str() else { continue };
+            let Some(node) = root.path(&["spec", "sink", "cluster"]) else {
+                continue;
+            };
+            let Some(cluster) = node.as_str() else {
+                continue;
+            };
             if ws.resource(Kind::ClickHouseCluster, cluster).is_some() {
                 continue;
             }
-            let names = clusters.into_iter().flat_map(|c| c.keys().map(String::as_str));
+            let names = clusters
+                .into_iter()
+                .flat_map(|c| c.keys().map(String::as_str));
             let d = self
-                .diagnostic(&file.path, node.span, format!("no ClickHouseCluster `{cluster}` in this repo"))
+                .diagnostic(
+                    &file.path,
+                    node.span,
+                    format!("no ClickHouseCluster `{cluster}` in this repo"),
+                )
                 .label("unknown cluster");
             out.push(match did_you_mean(cluster, names) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("add `clusters/{cluster}/v1.yaml`, or name one of the repo's clusters")),
+                None => d.help(format!(
+                    "add `clusters/{cluster}/v1.yaml`, or name one of the repo's clusters"
+                )),
             });
         }
     }

@@ -10,8 +10,9 @@ use crate::yaml::Span;
 
 crate::rules::declare_rule! {
     /// ## What it does
-    /// Reports a `source.consumerGroup` used by more than one pipeline. The versions of one
-    /// pipeline share their group; different pipelines may not.
+    /// Reports a `source.consumerGroup` used by the active versions of more than one
+    /// pipeline, on each of them. The versions of one pipeline share their group;
+    /// different pipelines may not.
     ///
     /// ## Why is this bad?
     /// Kafka splits a topic's partitions among the members of a group. Two pipelines in one
@@ -41,29 +42,40 @@ impl Rule for SharedConsumerGroup {
     }
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
-        // group -> the first pipeline that uses it, with where.
-        let mut owners: BTreeMap<&str, (&str, &str, Span)> = BTreeMap::new();
-        for (file, root) in ws.specs(Kind::DataPipeline) {
-            let (Some((_, pipeline, _)), Some(node)) = (file.spec(), root.path(&["spec", "source", "consumerGroup"]))
+        // Only the active version of a pipeline consumes; which of two pipelines is "the
+        // new one" cannot be told from one tree, so each of them is reported.
+        let mut users: BTreeMap<&str, Vec<(&str, &str, Span)>> = BTreeMap::new();
+        for (file, root) in ws.active_specs(Kind::DataPipeline) {
+            let (Some((_, pipeline, _)), Some(node)) =
+                (file.spec(), root.path(&["spec", "source", "consumerGroup"]))
             else {
                 continue;
             };
-            let Some(group) = node.as_str() else { continue };
-            match owners.get(group) {
-                None => {
-                    owners.insert(group, (pipeline, &file.path, node.span));
-                }
-                Some((owner, _, _)) if *owner == pipeline => {}
-                Some((owner, owner_file, owner_span)) => out.push(
-                    self.diagnostic(
-                        &file.path,
-                        node.span,
-                        format!("the consumer group `{group}` is already used by the pipeline `{owner}`"),
+            if let Some(group) = node.as_str() {
+                users
+                    .entry(group)
+                    .or_default()
+                    .push((pipeline, &file.path, node.span));
+            }
+        }
+        for (group, pipelines) in users.iter().filter(|(_, p)| p.len() > 1) {
+            for (pipeline, path, span) in pipelines {
+                let others: Vec<_> = pipelines.iter().filter(|(p, _, _)| p != pipeline).collect();
+                let names: Vec<String> = others.iter().map(|(p, _, _)| format!("`{p}`")).collect();
+                let mut d = self
+                    .diagnostic(
+                        path,
+                        *span,
+                        format!("the consumer group `{group}` is also used by {}", names.join(", ")),
                     )
                     .label("shared consumer group")
-                    .related(*owner_file, *owner_span, format!("used by `{owner}` here"))
-                    .help(format!("give `{pipeline}` a group of its own, e.g. `{group}-{pipeline}`")),
-                ),
+                    .help(format!(
+                        "add a new version of one of these pipelines with a group of its own, e.g. `{group}-{pipeline}`"
+                    ));
+                for (other, other_path, other_span) in others {
+                    d = d.related(*other_path, *other_span, format!("used by `{other}` here"));
+                }
+                out.push(d);
             }
         }
     }

@@ -67,10 +67,15 @@ impl Rule for SqlIdentifier {
                 }
             }
             for key in ["partitionKey", "orderKey"] {
-                let Some(node) = root.path(&["spec", "sink", key]) else { continue };
+                let Some(node) = root.path(&["spec", "sink", key]) else {
+                    continue;
+                };
                 if let Some(Err(problem)) = ws.key(file, key) {
-                    let mut d = self
-                        .diagnostic(&file.path, sql_span(file, node, problem.pos, 1), format!("`sink.{key}`: {}", problem.message));
+                    let mut d = self.diagnostic(
+                        &file.path,
+                        sql_span(file, node, problem.pos),
+                        format!("`sink.{key}`: {}", problem.message),
+                    );
                     if let Some(help) = &problem.help {
                         d = d.help(help.clone());
                     }

@@ -20,8 +20,14 @@ enum Kafka {
 
 /// The topic-level configs of Apache Kafka 3.x/4.x (`kafka-configs --describe --all`).
 const CONFIGS: &[(&str, Kafka)] = &[
-    ("cleanup.policy", Kafka::OneOf(&["delete", "compact", "compact,delete", "delete,compact"])),
-    ("compression.type", Kafka::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"])),
+    (
+        "cleanup.policy",
+        Kafka::OneOf(&["delete", "compact", "compact,delete", "delete,compact"]),
+    ),
+    (
+        "compression.type",
+        Kafka::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    ),
     ("compression.gzip.level", Kafka::Long(-1)),
     ("compression.lz4.level", Kafka::Long(1)),
     ("compression.zstd.level", Kafka::Long(-131072)),
@@ -41,7 +47,10 @@ const CONFIGS: &[(&str, Kafka)] = &[
     ("message.timestamp.after.max.ms", Kafka::Long(0)),
     ("message.timestamp.before.max.ms", Kafka::Long(0)),
     ("message.timestamp.difference.max.ms", Kafka::Long(0)),
-    ("message.timestamp.type", Kafka::OneOf(&["CreateTime", "LogAppendTime"])),
+    (
+        "message.timestamp.type",
+        Kafka::OneOf(&["CreateTime", "LogAppendTime"]),
+    ),
     ("min.cleanable.dirty.ratio", Kafka::Text),
     ("min.compaction.lag.ms", Kafka::Long(0)),
     ("min.insync.replicas", Kafka::Long(1)),
@@ -97,25 +106,37 @@ impl KafkaConfig {
         match kind {
             Kafka::Long(min) => match text.trim().parse::<i64>() {
                 Ok(n) if n >= min => None,
-                Ok(n) => Some((format!("`{key}` is {n}, below its minimum {min}"), format!("use a value >= {min}"))),
+                Ok(n) => Some((
+                    format!("`{key}` is {n}, below its minimum {min}"),
+                    format!("use a value >= {min}"),
+                )),
                 Err(_) => Some((
                     format!("`{key}` is `{text}`, not a whole number"),
-                    "write the number itself, e.g. `604800000` for 7 days in milliseconds".to_string(),
+                    "write the number itself, e.g. `604800000` for 7 days in milliseconds"
+                        .to_string(),
                 )),
             },
             Kafka::Bool => match text.as_str() {
                 "true" | "false" => None,
-                _ => Some((format!("`{key}` is `{text}`, not true or false"), "write `true` or `false`".to_string())),
+                _ => Some((
+                    format!("`{key}` is `{text}`, not true or false"),
+                    "write `true` or `false`".to_string(),
+                )),
             },
             Kafka::OneOf(words) => {
-                if words.contains(&text.as_str()) {
+                // Kafka splits list values on commas and trims each item.
+                let normal = text.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+                if words.contains(&normal.as_str()) {
                     return None;
                 }
                 let help = match did_you_mean(&text, words.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("one of: {}", words.join(", ")),
                 };
-                Some((format!("`{key}` is `{text}`, which Kafka does not accept"), help))
+                Some((
+                    format!("`{key}` is `{text}`, which Kafka does not accept"),
+                    help,
+                ))
             }
             Kafka::Text => None,
         }
@@ -129,22 +150,35 @@ impl Rule for KafkaConfig {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (file, root) in ws.specs(Kind::KafkaTopic) {
-            let Some(config) = root.path(&["spec", "config"]) else { continue };
+            let Some(config) = root.path(&["spec", "config"]) else {
+                continue;
+            };
             for entry in config.as_map() {
                 match CONFIGS.iter().find(|(k, _)| *k == entry.key) {
                     Some((_, kind)) => {
-                        if let Some((message, help)) = self.check_value(*kind, &entry.key, &entry.value) {
-                            out.push(self.diagnostic(&file.path, entry.value.span, message).help(help));
+                        if let Some((message, help)) =
+                            self.check_value(*kind, &entry.key, &entry.value)
+                        {
+                            out.push(
+                                self.diagnostic(&file.path, entry.value.span, message)
+                                    .help(help),
+                            );
                         }
                     }
                     None => {
                         let d = self
-                            .diagnostic(&file.path, entry.key_span, format!("`{}` is not a Kafka topic config", entry.key))
+                            .diagnostic(
+                                &file.path,
+                                entry.key_span,
+                                format!("`{}` is not a Kafka topic config", entry.key),
+                            )
                             .label("unknown config");
-                        out.push(match did_you_mean(&entry.key, CONFIGS.iter().map(|(k, _)| *k)) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None => d.help("see the topic configs of the Kafka documentation"),
-                        });
+                        out.push(
+                            match did_you_mean(&entry.key, CONFIGS.iter().map(|(k, _)| *k)) {
+                                Some(s) => d.help(format!("did you mean `{s}`?")),
+                                None => d.help("see the topic configs of the Kafka documentation"),
+                            },
+                        );
                     }
                 }
             }

@@ -45,12 +45,18 @@ impl Rule for TransformQuery {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (file, root) in ws.specs(Kind::DataPipeline) {
-            let (Some(Err(problems)), Some(node)) = (ws.transform(file), root.path(&["spec", "transform", "query"]))
-            else {
+            let (Some(Err(problems)), Some(node)) = (
+                ws.transform(file),
+                root.path(&["spec", "transform", "query"]),
+            ) else {
                 continue;
             };
             for problem in problems {
-                let mut d = self.diagnostic(&file.path, sql_span(file, node, problem.pos, 1), problem.message.clone());
+                let mut d = self.diagnostic(
+                    &file.path,
+                    sql_span(file, node, problem.pos),
+                    problem.message.clone(),
+                );
                 if let Some(help) = &problem.help {
                     d = d.help(help.clone());
                 }

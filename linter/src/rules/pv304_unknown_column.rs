@@ -41,11 +41,16 @@ impl Rule for UnknownColumn {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (file, root) in ws.specs(Kind::DataPipeline) {
-            let (Some(Ok(transform)), Some(query)) = (ws.transform(file), root.path(&["spec", "transform", "query"]))
-            else {
+            let (Some(Ok(transform)), Some(query)) = (
+                ws.transform(file),
+                root.path(&["spec", "transform", "query"]),
+            ) else {
                 continue;
             };
-            let Some(reference) = root.path(&["spec", "source", "schema"]).and_then(|n| n.as_str()) else {
+            let Some(reference) = root
+                .path(&["spec", "source", "schema"])
+                .and_then(|n| n.as_str())
+            else {
                 continue;
             };
             let Some(Some(Ok(fields))) = ws.schema_ref(reference).map(|f| ws.avro_fields(f)) else {
@@ -55,17 +60,27 @@ impl Rule for UnknownColumn {
                 if fields.iter().any(|f| f.name == column.name) {
                     continue;
                 }
-                let span = sql_span(file, query, column.pos, column.name.chars().count());
+                let span = sql_span(file, query, column.pos);
                 let d = self
-                    .diagnostic(&file.path, span, format!("`{}` is not a field of `{reference}`", column.name))
+                    .diagnostic(
+                        &file.path,
+                        span,
+                        format!("`{}` is not a field of `{reference}`", column.name),
+                    )
                     .label("unknown column");
-                out.push(match did_you_mean(&column.name, fields.iter().map(|f| f.name.as_str())) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!(
-                        "the fields of `{reference}` are: {}",
-                        fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
-                    )),
-                });
+                out.push(
+                    match did_you_mean(&column.name, fields.iter().map(|f| f.name.as_str())) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help(format!(
+                            "the fields of `{reference}` are: {}",
+                            fields
+                                .iter()
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    },
+                );
             }
         }
     }

@@ -54,27 +54,48 @@ impl Rule for KeyColumn {
                 None => {}
             }
             if from_schema {
-                let reference = root.path(&["spec", "source", "schema"]).and_then(|n| n.as_str());
-                match reference.and_then(|r| ws.schema_ref(r)).map(|f| ws.avro_fields(f)) {
+                let reference = root
+                    .path(&["spec", "source", "schema"])
+                    .and_then(|n| n.as_str());
+                match reference
+                    .and_then(|r| ws.schema_ref(r))
+                    .map(|f| ws.avro_fields(f))
+                {
                     Some(Some(Ok(fields))) => columns.extend(fields.iter().map(|f| f.name.clone())),
                     _ => continue, // PV202 / PV501 report the schema
                 }
             }
             for key in ["partitionKey", "orderKey"] {
-                let Some(node) = root.path(&["spec", "sink", key]) else { continue };
-                let Some(Ok(reads)) = ws.key(file, key) else { continue };
+                let Some(node) = root.path(&["spec", "sink", key]) else {
+                    continue;
+                };
+                let Some(Ok(reads)) = ws.key(file, key) else {
+                    continue;
+                };
                 for column in reads {
                     if columns.contains(&column.name) {
                         continue;
                     }
-                    let span = sql_span(file, node, column.pos, column.name.chars().count());
+                    let span = sql_span(file, node, column.pos);
                     let d = self
-                        .diagnostic(&file.path, span, format!("`sink.{key}` uses `{}`, which the transform does not output", column.name))
-                        .label("not an output column");
-                    out.push(match did_you_mean(&column.name, columns.iter().map(String::as_str)) {
-                        Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help(format!("the output columns are: {}", columns.join(", "))),
-                    });
+                        .diagnostic(
+                            &file.path,
+                            span,
+                            format!(
+                                "`sink.{key}` uses `{}`, which is not a column of the sink table",
+                                column.name
+                            ),
+                        )
+                        .label("not a sink column");
+                    out.push(
+                        match did_you_mean(&column.name, columns.iter().map(String::as_str)) {
+                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            None => d.help(format!(
+                                "the sink table's columns are: {}",
+                                columns.join(", ")
+                            )),
+                        },
+                    );
                 }
             }
         }

@@ -15,6 +15,9 @@ crate::rules::declare_rule! {
     ///   down stops every producer);
     /// - warning: `replicationFactor: 1` (one broker lost is data lost).
     ///
+    /// The warnings look only at a topic's active (newest) version: an older one is
+    /// released and can no longer change.
+    ///
     /// ## Why is this bad?
     /// These topics work in a test cluster and fail in production on the first broker
     /// restart. (Partition and replication counts of at least 1 are enforced by the schema.)
@@ -51,31 +54,54 @@ impl Rule for TopicSanity {
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (file, root) in ws.specs(Kind::KafkaTopic) {
-            let Some(rf_node) = root.path(&["spec", "replicationFactor"]) else { continue };
+            let Some(rf_node) = root.path(&["spec", "replicationFactor"]) else {
+                continue;
+            };
             let Some(rf) = rf_node.as_i64() else { continue };
             let isr_node = root.path(&["spec", "config", "min.insync.replicas"]);
-            let isr = isr_node.and_then(Node::scalar_text).and_then(|t| t.trim().parse::<i64>().ok());
+            let isr = isr_node
+                .and_then(Node::scalar_text)
+                .and_then(|t| t.trim().parse::<i64>().ok());
             if let (Some(node), Some(isr)) = (isr_node, isr) {
                 if isr > rf {
                     out.push(
-                        self.diagnostic(&file.path, node.span, format!("`min.insync.replicas` is {isr}, above `replicationFactor` {rf}"))
-                            .label("no acks=all write can succeed")
-                            .help(format!("set `min.insync.replicas` to at most {}", (rf - 1).max(1))),
+                        self.diagnostic(
+                            &file.path,
+                            node.span,
+                            format!(
+                                "`min.insync.replicas` is {isr}, above `replicationFactor` {rf}"
+                            ),
+                        )
+                        .label("no acks=all write can succeed")
+                        .help(format!(
+                            "set `min.insync.replicas` to at most {}",
+                            (rf - 1).max(1)
+                        )),
                     );
-                } else if isr == rf && rf > 1 {
+                } else if isr == rf && rf > 1 && ws.is_active(file) {
                     out.push(
-                        self.diagnostic(&file.path, node.span, format!("`min.insync.replicas` equals `replicationFactor` ({rf})"))
-                            .with_severity(Severity::Warning)
-                            .label("one broker down stops every producer")
-                            .help(format!("set `min.insync.replicas: {}`", rf - 1)),
+                        self.diagnostic(
+                            &file.path,
+                            node.span,
+                            format!("`min.insync.replicas` equals `replicationFactor` ({rf})"),
+                        )
+                        .with_severity(Severity::Warning)
+                        .label("one broker down stops every producer")
+                        .help(format!("set `min.insync.replicas: {}`", rf - 1)),
                     );
                 }
             }
-            if rf == 1 {
+            if rf == 1 && ws.is_active(file) {
                 out.push(
-                    self.diagnostic(&file.path, rf_node.span, "`replicationFactor: 1` keeps a single copy of the data")
-                        .with_severity(Severity::Warning)
-                        .help("use 3 replicas in production; losing one broker loses this topic's data"),
+                    self.diagnostic(
+                        &file.path,
+                        rf_node.span,
+                        "`replicationFactor: 1` keeps a single copy of the data",
+                    )
+                    .with_severity(Severity::Warning)
+                    .help(
+                        "use 3 replicas in production; losing one broker loses this topic's data",
+                    ),
                 );
             }
         }

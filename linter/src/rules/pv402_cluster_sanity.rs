@@ -11,10 +11,12 @@ crate::rules::declare_rule! {
     /// Warns about a `ClickHouseCluster` that is likely to hurt:
     /// - `replication: 1` with `backupToS3` off: one lost disk is all the data lost;
     /// - `memoryGB` under 8: ClickHouse's merges and inserts need more;
-    /// - `monitoring.alertOnDisk` at 95 or above: merges need free disk, so the alert
-    ///   would fire after inserts already fail.
+    /// - `monitoring.alertOnDisk` above 90: merges need free disk, so the alert would
+    ///   fire after inserts already fail.
     ///
-    /// (Shards and replication of at least 1 are enforced by the schema.)
+    /// Only the active (newest) version of a cluster is checked: an older one is released
+    /// and can no longer change. (Shards and replication of at least 1 are enforced by the
+    /// schema.)
     ///
     /// ## Why is this bad?
     /// Each of these works on day one and pages someone later.
@@ -52,13 +54,17 @@ impl Rule for ClusterSanity {
     }
 
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
-        for (file, root) in ws.specs(Kind::ClickHouseCluster) {
+        for (file, root) in ws.active_specs(Kind::ClickHouseCluster) {
             let spec = |k: &str| root.path(&["spec", k]);
             if let Some(node) = spec("replication").filter(|n| n.as_i64() == Some(1)) {
                 if spec("backupToS3").and_then(Node::as_bool) != Some(true) {
                     out.push(
-                        self.diagnostic(&file.path, node.span, "one replica and no backup: a lost disk loses the data")
-                            .help("set `replication: 2` or more, or `backupToS3: true`"),
+                        self.diagnostic(
+                            &file.path,
+                            node.span,
+                            "one replica and no backup: a lost disk loses the data",
+                        )
+                        .help("set `replication: 2` or more, or `backupToS3: true`"),
                     );
                 }
             }
@@ -70,11 +76,11 @@ impl Rule for ClusterSanity {
             }
             if let Some(node) = root
                 .path(&["spec", "monitoring", "alertOnDisk"])
-                .filter(|n| n.as_f64().is_some_and(|d| d >= 95.0))
+                .filter(|n| n.as_f64().is_some_and(|d| d > 90.0))
             {
                 out.push(
                     self.diagnostic(&file.path, node.span, "the disk alert fires after merges and inserts already fail")
-                        .help("alert at 85% or less: merges need free space as large as the parts they merge"),
+                        .help("alert at 90% or less (85% is common): merges need free space as large as the parts they merge"),
                 );
             }
         }

@@ -50,10 +50,22 @@ impl Rule for InvalidAvro {
             if !matches!(file.role, Role::Avro { .. }) {
                 continue;
             }
-            let Some(Err(problems)) = ws.avro_fields(file) else { continue };
+            let Some(Err(problems)) = ws.avro_fields(file) else {
+                continue;
+            };
             for p in problems {
-                let at = if p.pointer.is_empty() { "/" } else { p.pointer.as_str() };
-                out.push(self.diagnostic(&file.path, p.span, format!("{} (at `{at}`)", p.message)));
+                let at = if p.pointer.is_empty() {
+                    "/"
+                } else {
+                    p.pointer.as_str()
+                };
+                let mut d = self
+                    .diagnostic(&file.path, p.span, format!("{} (at `{at}`)", p.message))
+                    .help("see \"Schema Declaration\" in the Avro specification for the shape of each type");
+                if let Some(first) = p.first {
+                    d = d.related(&file.path, first, "first defined here");
+                }
+                out.push(d);
             }
         }
     }
