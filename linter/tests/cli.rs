@@ -145,3 +145,13 @@ fn explain_prints_the_rule_doc() {
     let list = paver_lint(&["--list-rules"], &[]);
     assert!(String::from_utf8_lossy(&list.stdout).lines().count() >= 20);
 }
+
+#[test]
+fn the_readme_lists_every_rule() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    for rule in paver_lint::rules::ALL {
+        let m = rule.meta();
+        let row = format!("| {} | {} | {} |", m.code, m.name, m.severity.as_str());
+        assert!(readme.contains(&row), "README.md's rule table lacks `{row}`");
+    }
+}
