@@ -35,8 +35,8 @@ pub struct File {
     transform: Option<Result<sql::Transform, Vec<sql::Problem>>>,
     /// A pipeline's `sink.partitionKey` and `sink.orderKey`, analysed while loading.
     keys: Vec<(&'static str, Result<Vec<sql::ColumnRef>, sql::Problem>)>,
-    /// An Avro file's top-level fields, read while loading.
-    fields: Option<Result<Vec<avro::Field>, Vec<avro::Problem>>>,
+    /// An Avro file, parsed while loading.
+    pub avro: Option<avro::Parsed>,
 }
 
 impl File {
@@ -94,6 +94,12 @@ pub struct Workspace {
     /// Every versioned spec, by kind and name (the folder's name).
     pub resources: BTreeMap<Kind, BTreeMap<String, Versions>>,
     pub subjects: BTreeMap<String, Subject>,
+    /// Per Avro file: the named types it uses from other subjects' files (name → file,
+    /// index of the type in that file).
+    pub avro_imports: BTreeMap<FileId, Vec<(String, FileId, usize)>>,
+    /// Per Avro file: names it uses that no other subject defines, or that several do
+    /// (name, JSON pointer of the first use, the subjects defining it).
+    pub avro_unresolved: BTreeMap<FileId, Vec<(String, String, Vec<String>)>>,
 }
 
 impl Workspace {
@@ -154,7 +160,82 @@ impl Workspace {
             }
             ws.files.push(file);
         }
+        ws.resolve_avro_names();
         (ws, diagnostics)
+    }
+
+    /// Resolve the named types an `.avsc` uses but does not define: from the other
+    /// subjects of the repo, each at its highest version that defines the name. A name
+    /// defined by several subjects is ambiguous.
+    fn resolve_avro_names(&mut self) {
+        // name -> subject -> (version, file, index), the highest version kept.
+        let mut defined: BTreeMap<&str, BTreeMap<&str, (u32, FileId, usize)>> = BTreeMap::new();
+        for (subject, s) in &self.subjects {
+            for (version, id) in &s.versions {
+                let Some(parsed) = &self.files[*id].avro else { continue };
+                for (name, index) in &parsed.by_name {
+                    defined
+                        .entry(name)
+                        .or_default()
+                        .insert(subject, (*version, *id, *index));
+                }
+            }
+        }
+        let mut imports = BTreeMap::new();
+        let mut unresolved = BTreeMap::new();
+        for (subject, s) in &self.subjects {
+            for id in s.versions.values() {
+                let Some(parsed) = &self.files[*id].avro else { continue };
+                for (name, pointer) in &parsed.external {
+                    let others: Vec<_> = defined
+                        .get(name.as_str())
+                        .into_iter()
+                        .flatten()
+                        .filter(|(other, _)| **other != subject.as_str())
+                        .collect();
+                    match others.as_slice() {
+                        [(_, (_, file, index))] => imports
+                            .entry(*id)
+                            .or_insert_with(Vec::new)
+                            .push((name.clone(), *file, *index)),
+                        _ => unresolved.entry(*id).or_insert_with(Vec::new).push((
+                            name.clone(),
+                            pointer.clone(),
+                            others.iter().map(|(s, _)| s.to_string()).collect(),
+                        )),
+                    }
+                }
+            }
+        }
+        self.avro_imports = imports;
+        self.avro_unresolved = unresolved;
+    }
+
+    /// Every parsed Avro file in one universe, cross-file names resolved; and the map from
+    /// file id to universe index.
+    pub fn avro_universe(&self) -> (avro::Universe<'_>, BTreeMap<FileId, usize>) {
+        let mut universe = avro::Universe::default();
+        let mut index = BTreeMap::new();
+        for (id, file) in self.files.iter().enumerate() {
+            if let Some(parsed) = &file.avro {
+                index.insert(id, universe.add(parsed));
+            }
+        }
+        for (id, names) in &self.avro_imports {
+            let Some(at) = index.get(id) else { continue };
+            for (name, file, type_index) in names {
+                if let Some(target) = index.get(file) {
+                    universe.imports[*at].insert(
+                        name.clone(),
+                        avro::NamedRef {
+                            file: *target,
+                            index: *type_index,
+                        },
+                    );
+                }
+            }
+        }
+        (universe, index)
     }
 
     /// The versions of a resource, if the repo has it.
@@ -222,12 +303,14 @@ impl Workspace {
         file.keys.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
     }
 
-    /// The top-level fields of an Avro file, when it parsed.
-    pub fn avro_fields<'a>(
-        &self,
-        file: &'a File,
-    ) -> Option<&'a Result<Vec<avro::Field>, Vec<avro::Problem>>> {
-        file.fields.as_ref()
+    /// The top-level record fields of an Avro file, when it parsed cleanly with a record at
+    /// the top (PV501 reports the others).
+    pub fn avro_fields<'a>(&self, file: &'a File) -> Option<&'a [avro::Field]> {
+        let parsed = file.avro.as_ref()?;
+        if !parsed.problems.is_empty() {
+            return None;
+        }
+        parsed.record_fields()
     }
 
     /// The Avro file a `<subject>@<version>` reference names.
@@ -273,7 +356,7 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
         valid: false,
         transform: None,
         keys: Vec::new(),
-        fields: None,
+        avro: None,
     };
     let mut found = Vec::new();
     match std::str::from_utf8(&raw.bytes) {
@@ -413,7 +496,7 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
                     }
                 }
             }
-            Role::Avro { .. } => file.fields = Some(avro::record_fields(&root)),
+            Role::Avro { .. } => file.avro = Some(avro::parse(&root)),
             _ => {}
         }
     }

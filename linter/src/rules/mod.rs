@@ -100,6 +100,9 @@ pub mod pv401_topic_sanity;
 pub mod pv402_cluster_sanity;
 pub mod pv403_cost_budget;
 pub mod pv501_invalid_avro;
+pub mod pv502_incompatible_schema;
+pub mod pv503_unresolved_type;
+pub mod pv504_logical_type_change;
 
 /// Every rule, in id order.
 pub static ALL: &[&dyn Rule] = &[
@@ -126,6 +129,9 @@ pub static ALL: &[&dyn Rule] = &[
     &pv402_cluster_sanity::ClusterSanity,
     &pv403_cost_budget::CostBudget,
     &pv501_invalid_avro::InvalidAvro,
+    &pv502_incompatible_schema::IncompatibleSchema,
+    &pv503_unresolved_type::UnresolvedType,
+    &pv504_logical_type_change::LogicalTypeChange,
 ];
 
 /// The rule with this id (case-insensitive) or kebab-case name.

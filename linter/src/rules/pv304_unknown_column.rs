@@ -53,7 +53,7 @@ impl Rule for UnknownColumn {
             else {
                 continue;
             };
-            let Some(Some(Ok(fields))) = ws.schema_ref(reference).map(|f| ws.avro_fields(f)) else {
+            let Some(Some(fields)) = ws.schema_ref(reference).map(|f| ws.avro_fields(f)) else {
                 continue;
             };
             for column in &transform.reads {

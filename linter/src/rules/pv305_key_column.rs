@@ -61,7 +61,7 @@ impl Rule for KeyColumn {
                     .and_then(|r| ws.schema_ref(r))
                     .map(|f| ws.avro_fields(f))
                 {
-                    Some(Some(Ok(fields))) => columns.extend(fields.iter().map(|f| f.name.clone())),
+                    Some(Some(fields)) => columns.extend(fields.iter().map(|f| f.name.clone())),
                     _ => continue, // PV202 / PV501 report the schema
                 }
             }

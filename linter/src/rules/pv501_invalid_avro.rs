@@ -50,10 +50,16 @@ impl Rule for InvalidAvro {
             if !matches!(file.role, Role::Avro { .. }) {
                 continue;
             }
-            let Some(Err(problems)) = ws.avro_fields(file) else {
-                continue;
-            };
-            for p in problems {
+            let Some(parsed) = &file.avro else { continue };
+            let mut problems = parsed.problems.clone();
+            if problems.is_empty() && parsed.record_fields().is_none() {
+                if let Some(root) = &file.root {
+                    if let Err(top) = crate::avro::record_fields(root) {
+                        problems.extend(top);
+                    }
+                }
+            }
+            for p in &problems {
                 let at = if p.pointer.is_empty() {
                     "/"
                 } else {
