@@ -20,7 +20,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::yaml::{Node, Span, Value};
 
-const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
 
 /// A primitive Avro type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +72,9 @@ pub struct TypeNode {
     pub ty: Type,
     /// `logicalType`, when the node has one.
     pub logical: Option<String>,
+    /// `precision` and `scale`, for decimals.
+    pub precision: Option<i64>,
+    pub scale: Option<i64>,
     /// JSON pointer of the node in its file.
     pub pointer: String,
 }
@@ -105,8 +110,13 @@ pub struct NamedType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NamedKind {
     Record(Vec<Field>),
-    Enum { symbols: Vec<String>, default: Option<String> },
-    Fixed { size: i64 },
+    Enum {
+        symbols: Vec<String>,
+        default: Option<String>,
+    },
+    Fixed {
+        size: i64,
+    },
 }
 
 impl NamedKind {
@@ -198,6 +208,8 @@ pub fn parse(root: &Node) -> Parsed {
             root: TypeNode {
                 ty: Type::Invalid,
                 logical: None,
+                precision: None,
+                scale: None,
                 pointer: String::new(),
             },
             named: Vec::new(),
@@ -257,6 +269,8 @@ impl Parser {
         TypeNode {
             ty: Type::Invalid,
             logical: None,
+            precision: None,
+            scale: None,
             pointer: pointer.to_string(),
         }
     }
@@ -267,15 +281,23 @@ impl Parser {
                 Some(p) => TypeNode {
                     ty: Type::Primitive(p),
                     logical: None,
+                    precision: None,
+                    scale: None,
                     pointer: at.to_string(),
                 },
                 None if valid_fullname(name) => TypeNode {
                     ty: Type::Ref(full_name(name, None, namespace)),
                     logical: None,
+                    precision: None,
+                    scale: None,
                     pointer: at.to_string(),
                 },
                 None => {
-                    self.problem(node, at, format!("`{name}` is neither a primitive type nor a valid type name"));
+                    self.problem(
+                        node,
+                        at,
+                        format!("`{name}` is neither a primitive type nor a valid type name"),
+                    );
                     self.invalid(at)
                 }
             },
@@ -310,35 +332,54 @@ impl Parser {
                 TypeNode {
                     ty: Type::Union(out),
                     logical: None,
+                    precision: None,
+                    scale: None,
                     pointer: at.to_string(),
                 }
             }
             Value::Map(_) => self.complex(node, at, namespace),
             _ => {
-                self.problem(node, at, "a type is a name, a union (list) or an object with `type`");
+                self.problem(
+                    node,
+                    at,
+                    "a type is a name, a union (list) or an object with `type`",
+                );
                 self.invalid(at)
             }
         }
     }
 
     fn complex(&mut self, node: &Node, at: &str, namespace: Option<&str>) -> TypeNode {
-        let logical = node.get("logicalType").and_then(Node::as_str).map(str::to_string);
+        let logical = node
+            .get("logicalType")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         let Some(ty) = node.get("type") else {
             self.problem(node, at, "a type object needs a `type`");
             return self.invalid(at);
         };
         let ty_at = format!("{at}/type");
         let parsed = match ty.as_str() {
-            Some(kind @ ("record" | "error" | "enum" | "fixed")) => self.named(node, at, namespace, kind),
+            Some(kind @ ("record" | "error" | "enum" | "fixed")) => {
+                self.named(node, at, namespace, kind)
+            }
             Some("array") => match node.get("items") {
-                Some(items) => Type::Array(Box::new(self.schema(items, &format!("{at}/items"), namespace))),
+                Some(items) => Type::Array(Box::new(self.schema(
+                    items,
+                    &format!("{at}/items"),
+                    namespace,
+                ))),
                 None => {
                     self.problem(node, at, "an array needs `items`");
                     Type::Invalid
                 }
             },
             Some("map") => match node.get("values") {
-                Some(values) => Type::Map(Box::new(self.schema(values, &format!("{at}/values"), namespace))),
+                Some(values) => Type::Map(Box::new(self.schema(
+                    values,
+                    &format!("{at}/values"),
+                    namespace,
+                ))),
                 None => {
                     self.problem(node, at, "a map needs `values`");
                     Type::Invalid
@@ -350,6 +391,8 @@ impl Parser {
         TypeNode {
             ty: parsed,
             logical,
+            precision: node.get("precision").and_then(Node::as_i64),
+            scale: node.get("scale").and_then(Node::as_i64),
             pointer: at.to_string(),
         }
     }
@@ -359,7 +402,11 @@ impl Parser {
             return Vec::new();
         };
         if !matches!(list.value, Value::Seq(_)) {
-            self.problem(list, &format!("{at}/aliases"), "`aliases` is a list of names");
+            self.problem(
+                list,
+                &format!("{at}/aliases"),
+                "`aliases` is a list of names",
+            );
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -369,7 +416,11 @@ impl Parser {
                     Some(_) => full_name(a, None, namespace),
                     None => a.to_string(),
                 }),
-                _ => self.problem(alias, &format!("{at}/aliases/{i}"), "an alias is a valid name"),
+                _ => self.problem(
+                    alias,
+                    &format!("{at}/aliases/{i}"),
+                    "an alias is a valid name",
+                ),
             }
         }
         out
@@ -382,13 +433,21 @@ impl Parser {
         };
         let name_at = format!("{at}/name");
         let Some(name) = name_node.as_str().filter(|n| valid_fullname(n)) else {
-            self.problem(name_node, &name_at, "`name` is a valid Avro name (letters, digits, `_`)");
+            self.problem(
+                name_node,
+                &name_at,
+                "`name` is a valid Avro name (letters, digits, `_`)",
+            );
             return Type::Invalid;
         };
         let own_ns = node.get("namespace").and_then(Node::as_str);
         let full = full_name(name, own_ns, namespace);
         if PRIMITIVES.contains(&full.as_str()) {
-            self.problem(name_node, &name_at, format!("`{full}` is a primitive type's name"));
+            self.problem(
+                name_node,
+                &name_at,
+                format!("`{full}` is a primitive type's name"),
+            );
             return Type::Invalid;
         }
         let ns = namespace_of(&full).map(str::to_string);
@@ -497,14 +556,27 @@ impl Parser {
         let mut symbols = Vec::new();
         for (i, s) in symbols_list.iter().enumerate() {
             match s.as_str() {
-                Some(sym) if valid_name(sym) && !symbols.iter().any(|x| x == sym) => symbols.push(sym.to_string()),
-                _ => self.problem(s, &format!("{at}/symbols/{i}"), "enum symbols are unique valid names"),
+                Some(sym) if valid_name(sym) && !symbols.iter().any(|x| x == sym) => {
+                    symbols.push(sym.to_string())
+                }
+                _ => self.problem(
+                    s,
+                    &format!("{at}/symbols/{i}"),
+                    "enum symbols are unique valid names",
+                ),
             }
         }
-        let default = node.get("default").and_then(Node::as_str).map(str::to_string);
+        let default = node
+            .get("default")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         if let (Some(d), Some(dn)) = (&default, node.get("default")) {
             if !symbols.contains(d) {
-                self.problem(dn, &format!("{at}/default"), format!("the enum default `{d}` is not one of its symbols"));
+                self.problem(
+                    dn,
+                    &format!("{at}/default"),
+                    format!("the enum default `{d}` is not one of its symbols"),
+                );
             }
         }
         NamedKind::Enum { symbols, default }
@@ -535,13 +607,29 @@ impl<'a> Universe<'a> {
 
     fn resolve(&self, file: usize, name: &str) -> Option<NamedRef> {
         match self.files[file].by_name.get(name) {
-            Some(index) => Some(NamedRef { file, index: *index }),
+            Some(index) => Some(NamedRef {
+                file,
+                index: *index,
+            }),
             None => self.imports[file].get(name).copied(),
         }
     }
 
     fn named(&self, r: NamedRef) -> &'a NamedType {
         &self.files[r.file].named[r.index]
+    }
+
+    /// The named type a node defines or refers to (in `file`), with the file it is in.
+    pub fn named_type(&self, file: usize, node: &TypeNode) -> Option<(usize, &'a NamedType)> {
+        let r = match &node.ty {
+            Type::Defined(index) => NamedRef {
+                file,
+                index: *index,
+            },
+            Type::Ref(name) => self.resolve(file, name)?,
+            _ => return None,
+        };
+        Some((r.file, self.named(r)))
     }
 }
 
@@ -562,7 +650,9 @@ impl IncompatibilityKind {
             IncompatibilityKind::NameMismatch => "NAME_MISMATCH",
             IncompatibilityKind::FixedSizeMismatch => "FIXED_SIZE_MISMATCH",
             IncompatibilityKind::MissingEnumSymbols => "MISSING_ENUM_SYMBOLS",
-            IncompatibilityKind::ReaderFieldMissingDefaultValue => "READER_FIELD_MISSING_DEFAULT_VALUE",
+            IncompatibilityKind::ReaderFieldMissingDefaultValue => {
+                "READER_FIELD_MISSING_DEFAULT_VALUE"
+            }
             IncompatibilityKind::TypeMismatch => "TYPE_MISMATCH",
             IncompatibilityKind::MissingUnionBranch => "MISSING_UNION_BRANCH",
         }
@@ -647,7 +737,10 @@ impl<'u, 'a> Checker<'u, 'a> {
             Type::Array(t) => Shape::Array(t),
             Type::Map(t) => Shape::Map(t),
             Type::Union(b) => Shape::Union(b),
-            Type::Defined(index) => Shape::Named(NamedRef { file: at.file, index: *index }),
+            Type::Defined(index) => Shape::Named(NamedRef {
+                file: at.file,
+                index: *index,
+            }),
             Type::Ref(name) => match self.universe.resolve(at.file, name) {
                 Some(r) => Shape::Named(r),
                 None => Shape::Unknown,
@@ -691,16 +784,27 @@ impl<'u, 'a> Checker<'u, 'a> {
             (Shape::Unknown, _) | (_, Shape::Unknown) => Vec::new(),
             (Shape::Primitive(a), Shape::Primitive(b)) if a == b => Vec::new(),
             (Shape::Array(a), Shape::Array(b)) | (Shape::Map(a), Shape::Map(b)) => self.compat(
-                At { file: r.file, node: a },
-                At { file: w.file, node: b },
+                At {
+                    file: r.file,
+                    node: a,
+                },
+                At {
+                    file: w.file,
+                    node: b,
+                },
             ),
-            (Shape::Named(a), Shape::Named(b)) if self.universe.named(*a).kind.tag() == self.universe.named(*b).kind.tag() => {
+            (Shape::Named(a), Shape::Named(b))
+                if self.universe.named(*a).kind.tag() == self.universe.named(*b).kind.tag() =>
+            {
                 self.named(*a, *b)
             }
             (Shape::Union(_), Shape::Union(writer_branches)) => {
                 let mut out = Vec::new();
                 for (i, branch) in writer_branches.iter().enumerate() {
-                    let wb = At { file: w.file, node: branch };
+                    let wb = At {
+                        file: w.file,
+                        node: branch,
+                    };
                     if !self.compat(r, wb).is_empty() {
                         let tag = self.shape(wb).tag(self.universe);
                         out.extend(self.incompatible(
@@ -716,7 +820,13 @@ impl<'u, 'a> Checker<'u, 'a> {
             (_, Shape::Union(writer_branches)) => {
                 let mut out = Vec::new();
                 for branch in *writer_branches {
-                    out.extend(self.compat(r, At { file: w.file, node: branch }));
+                    out.extend(self.compat(
+                        r,
+                        At {
+                            file: w.file,
+                            node: branch,
+                        },
+                    ));
                 }
                 out
             }
@@ -727,7 +837,16 @@ impl<'u, 'a> Checker<'u, 'a> {
             | (Shape::Primitive(String), Shape::Primitive(Bytes)) => Vec::new(),
             (Shape::Union(reader_branches), _) => {
                 for branch in *reader_branches {
-                    if self.compat(At { file: r.file, node: branch }, w).is_empty() {
+                    if self
+                        .compat(
+                            At {
+                                file: r.file,
+                                node: branch,
+                            },
+                            w,
+                        )
+                        .is_empty()
+                    {
                         return Vec::new();
                     }
                 }
@@ -757,7 +876,10 @@ impl<'u, 'a> Checker<'u, 'a> {
                 IncompatibilityKind::NameMismatch,
                 (r.file, format!("{}/name", rn.pointer)),
                 (w.file, format!("{}/name", wn.pointer)),
-                format!("the reader's `{}` does not match the writer's `{}` (nor by an alias)", rn.full, wn.full),
+                format!(
+                    "the reader's `{}` does not match the writer's `{}` (nor by an alias)",
+                    rn.full, wn.full
+                ),
             ));
         }
         match (&rn.kind, &wn.kind) {
@@ -766,15 +888,27 @@ impl<'u, 'a> Checker<'u, 'a> {
                     IncompatibilityKind::FixedSizeMismatch,
                     (r.file, format!("{}/size", rn.pointer)),
                     (w.file, format!("{}/size", wn.pointer)),
-                    format!("the reader's fixed `{}` has size {a}, the writer's {b}", rn.full),
+                    format!(
+                        "the reader's fixed `{}` has size {a}, the writer's {b}",
+                        rn.full
+                    ),
                 ))
             }
             (
-                NamedKind::Enum { symbols: rs, default },
+                NamedKind::Enum {
+                    symbols: rs,
+                    default,
+                },
                 NamedKind::Enum { symbols: ws, .. },
             ) => {
-                let missing: Vec<&str> = ws.iter().filter(|s| !rs.contains(s)).map(String::as_str).collect();
-                let has_default = default.as_ref().is_some_and(|d| !d.is_empty() && rs.contains(d));
+                let missing: Vec<&str> = ws
+                    .iter()
+                    .filter(|s| !rs.contains(s))
+                    .map(String::as_str)
+                    .collect();
+                let has_default = default
+                    .as_ref()
+                    .is_some_and(|d| !d.is_empty() && rs.contains(d));
                 if !missing.is_empty() && !has_default {
                     out.extend(self.incompatible(
                         IncompatibilityKind::MissingEnumSymbols,
@@ -793,11 +927,22 @@ impl<'u, 'a> Checker<'u, 'a> {
                     let wf = writer_fields
                         .iter()
                         .find(|f| f.name == rf.name)
-                        .or_else(|| rf.aliases.iter().find_map(|a| writer_fields.iter().find(|f| &f.name == a)));
+                        .or_else(|| {
+                            rf.aliases
+                                .iter()
+                                .find_map(|a| writer_fields.iter().find(|f| &f.name == a))
+                        });
                     match wf {
-                        Some(wf) => {
-                            out.extend(self.compat(At { file: r.file, node: &rf.ty }, At { file: w.file, node: &wf.ty }))
-                        }
+                        Some(wf) => out.extend(self.compat(
+                            At {
+                                file: r.file,
+                                node: &rf.ty,
+                            },
+                            At {
+                                file: w.file,
+                                node: &wf.ty,
+                            },
+                        )),
                         None if rf.has_default => {}
                         None => {
                             // As Java does: a reader enum field with an enum default is
@@ -843,8 +988,10 @@ impl<'u, 'a> Checker<'u, 'a> {
 /// `Err(message)` when either text is not a valid schema; `Ok(vec![])` means compatible.
 pub fn check_texts(reader: &str, writer: &str) -> Result<Vec<Incompatibility>, String> {
     let load = |text: &str| -> Result<Parsed, String> {
-        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| format!("invalid JSON: {e}"))?;
-        let node = crate::yaml::load(text, crate::yaml::Limits::default()).map_err(|e| e.message)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| format!("invalid JSON: {e}"))?;
+        let node =
+            crate::yaml::load(text, crate::yaml::Limits::default()).map_err(|e| e.message)?;
         let parsed = parse(&node);
         if let Some(p) = parsed.problems.first() {
             return Err(format!("{} (at `{}`)", p.message, p.pointer));
@@ -876,7 +1023,8 @@ pub fn record_fields(root: &Node) -> Result<Vec<Field>, Vec<Problem>> {
             Err(vec![Problem {
                 pointer: at.to_string(),
                 span: node.span,
-                message: "a subject's schema is a record: `\"type\": \"record\"` at the top".to_string(),
+                message: "a subject's schema is a record: `\"type\": \"record\"` at the top"
+                    .to_string(),
                 first: None,
             }])
         }
@@ -892,23 +1040,35 @@ mod tests {
         let doc = load(text, Limits::default()).unwrap();
         record_fields(&doc)
             .map(|f| f.into_iter().map(|f| f.name).collect())
-            .map_err(|p| p.into_iter().map(|p| format!("{} {}", p.pointer, p.message)).collect())
+            .map_err(|p| {
+                p.into_iter()
+                    .map(|p| format!("{} {}", p.pointer, p.message))
+                    .collect()
+            })
     }
 
     fn kinds(reader: &str, writer: &str) -> Vec<&'static str> {
-        check_texts(reader, writer).unwrap().iter().map(|i| i.kind.as_str()).collect()
+        check_texts(reader, writer)
+            .unwrap()
+            .iter()
+            .map(|i| i.kind.as_str())
+            .collect()
     }
 
     #[test]
     fn reads_top_level_fields() {
-        let f = fields(r#"{"type":"record","name":"E","namespace":"a.b","fields":[{"name":"id","type":"string"},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"m","type":{"type":"map","values":"string"}},{"name":"o","type":["null",{"type":"record","name":"Inner","fields":[]}],"default":null}]}"#);
+        let f = fields(
+            r#"{"type":"record","name":"E","namespace":"a.b","fields":[{"name":"id","type":"string"},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"m","type":{"type":"map","values":"string"}},{"name":"o","type":["null",{"type":"record","name":"Inner","fields":[]}],"default":null}]}"#,
+        );
         assert_eq!(f.unwrap(), ["id", "t", "m", "o"]);
     }
 
     #[test]
     fn structural_problems_have_pointers() {
         let e = fields(r#"{"type":"record","name":"E","fields":[{"name":"a","type":"string"},{"name":"a","type":["null","null"]}]}"#).unwrap_err();
-        assert!(e.iter().any(|p| p.starts_with("/fields/1 ") && p.contains("twice")));
+        assert!(e
+            .iter()
+            .any(|p| p.starts_with("/fields/1 ") && p.contains("twice")));
         assert!(e.iter().any(|p| p.starts_with("/fields/1/type/1 ")));
         assert!(fields(r#"{"type":"enum","name":"E","symbols":["A"]}"#).is_err());
         assert!(fields(r#"{"type":"record","name":"1E","fields":[]}"#).is_err());
@@ -933,7 +1093,10 @@ mod tests {
         let old = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":"string"},{"name":"c","type":"long"}]}"#;
         let new = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
         let found = check_texts(old, new).unwrap();
-        let summary: Vec<_> = found.iter().map(|i| (i.kind.as_str(), i.reader_pointer.as_str())).collect();
+        let summary: Vec<_> = found
+            .iter()
+            .map(|i| (i.kind.as_str(), i.reader_pointer.as_str()))
+            .collect();
         assert_eq!(
             summary,
             [
@@ -946,15 +1109,25 @@ mod tests {
 
     #[test]
     fn names_aliases_enums_fixed_unions() {
-        let rec = |name: &str, extra: &str| format!(r#"{{"type":"record","name":"{name}","namespace":"n"{extra},"fields":[]}}"#);
+        let rec = |name: &str, extra: &str| {
+            format!(r#"{{"type":"record","name":"{name}","namespace":"n"{extra},"fields":[]}}"#)
+        };
         assert_eq!(kinds(&rec("New", ""), &rec("Old", "")), ["NAME_MISMATCH"]);
         assert!(kinds(&rec("New", r#","aliases":["Old"]"#), &rec("Old", "")).is_empty());
-        let e = |symbols: &str, default: &str| format!(r#"{{"type":"enum","name":"E","symbols":[{symbols}]{default}}}"#);
-        assert_eq!(kinds(&e(r#""A""#, ""), &e(r#""A","B""#, "")), ["MISSING_ENUM_SYMBOLS"]);
+        let e = |symbols: &str, default: &str| {
+            format!(r#"{{"type":"enum","name":"E","symbols":[{symbols}]{default}}}"#)
+        };
+        assert_eq!(
+            kinds(&e(r#""A""#, ""), &e(r#""A","B""#, "")),
+            ["MISSING_ENUM_SYMBOLS"]
+        );
         assert!(kinds(&e(r#""A""#, r#","default":"A""#), &e(r#""A","B""#, "")).is_empty());
         let f = |size: u32| format!(r#"{{"type":"fixed","name":"F","size":{size}}}"#);
         assert_eq!(kinds(&f(16), &f(8)), ["FIXED_SIZE_MISMATCH"]);
-        assert_eq!(kinds(r#"["null","int"]"#, r#"["null","string"]"#), ["MISSING_UNION_BRANCH"]);
+        assert_eq!(
+            kinds(r#"["null","int"]"#, r#"["null","string"]"#),
+            ["MISSING_UNION_BRANCH"]
+        );
         assert!(kinds(r#"["null","long"]"#, r#""int""#).is_empty());
         assert_eq!(kinds(r#""int""#, r#"["null","int"]"#), ["TYPE_MISMATCH"]);
     }

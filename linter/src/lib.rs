@@ -12,6 +12,9 @@ use std::io;
 use std::path::Path;
 
 pub mod avro;
+pub mod base;
+pub mod changes;
+pub mod clickhouse;
 pub mod diagnostic;
 pub mod layout;
 pub mod output;
@@ -68,7 +71,35 @@ pub fn lint_dir(root: &Path) -> io::Result<Report> {
 
 /// Lint files already read (from disk, or from a git tree).
 pub fn lint(collected: Collected) -> Report {
-    let (workspace, mut diagnostics) = Workspace::load(collected.files);
+    lint_against(collected, None)
+}
+
+/// Lint the platform repo at `root` as a pull request against the released state at the
+/// git ref `base`: released versions must be unchanged, and only the newest may go.
+pub fn lint_dir_against(root: &Path, base: &str) -> Result<Report, LintError> {
+    let collected = source::collect(root).map_err(LintError::Repo)?;
+    let files = base::read(root, base)?;
+    let base = workspace::Base {
+        name: base.to_string(),
+        files: files.into_iter().map(|f| (f.path, f.bytes)).collect(),
+    };
+    Ok(lint_against(collected, Some(base)))
+}
+
+/// Why the linter could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    #[error("cannot read the repo: {0}")]
+    Repo(io::Error),
+    #[error("cannot read the base: {0}")]
+    Base(#[from] base::BaseError),
+}
+
+/// Lint files already read, against a released state when there is one.
+pub fn lint_against(collected: Collected, base: Option<workspace::Base>) -> Report {
+    let (mut workspace, mut diagnostics) = Workspace::load(collected.files);
+    workspace.base = base;
+    workspace.changes = changes::classify(&workspace);
     diagnostics.extend(collected.diagnostics);
     for rule in rules::ALL {
         rule.check(&workspace, &mut diagnostics);

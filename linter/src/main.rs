@@ -17,12 +17,18 @@ use paver_lint::rules;
 #[command(
     name = "paver-lint",
     version,
-    after_help = "Examples:\n  paver-lint                          lint the repo in the current directory\n  paver-lint platform/ --format json  findings as JSON\n  paver-lint --format github          annotations for a GitHub Actions step\n  paver-lint --explain PV303          what a rule checks and how to fix it\n  paver-lint --list-rules             every rule with its id"
+    after_help = "Examples:\n  paver-lint                          lint the repo in the current directory\n  paver-lint platform/ --format json  findings as JSON\n  paver-lint --format github          annotations for a GitHub Actions step\n  paver-lint --base origin/main       as a pull request against main (released versions)\n  paver-lint --explain PV303          what a rule checks and how to fix it\n  paver-lint --list-rules             every rule with its id"
 )]
 struct Cli {
     /// The platform repo's root (the folder holding topics/, schemas/, clusters/, pipelines/).
     #[arg(default_value = ".")]
     path: PathBuf,
+
+    /// Judge the repo as a pull request against this git ref (a branch, tag or commit, e.g.
+    /// `origin/main`): released versions must be unchanged, only the newest may be removed.
+    /// Read from git objects, without a checkout.
+    #[arg(long, value_name = "GIT-REF")]
+    base: Option<String>,
 
     /// How to print findings.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -74,8 +80,12 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = paver_lint::lint_dir(&cli.path)
-        .map_err(|e| format!("cannot read the repo at `{}`: {e}", cli.path.display()))?;
+    let report = match &cli.base {
+        Some(base) => paver_lint::lint_dir_against(&cli.path, base)
+            .map_err(|e| format!("{e} (repo `{}`)", cli.path.display()))?,
+        None => paver_lint::lint_dir(&cli.path)
+            .map_err(|e| format!("cannot read the repo at `{}`: {e}", cli.path.display()))?,
+    };
     let text = match cli.format {
         Format::Human => {
             let color = !cli.no_color

@@ -59,6 +59,9 @@ pub struct Transform {
     pub reads: Vec<ColumnRef>,
     /// Named output columns, in order.
     pub outputs: Vec<String>,
+    /// For each output, the source column it copies when it is a bare column reference
+    /// (`userId`, `source.userId`, `userId AS id`): its type is the field's.
+    pub copies: Vec<Option<String>>,
     /// `SELECT *` or `source.*`: every column of the source is output as well.
     pub wildcard: bool,
 }
@@ -242,13 +245,22 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
     let mut out = Transform::default();
     let mut seen = BTreeSet::new();
     for item in &select.projection {
-        let (name, pos) = match item {
-            SelectItem::UnnamedExpr(Expr::Identifier(id)) => (id.value.clone(), pos_of(id.span)),
+        let (name, pos, copies) = match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) => {
+                (id.value.clone(), pos_of(id.span), Some(id.value.clone()))
+            }
             SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => match parts.last() {
-                Some(id) => (id.value.clone(), pos_of(id.span)),
+                Some(id) => (id.value.clone(), pos_of(id.span), source_column(parts)),
                 None => continue,
             },
-            SelectItem::ExprWithAlias { alias, .. } => (alias.value.clone(), pos_of(alias.span)),
+            SelectItem::ExprWithAlias { alias, expr } => {
+                let copies = match expr {
+                    Expr::Identifier(id) => Some(id.value.clone()),
+                    Expr::CompoundIdentifier(parts) => source_column(parts),
+                    _ => None,
+                };
+                (alias.value.clone(), pos_of(alias.span), copies)
+            }
             SelectItem::Wildcard(_) => {
                 out.wildcard = true;
                 continue;
@@ -284,6 +296,7 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
             ));
         }
         out.outputs.push(name);
+        out.copies.push(copies);
     }
     let mut reads = Reads::default();
     let _ = query.visit(&mut reads);
@@ -322,6 +335,14 @@ pub fn analyze_transform(query: &str) -> Result<Transform, Vec<Problem>> {
         let mut seen = BTreeSet::new();
         problems.retain(|p| p.pos.is_none() || seen.insert(p.pos));
         Err(problems)
+    }
+}
+
+/// `source.x` is the column x; `x.y` (a tuple's element) is not a plain copy.
+fn source_column(parts: &[sqlparser::ast::Ident]) -> Option<String> {
+    match parts {
+        [first, second] if first.value == "source" => Some(second.value.clone()),
+        _ => None,
     }
 }
 

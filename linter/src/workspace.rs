@@ -100,6 +100,41 @@ pub struct Workspace {
     /// Per Avro file: names it uses that no other subject defines, or that several do
     /// (name, JSON pointer of the first use, the subjects defining it).
     pub avro_unresolved: BTreeMap<FileId, Vec<(String, String, Vec<String>)>>,
+    /// What is released: the managed files at `--base`, when one was given.
+    pub base: Option<Base>,
+    /// What the new versions change, classified (see [`crate::changes`]).
+    pub changes: Vec<crate::changes::Change>,
+}
+
+/// The released files a pull request is compared with.
+#[derive(Debug, Default)]
+pub struct Base {
+    /// The ref as the user named it (`origin/main`).
+    pub name: String,
+    /// Path → bytes.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Base {
+    /// The versions a resource has at the base, by the layout of its paths.
+    pub fn versions(&self) -> BTreeMap<(String, String), BTreeMap<u32, String>> {
+        let mut out: BTreeMap<(String, String), BTreeMap<u32, String>> = BTreeMap::new();
+        for path in self.files.keys() {
+            let (folder, name, version) = match classify(path) {
+                Ok(Role::Spec {
+                    kind,
+                    name,
+                    version,
+                }) => (kind.folder().to_string(), name, version),
+                Ok(Role::Avro { subject, version }) => ("schemas".to_string(), subject, version),
+                _ => continue,
+            };
+            out.entry((folder, name))
+                .or_default()
+                .insert(version, path.clone());
+        }
+        out
+    }
 }
 
 impl Workspace {
@@ -172,7 +207,9 @@ impl Workspace {
         let mut defined: BTreeMap<&str, BTreeMap<&str, (u32, FileId, usize)>> = BTreeMap::new();
         for (subject, s) in &self.subjects {
             for (version, id) in &s.versions {
-                let Some(parsed) = &self.files[*id].avro else { continue };
+                let Some(parsed) = &self.files[*id].avro else {
+                    continue;
+                };
                 for (name, index) in &parsed.by_name {
                     defined
                         .entry(name)
@@ -185,7 +222,9 @@ impl Workspace {
         let mut unresolved = BTreeMap::new();
         for (subject, s) in &self.subjects {
             for id in s.versions.values() {
-                let Some(parsed) = &self.files[*id].avro else { continue };
+                let Some(parsed) = &self.files[*id].avro else {
+                    continue;
+                };
                 for (name, pointer) in &parsed.external {
                     let others: Vec<_> = defined
                         .get(name.as_str())
@@ -315,10 +354,14 @@ impl Workspace {
 
     /// The Avro file a `<subject>@<version>` reference names.
     pub fn schema_ref(&self, reference: &str) -> Option<&File> {
+        self.schema_ref_id(reference).map(|id| &self.files[id])
+    }
+
+    /// The id of the Avro file a `<subject>@<version>` reference names.
+    pub fn schema_ref_id(&self, reference: &str) -> Option<FileId> {
         let (subject, version) = reference.rsplit_once('@')?;
         let version: u32 = version.parse().ok()?;
-        let id = self.subjects.get(subject)?.versions.get(&version)?;
-        Some(&self.files[*id])
+        self.subjects.get(subject)?.versions.get(&version).copied()
     }
 }
 

@@ -1,6 +1,10 @@
 //! Every rule has a fixture that triggers it and one that must not, under
 //! `tests/fixtures/<PV###>/{bad,good}.txtar`, each a set of files written over
 //! `tests/fixtures/_base.txtar`. The human and JSON outputs are snapshot-tested.
+//!
+//! A rule that judges a pull request against the released state has a third archive,
+//! `base.txtar`: it is written over `_base.txtar` and committed to a real git repository,
+//! then the case's files are written over the work tree and linted with `--base HEAD`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -53,12 +57,35 @@ fn fixtures() -> PathBuf {
 fn lint_fixture(code: &str, case: &str) -> (tempfile::TempDir, Report) {
     let dir = tempfile::tempdir().unwrap();
     write_archive(dir.path(), &fixtures().join("_base.txtar"));
+    let released = fixtures().join(code).join("base.txtar");
+    if released.exists() {
+        write_archive(dir.path(), &released);
+        commit_all(dir.path());
+    }
     write_archive(
         dir.path(),
         &fixtures().join(code).join(format!("{case}.txtar")),
     );
-    let report = paver_lint::lint_dir(dir.path()).unwrap();
+    let report = if released.exists() {
+        paver_lint::lint_dir_against(dir.path(), "HEAD").unwrap()
+    } else {
+        paver_lint::lint_dir(dir.path()).unwrap()
+    };
     (dir, report)
+}
+
+/// `git init`, add everything, commit: the released state.
+fn commit_all(root: &Path) {
+    let repo = git2::Repository::init(root).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
+    repo.commit(Some("HEAD"), &who, &who, "released", &tree, &[])
+        .unwrap();
 }
 
 #[test]

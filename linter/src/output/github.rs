@@ -83,10 +83,36 @@ fn summary(report: &Report, prefix: &str) -> String {
         report.errors(),
         report.warnings()
     );
+    let ws = &report.workspace;
+    if !ws.changes.is_empty() {
+        md.push_str(
+            "### Changes\n\n| resource | versions | impact | what changes |\n|---|---|---|---|\n",
+        );
+        for c in &ws.changes {
+            for (i, item) in c.items.iter().enumerate() {
+                let (resource, versions) = if i == 0 {
+                    (
+                        format!("`{}/{}`", c.kind.folder(), c.name),
+                        format!("v{} → v{}", c.from, c.to),
+                    )
+                } else {
+                    (String::new(), String::new())
+                };
+                let _ = writeln!(
+                    md,
+                    "| {resource} | {versions} | {} | {} |",
+                    item.impact.as_str(),
+                    cell(&item.what)
+                );
+            }
+        }
+        md.push('\n');
+    }
     if report.diagnostics.is_empty() {
         md.push_str("No findings.\n");
         return md;
     }
+    md.push_str("### Findings\n\n");
     md.push_str("| | location | rule | message |\n|---|---|---|---|\n");
     for d in &report.diagnostics {
         let icon = match d.severity {

@@ -19,7 +19,38 @@ pub fn render(report: &Report, color: bool) -> String {
         out.push_str(&render_one(report, d, &renderer));
         out.push_str("\n\n");
     }
+    out.push_str(&changes(report));
     out.push_str(&summary(report));
+    out
+}
+
+/// The classified changes of the new versions, one block per resource.
+pub fn changes(report: &Report) -> String {
+    let ws = &report.workspace;
+    if ws.changes.is_empty() {
+        return String::new();
+    }
+    let mut out = match &ws.base {
+        Some(base) => format!("changes against `{}`:\n", base.name),
+        None => "changes of the newest versions:\n".to_string(),
+    };
+    for change in &ws.changes {
+        out.push_str(&format!(
+            "  {}/{} v{} → v{} ({})\n",
+            change.kind.folder(),
+            change.name,
+            change.from,
+            change.to,
+            change.impact().as_str()
+        ));
+        if change.items.is_empty() {
+            out.push_str("    (no change to what is applied)\n");
+        }
+        for item in &change.items {
+            out.push_str(&format!("    {:<18} {}\n", item.impact.as_str(), item.what));
+        }
+    }
+    out.push('\n');
     out
 }
 

@@ -7,7 +7,25 @@ use crate::Report;
 #[derive(Serialize)]
 struct Document<'a> {
     diagnostics: Vec<Finding<'a>>,
+    changes: Vec<Change<'a>>,
     summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Change<'a> {
+    kind: &'a str,
+    name: &'a str,
+    from: u32,
+    to: u32,
+    file: &'a str,
+    impact: &'a str,
+    items: Vec<ChangeItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChangeItem<'a> {
+    impact: &'a str,
+    what: &'a str,
 }
 
 #[derive(Serialize)]
@@ -60,8 +78,30 @@ pub fn render(report: &Report) -> String {
             }
         })
         .collect();
+    let ws = &report.workspace;
+    let changes = ws
+        .changes
+        .iter()
+        .map(|c| Change {
+            kind: c.kind.name(),
+            name: &c.name,
+            from: c.from,
+            to: c.to,
+            file: &ws.files[c.file].path,
+            impact: c.impact().as_str(),
+            items: c
+                .items
+                .iter()
+                .map(|i| ChangeItem {
+                    impact: i.impact.as_str(),
+                    what: &i.what,
+                })
+                .collect(),
+        })
+        .collect();
     let doc = Document {
         diagnostics,
+        changes,
         summary: Summary {
             errors: report.errors(),
             warnings: report.warnings(),

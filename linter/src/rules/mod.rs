@@ -4,7 +4,7 @@
 //! Ids are grouped by hundreds: `PV0xx` the files themselves (YAML, limits, layout,
 //! JSON Schema), `PV1xx` identity and versions, `PV2xx` references between resources,
 //! `PV3xx` SQL and Kafka identifiers and the transform, `PV4xx` sizing and cost,
-//! `PV5xx` Avro schemas.
+//! `PV5xx` Avro schemas, `PV6xx` what a pull request changes against the released state.
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::workspace::Workspace;
@@ -103,6 +103,9 @@ pub mod pv501_invalid_avro;
 pub mod pv502_incompatible_schema;
 pub mod pv503_unresolved_type;
 pub mod pv504_logical_type_change;
+pub mod pv601_released_version_edited;
+pub mod pv602_released_version_removed;
+pub mod pv603_impossible_change;
 
 /// Every rule, in id order.
 pub static ALL: &[&dyn Rule] = &[
@@ -132,6 +135,9 @@ pub static ALL: &[&dyn Rule] = &[
     &pv502_incompatible_schema::IncompatibleSchema,
     &pv503_unresolved_type::UnresolvedType,
     &pv504_logical_type_change::LogicalTypeChange,
+    &pv601_released_version_edited::ReleasedVersionEdited,
+    &pv602_released_version_removed::ReleasedVersionRemoved,
+    &pv603_impossible_change::ImpossibleChange,
 ];
 
 /// The rule with this id (case-insensitive) or kebab-case name.

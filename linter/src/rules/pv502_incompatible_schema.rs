@@ -60,7 +60,13 @@ struct Pair<'a> {
 
 impl IncompatibleSchema {
     /// `files` maps the universe's indexes back to file ids.
-    fn report(&self, ws: &Workspace, pair: &Pair, files: &[FileId], i: &Incompatibility) -> Diagnostic {
+    fn report(
+        &self,
+        ws: &Workspace,
+        pair: &Pair,
+        files: &[FileId],
+        i: &Incompatibility,
+    ) -> Diagnostic {
         let (subject, mode, new_file) = (pair.subject, pair.mode, pair.new_file);
         let new = &ws.files[new_file];
         // The new version's side of the incompatibility, when it is in the new file.
@@ -75,8 +81,16 @@ impl IncompatibleSchema {
             (Some(root), false) => root.span,
             (None, _) => Span::default(),
         };
-        let (reader, writer) = if pair.new_is_reader { (pair.new, pair.old) } else { (pair.old, pair.new) };
-        let shown = if pointer.is_empty() { "/" } else { pointer.as_str() };
+        let (reader, writer) = if pair.new_is_reader {
+            (pair.new, pair.old)
+        } else {
+            (pair.old, pair.new)
+        };
+        let shown = if pointer.is_empty() {
+            "/"
+        } else {
+            pointer.as_str()
+        };
         let message = format!(
             "{}: {subject}@{reader} cannot read data written with {subject}@{writer} ({mode}): {} (at `{shown}`)",
             i.kind.as_str(),
@@ -102,13 +116,27 @@ impl IncompatibleSchema {
         let mut d = self
             .diagnostic(&new.path, span, message)
             .label(i.kind.as_str())
-            .help(format!("{help}; or add a new subject if the break is intended"));
-        let old_side = if pair.new_is_reader { (i.writer_file, &i.writer_pointer) } else { (i.reader_file, &i.reader_pointer) };
+            .help(format!(
+                "{help}; or add a new subject if the break is intended"
+            ));
+        let old_side = if pair.new_is_reader {
+            (i.writer_file, &i.writer_pointer)
+        } else {
+            (i.reader_file, &i.reader_pointer)
+        };
         if let Some(old_id) = files.get(old_side.0) {
             let old = &ws.files[*old_id];
             if let Some(root) = &old.root {
-                let at = if pair.new_is_reader { "written" } else { "read" };
-                d = d.related(&old.path, root.pointer_span(old_side.1, false), format!("{at} like this in v{}", pair.old));
+                let at = if pair.new_is_reader {
+                    "written"
+                } else {
+                    "read"
+                };
+                d = d.related(
+                    &old.path,
+                    root.pointer_span(old_side.1, false),
+                    format!("{at} like this in v{}", pair.old),
+                );
             }
         }
         d
@@ -122,7 +150,11 @@ pub fn mode_of(ws: &Workspace, subject: &str) -> String {
         .and_then(|s| s.config)
         .map(|id| &ws.files[id])
         .filter(|f| f.valid)
-        .and_then(|f| f.at(&["compatibility"]).and_then(Node::as_str).map(str::to_string))
+        .and_then(|f| {
+            f.at(&["compatibility"])
+                .and_then(Node::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| ws.settings.default_compatibility.clone())
 }
 
@@ -156,13 +188,20 @@ impl Rule for IncompatibleSchema {
                 .versions
                 .iter()
                 .filter(|(_, id)| {
-                    ws.files[**id].avro.as_ref().is_some_and(|p| p.problems.is_empty())
+                    ws.files[**id]
+                        .avro
+                        .as_ref()
+                        .is_some_and(|p| p.problems.is_empty())
                         && !ws.avro_unresolved.contains_key(id)
                 })
                 .map(|(v, id)| (*v, *id))
                 .collect();
             for (n, (new_version, new_id)) in usable.iter().enumerate().skip(1) {
-                let earlier = if transitive { &usable[..n] } else { &usable[n - 1..n] };
+                let earlier = if transitive {
+                    &usable[..n]
+                } else {
+                    &usable[n - 1..n]
+                };
                 for (old_version, old_id) in earlier {
                     let (new_at, old_at) = (index[new_id], index[old_id]);
                     for (new_is_reader, wanted) in [(true, backward), (false, forward)] {

@@ -52,7 +52,11 @@ impl Rule for UnresolvedType {
             for (name, pointer, subjects) in names {
                 let span = root.pointer_span(pointer, false);
                 let d = if subjects.is_empty() {
-                    let d = self.diagnostic(&file.path, span, format!("no subject defines the type `{name}`"));
+                    let d = self.diagnostic(
+                        &file.path,
+                        span,
+                        format!("no subject defines the type `{name}`"),
+                    );
                     match crate::diagnostic::did_you_mean(name, known.iter().copied()) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
                         None => d.help("define it in this file, or in one subject of the repo (`schemas/<subject>/v1.avsc`)"),

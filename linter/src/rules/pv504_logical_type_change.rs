@@ -58,21 +58,28 @@ impl Rule for LogicalTypeChange {
     fn check(&self, ws: &Workspace, out: &mut Vec<Diagnostic>) {
         for (subject, s) in &ws.subjects {
             let mut newest = s.versions.iter().rev();
-            let (Some((new_v, new_id)), Some((old_v, old_id))) = (newest.next(), newest.next()) else {
+            let (Some((new_v, new_id)), Some((old_v, old_id))) = (newest.next(), newest.next())
+            else {
                 continue;
             };
             let (new, old) = (&ws.files[*new_id], &ws.files[*old_id]);
-            let (Some(new_fields), Some(old_fields)) = (ws.avro_fields(new), ws.avro_fields(old)) else {
+            let (Some(new_fields), Some(old_fields)) = (ws.avro_fields(new), ws.avro_fields(old))
+            else {
                 continue;
             };
             let Some(root) = &new.root else { continue };
             for field in new_fields {
-                let Some(before) = old_fields.iter().find(|f: &&Field| f.name == field.name) else { continue };
+                let Some(before) = old_fields.iter().find(|f: &&Field| f.name == field.name) else {
+                    continue;
+                };
                 let (was, is) = (logical(&before.ty), logical(&field.ty));
                 if was == is {
                     continue;
                 }
-                let show = |l: &Option<String>| l.as_deref().map_or("none".to_string(), |l| format!("`{l}`"));
+                let show = |l: &Option<String>| {
+                    l.as_deref()
+                        .map_or("none".to_string(), |l| format!("`{l}`"))
+                };
                 out.push(
                     self.diagnostic(
                         &new.path,
