@@ -6,6 +6,10 @@ Usage:
         [--versions 3] [--pipelines 2000] [--pipeline-versions 2]
         [--clusters 10] [--small]
 
+Counts of topics, subjects, pipelines and clusters may be 0 (e.g. `--topics 0
+--pipelines 0` for a repo of Avro subjects only); pipelines need at least one
+topic, subject and cluster to refer to.
+
 OUT_DIR is deleted first if it exists. Standard library only: the YAML is
 written by hand, block style, the way a person would write it.
 
@@ -200,24 +204,34 @@ def positive(s):
     return n
 
 
+def non_negative(s):
+    n = int(s)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir")
-    p.add_argument("--topics", type=positive, default=None, help="default 2000")
-    p.add_argument("--subjects", type=positive, default=None, help="default 2000")
+    p.add_argument("--topics", type=non_negative, default=None, help="default 2000")
+    p.add_argument("--subjects", type=non_negative, default=None, help="default 2000")
     p.add_argument("--versions", type=positive, default=3, help="Avro versions per subject")
-    p.add_argument("--pipelines", type=positive, default=None, help="default 2000")
+    p.add_argument("--pipelines", type=non_negative, default=None, help="default 2000")
     p.add_argument("--pipeline-versions", type=positive, default=2)
-    p.add_argument("--clusters", type=positive, default=10)
+    p.add_argument("--clusters", type=non_negative, default=10)
     p.add_argument("--small", action="store_true",
                    help="200 topics, 200 subjects, 200 pipelines (unless given explicitly)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     a = p.parse_args(argv)
 
     size = 200 if a.small else 2000
-    topics = a.topics or size
-    subjects = a.subjects or size
-    pipelines = a.pipelines or size
+    # `is None`, not `or`: an explicit 0 means none.
+    topics = size if a.topics is None else a.topics
+    subjects = size if a.subjects is None else a.subjects
+    pipelines = size if a.pipelines is None else a.pipelines
+    if pipelines and not (topics and subjects and a.clusters):
+        p.error("pipelines need at least one topic, subject and cluster to refer to")
 
     counts = generate(a.out_dir, topics, subjects, a.versions, pipelines,
                       a.pipeline_versions, a.clusters)
