@@ -15,6 +15,7 @@ pub mod avro;
 pub mod base;
 pub mod changes;
 pub mod clickhouse;
+pub mod json;
 pub mod diagnostic;
 pub mod layout;
 pub mod output;

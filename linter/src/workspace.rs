@@ -423,22 +423,14 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
             return (file, found);
         }
     }
-    if matches!(file.role, Role::Avro { .. }) {
-        // Avro schemas are JSON; the YAML loader (which reads JSON too, with positions)
-        // would also take YAML-only syntax, which Avro tools reject.
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&file.text) {
-            let message = e.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message);
-            let pos = Pos::new(e.line().max(1) as u32, e.column().max(1) as u32);
-            found.push(
-                InvalidYaml
-                    .diagnostic(&raw.path, Span::at(pos), format!("invalid JSON: {message}"))
-                    .help("an .avsc file is plain JSON: no comments, no trailing commas, double quotes only"),
-            );
-            return (file, found);
-        }
-    }
-    let root = match yaml::load(&file.text, Limits::default()) {
+    let is_json = matches!(file.role, Role::Avro { .. });
+    let loaded = if is_json {
+        // Avro schemas are strict JSON (no comments, single quotes, trailing commas).
+        crate::json::load(&file.text, Limits::default())
+    } else {
+        yaml::load(&file.text, Limits::default())
+    };
+    let root = match loaded {
         Ok(root) => root,
         Err(e) => {
             let what = if raw.path.ends_with(".avsc") {
@@ -454,6 +446,8 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
                         "one file is one version: put the second document in its own `v<N>.yaml`"
                     } else if e.message.contains("tag") {
                         "write the value itself: paver does not expand tags or environment variables"
+                    } else if is_json {
+                        "an .avsc file is plain JSON: no comments, no trailing commas, double quotes only"
                     } else {
                         "check the indentation and quoting on this line and the one before it"
                     };
