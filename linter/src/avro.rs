@@ -532,6 +532,15 @@ impl Parser {
                 }
             };
             let aliases = self.aliases(field, &here, None);
+            if let Some(default) = field.get("default") {
+                if let Some(expected) = self.default_mismatch(default, &ty) {
+                    self.problem(
+                        default,
+                        &format!("{here}/default"),
+                        format!("the default of `{name}` is not {expected}"),
+                    );
+                }
+            }
             out.push(Field {
                 name,
                 aliases,
@@ -541,6 +550,73 @@ impl Parser {
             });
         }
         out
+    }
+
+    /// What a field's default should have been, when it does not fit the field's type
+    /// (the first branch of a union, as the Avro specification says). Types defined in
+    /// other files are not checked here.
+    fn default_mismatch(&self, value: &Node, ty: &TypeNode) -> Option<String> {
+        let fits = |ok: bool, what: &str| if ok { None } else { Some(what.to_string()) };
+        match &ty.ty {
+            Type::Primitive(p) => match p {
+                Primitive::Null => fits(matches!(value.value, Value::Null), "`null`"),
+                Primitive::Boolean => {
+                    fits(matches!(value.value, Value::Bool(_)), "`true` or `false`")
+                }
+                Primitive::Int => fits(
+                    value.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                    "a 32-bit integer (`int`)",
+                ),
+                Primitive::Long => fits(value.as_i64().is_some(), "an integer (`long`)"),
+                Primitive::Float | Primitive::Double => fits(value.as_f64().is_some(), "a number"),
+                Primitive::Bytes | Primitive::String => fits(value.as_str().is_some(), "a string"),
+            },
+            Type::Array(items) => {
+                let Value::Seq(values) = &value.value else {
+                    return Some("a list".to_string());
+                };
+                values.iter().find_map(|v| self.default_mismatch(v, items))
+            }
+            Type::Map(values) => {
+                let Value::Map(entries) = &value.value else {
+                    return Some("an object".to_string());
+                };
+                entries
+                    .iter()
+                    .find_map(|e| self.default_mismatch(&e.value, values))
+            }
+            Type::Union(branches) => {
+                let first = branches.first()?;
+                self.default_mismatch(value, first).map(|expected| {
+                    format!("{expected}: a union's default must match its first branch (put that type first)")
+                })
+            }
+            Type::Defined(index) => match &self.parsed.named.get(*index)?.kind {
+                NamedKind::Enum { symbols, .. } => fits(
+                    value
+                        .as_str()
+                        .is_some_and(|v| symbols.iter().any(|s| s == v)),
+                    "one of the enum's symbols",
+                ),
+                NamedKind::Fixed { size } => fits(
+                    value
+                        .as_str()
+                        .is_some_and(|v| v.chars().count() as i64 == *size),
+                    &format!("a string of {size} characters"),
+                ),
+                NamedKind::Record(fields) => {
+                    let Value::Map(_) = &value.value else {
+                        return Some("an object".to_string());
+                    };
+                    fields.iter().find_map(|f| match value.get(&f.name) {
+                        Some(v) => self.default_mismatch(v, &f.ty),
+                        None if f.has_default => None,
+                        None => Some(format!("an object with `{}`", f.name)),
+                    })
+                }
+            },
+            Type::Ref(_) | Type::Invalid => None,
+        }
     }
 
     fn enumeration(&mut self, node: &Node, at: &str) -> NamedKind {
@@ -1077,6 +1153,22 @@ mod tests {
         assert!(fields(two).is_ok());
         let same = r#"{"type":"record","name":"E","namespace":"a","fields":[{"name":"c","type":["null",{"type":"record","name":"C","fields":[]},"a.C"]}]}"#;
         assert!(fields(same).unwrap_err()[0].contains("`a.C` twice"));
+    }
+
+    #[test]
+    fn defaults_must_fit_their_type() {
+        let field = |ty: &str, default: &str| {
+            fields(&format!(
+                r#"{{"type":"record","name":"R","fields":[{{"name":"f","type":{ty},"default":{default}}}]}}"#
+            ))
+        };
+        assert!(field(r#""int""#, "1").is_ok());
+        assert!(field(r#""int""#, "1.5").unwrap_err()[0].contains("32-bit integer"));
+        assert!(field(r#""int""#, "4294967296").is_err());
+        assert!(field(r#"["null","string"]"#, "null").is_ok());
+        assert!(field(r#"["string","null"]"#, "null").unwrap_err()[0].contains("first branch"));
+        assert!(field(r#"{"type":"array","items":"long"}"#, "[1, 2]").is_ok());
+        assert!(field(r#"{"type":"enum","name":"E","symbols":["A"]}"#, r#""B""#).is_err());
     }
 
     #[test]

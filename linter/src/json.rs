@@ -87,7 +87,10 @@ impl Parser<'_> {
             return Err(Error {
                 kind: ErrorKind::Budget,
                 span: Span::at(start),
-                message: format!("the document has more than {} nodes: refusing to load it", self.limits.max_nodes),
+                message: format!(
+                    "the document has more than {} nodes: refusing to load it",
+                    self.limits.max_nodes
+                ),
             });
         }
         Ok(())
@@ -131,7 +134,11 @@ impl Parser<'_> {
                         seen.insert(key.clone(), key_span);
                         self.expect(b':', "`:` after the key")?;
                         let value = self.value(depth + 1)?;
-                        entries.push(Entry { key, key_span, value });
+                        entries.push(Entry {
+                            key,
+                            key_span,
+                            value,
+                        });
                         self.skip_ws();
                         match self.bytes.get(self.at) {
                             Some(b',') => self.at += 1,
@@ -230,7 +237,9 @@ impl Parser<'_> {
                 return Ok(Value::Int(i));
             }
         }
-        text.parse::<f64>().map(Value::Float).map_err(|_| self.error("invalid number"))
+        text.parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| self.error("invalid number"))
     }
 
     fn string(&mut self) -> Result<String, Error> {
@@ -279,8 +288,12 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, Error> {
-        let digits = self.text.get(self.at..self.at + 4).ok_or_else(|| self.error("invalid \\u escape"))?;
-        let value = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        let digits = self
+            .text
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("invalid \\u escape"))?;
+        let value =
+            u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
         self.at += 4;
         Ok(value)
     }
@@ -322,15 +335,27 @@ mod tests {
         let json = ok(text);
         let yaml = crate::yaml::load(text, Limits::default()).unwrap();
         for pointer in ["/type", "/fields", "/fields/0", "/fields/0/type"] {
-            assert_eq!(json.pointer_span(pointer, false).start, yaml.pointer_span(pointer, false).start, "{pointer}");
-            assert_eq!(json.pointer_span(pointer, true).start, yaml.pointer_span(pointer, true).start, "{pointer}");
+            assert_eq!(
+                json.pointer_span(pointer, false).start,
+                yaml.pointer_span(pointer, false).start,
+                "{pointer}"
+            );
+            assert_eq!(
+                json.pointer_span(pointer, true).start,
+                yaml.pointer_span(pointer, true).start,
+                "{pointer}"
+            );
         }
-        assert_eq!(json.to_json(), serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            json.to_json(),
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
     }
 
     #[test]
     fn values_and_escapes() {
-        let doc = ok(r#"{"a": -1.5e2, "b": 7, "c": "x\n\u00e9\ud83d\ude00", "d": [true, false, null]}"#);
+        let doc =
+            ok(r#"{"a": -1.5e2, "b": 7, "c": "x\n\u00e9\ud83d\ude00", "d": [true, false, null]}"#);
         assert_eq!(doc.get("a").unwrap().as_f64(), Some(-150.0));
         assert_eq!(doc.get("b").unwrap().as_i64(), Some(7));
         assert_eq!(doc.get("c").unwrap().as_str(), Some("x\né😀"));
@@ -344,7 +369,10 @@ mod tests {
         assert!(err("{\"a\": 1} // x").message.contains("after the JSON"));
         assert!(err("{\"a\": 01}").message.contains("number"));
         assert!(err("").message.contains("empty"));
-        assert!(matches!(err("{\"a\": 1, \"a\": 2}").kind, ErrorKind::DuplicateKey { .. }));
+        assert!(matches!(
+            err("{\"a\": 1, \"a\": 2}").kind,
+            ErrorKind::DuplicateKey { .. }
+        ));
         assert_eq!(err(&"[".repeat(100)).kind, ErrorKind::Budget);
         assert!(err("\"abc").message.contains("unterminated"));
     }

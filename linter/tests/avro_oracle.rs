@@ -8,7 +8,8 @@
 //! A second test does the same for the subject compatibility modes on chains of three
 //! versions, including chains built so that a mode passes and its transitive form fails.
 //!
-//! The Python interpreter comes from `PAVER_PYTHON` (default `python3`); it must be able to
+//! The Python interpreter comes from `PAVER_PYTHON` (default: the venv of
+//! `scripts/setup-python` when it exists, else `python3`); it must be able to
 //! import `avro`: run `scripts/setup-python` and export `PAVER_PYTHON` to the path it prints.
 //! `PAVER_ORACLE_DUMP=FILE` writes every generated pair with the oracle's verdict as JSON
 //! lines, to replay a case by hand. `PAVER_ORACLE_SEED=N` generates another set (to hunt
@@ -1425,11 +1426,18 @@ enum Verdict {
     Error(String),
 }
 
+/// `PAVER_PYTHON`, else the venv `scripts/setup-python` makes by default, else `python3`.
 fn python() -> String {
-    std::env::var("PAVER_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".into())
+    if let Some(p) = std::env::var("PAVER_PYTHON").ok().filter(|p| !p.is_empty()) {
+        return p;
+    }
+    let venv = std::env::var("PAVER_PYTHON_VENV")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache/paver/venv")));
+    match venv.map(|v| v.join("bin/python")) {
+        Ok(p) if p.exists() => p.to_string_lossy().into_owned(),
+        _ => "python3".into(),
+    }
 }
 
 fn setup_hint() -> String {

@@ -165,16 +165,23 @@ fn the_readme_lists_every_rule() {
 /// on `pr`, checked out; the binary runs with `--base main`.
 fn pull_request(change: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform-repo-example"), dir.path());
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform-repo-example"),
+        dir.path(),
+    );
     let repo = git2::Repository::init(dir.path()).unwrap();
     let who = git2::Signature::now("paver", "paver@example.com").unwrap();
     let commit = |message: &str, parents: &[&git2::Commit]| {
         let mut index = repo.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
         index.update_all(["*"], None).unwrap();
         index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let id = repo.commit(Some("HEAD"), &who, &who, message, &tree, parents).unwrap();
+        let id = repo
+            .commit(Some("HEAD"), &who, &who, message, &tree, parents)
+            .unwrap();
         repo.find_commit(id).unwrap()
     };
     let base = commit("base", &[]);
@@ -198,31 +205,68 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
 fn base_refuses_edits_of_released_versions() {
     let dir = pull_request(|root| {
         let topic = root.join("topics/user-events/v1.yaml");
-        let text = std::fs::read_to_string(&topic).unwrap().replace("partitions: 12", "partitions: 24");
+        let text = std::fs::read_to_string(&topic)
+            .unwrap()
+            .replace("partitions: 12", "partitions: 24");
         std::fs::write(topic, text).unwrap();
         std::fs::remove_file(root.join("pipelines/user-events-ingestion/v1.yaml")).unwrap();
     });
-    let out = paver_lint(&[dir.path().to_str().unwrap(), "--base", "main", "--format", "json"], &[]);
+    let out = paver_lint(
+        &[
+            dir.path().to_str().unwrap(),
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let doc = json_of(&out);
     let found: Vec<(String, String)> = doc["diagnostics"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["rule"].as_str().unwrap().to_string(), d["file"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["rule"].as_str().unwrap().to_string(),
+                d["file"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(found.contains(&("PV601".into(), "topics/user-events/v1.yaml".into())), "{found:?}");
-    assert!(found.contains(&("PV602".into(), "pipelines/user-events-ingestion/v1.yaml".into())), "{found:?}");
-    let edit = doc["diagnostics"].as_array().unwrap().iter().find(|d| d["rule"] == "PV601").unwrap();
+    assert!(
+        found.contains(&("PV601".into(), "topics/user-events/v1.yaml".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            "PV602".into(),
+            "pipelines/user-events-ingestion/v1.yaml".into()
+        )),
+        "{found:?}"
+    );
+    let edit = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "PV601")
+        .unwrap();
     assert_eq!(edit["line"], 9);
-    assert!(edit["message"].as_str().unwrap().contains("+  partitions: 24"), "{edit}");
+    assert!(
+        edit["message"]
+            .as_str()
+            .unwrap()
+            .contains("+  partitions: 24"),
+        "{edit}"
+    );
 }
 
 #[test]
@@ -238,16 +282,40 @@ fn base_allows_new_versions_and_rollbacks_and_classifies_them() {
             .replace("\"604800000\"", "\"1209600000\"");
         std::fs::write(root.join("topics/user-events/v2.yaml"), v2).unwrap();
     });
-    let out = paver_lint(&[dir.path().to_str().unwrap(), "--base", "main", "--format", "json"], &[]);
+    let out = paver_lint(
+        &[
+            dir.path().to_str().unwrap(),
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
     let doc = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{doc}");
     let changes = doc["changes"].as_array().unwrap();
     let topic = changes.iter().find(|c| c["name"] == "user-events").unwrap();
-    assert_eq!((topic["from"].as_u64(), topic["to"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (topic["from"].as_u64(), topic["to"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(topic["impact"], "in-place");
-    assert!(topic["items"].to_string().contains("partitions 12 → 24"), "{topic}");
-    let rollback = changes.iter().find(|c| c["name"] == "user-events-ingestion").unwrap();
-    assert!(rollback["items"][0]["what"].as_str().unwrap().starts_with("rollback"), "{rollback}");
+    assert!(
+        topic["items"].to_string().contains("partitions 12 → 24"),
+        "{topic}"
+    );
+    let rollback = changes
+        .iter()
+        .find(|c| c["name"] == "user-events-ingestion")
+        .unwrap();
+    assert!(
+        rollback["items"][0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollback"),
+        "{rollback}"
+    );
 }
 
 #[test]
@@ -256,26 +324,44 @@ fn base_judges_schema_evolution_and_impossible_changes() {
         // v3 of the subject drops a field that v1 and v2 readers need.
         let v2 = std::fs::read_to_string(root.join("schemas/user-events/v2.avsc")).unwrap();
         let mut schema: serde_json::Value = serde_json::from_str(&v2).unwrap();
-        schema["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "eventType");
-        std::fs::write(root.join("schemas/user-events/v3.avsc"), serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+        schema["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "eventType");
+        std::fs::write(
+            root.join("schemas/user-events/v3.avsc"),
+            serde_json::to_string_pretty(&schema).unwrap(),
+        )
+        .unwrap();
         // v2 of the topic shrinks it.
         let v1 = std::fs::read_to_string(root.join("topics/user-events/v1.yaml")).unwrap();
-        let v2 = v1.replace("version: 1", "version: 2").replace("partitions: 12", "partitions: 6");
+        let v2 = v1
+            .replace("version: 1", "version: 2")
+            .replace("partitions: 12", "partitions: 6");
         std::fs::write(root.join("topics/user-events/v2.yaml"), v2).unwrap();
     });
     let out = paver_lint(&[dir.path().to_str().unwrap(), "--base", "main"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("error[PV502]: READER_FIELD_MISSING_DEFAULT_VALUE: user-events@1 cannot read data written with user-events@3 (FORWARD_TRANSITIVE)"), "{text}");
-    assert!(text.contains("user-events@2 cannot read data written with user-events@3"), "{text}");
-    assert!(text.contains("error[PV603]: v1 → v2: partitions 12 → 6"), "{text}");
+    assert!(
+        text.contains("user-events@2 cannot read data written with user-events@3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error[PV603]: v1 → v2: partitions 12 → 6"),
+        "{text}"
+    );
     assert!(text.contains("--> topics/user-events/v2.yaml:"), "{text}");
 }
 
 #[test]
 fn an_unknown_base_exits_2() {
     let dir = pull_request(|_| {});
-    let out = paver_lint(&[dir.path().to_str().unwrap(), "--base", "no-such-branch"], &[]);
+    let out = paver_lint(
+        &[dir.path().to_str().unwrap(), "--base", "no-such-branch"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no commit `no-such-branch`"));
     let plain = tempfile::tempdir().unwrap();

@@ -10,8 +10,9 @@ crate::rules::declare_rule! {
     /// Checks the structure of each `schemas/<subject>/v<N>.avsc`: a record at the top;
     /// valid, unique names for types, fields and enum symbols; every field with a `type`;
     /// unions without nested unions or duplicate branches; arrays with `items`, maps with
-    /// `values`, fixed types with a `size`. Each problem names the JSON pointer inside the
-    /// schema (`/fields/3/type`) and its line and column.
+    /// `values`, fixed types with a `size`; field defaults that fit the field's type (for a
+    /// union, its first branch, as the specification says). Each problem names the JSON
+    /// pointer inside the schema (`/fields/3/type`) and its line and column.
     ///
     /// ## Why is this bad?
     /// Producers and the reconciler would reject the schema at run time; a subject's
