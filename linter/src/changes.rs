@@ -142,6 +142,32 @@ fn at(path: &[&str]) -> Vec<String> {
 /// Every Avro file in one universe, and each file's index in it.
 type Avro<'a> = (crate::avro::Universe<'a>, BTreeMap<FileId, usize>);
 
+const PARTITIONS: [&str; 2] = ["spec", "partitions"];
+const SHARDS: [&str; 2] = ["spec", "shards"];
+
+/// A count that may grow in place and never shrink.
+fn grow_only(
+    item: &mut impl FnMut(Impact, String, &[&str]),
+    (before, after): (Option<f64>, Option<f64>),
+    path: &[&str],
+    grows: &str,
+    shrinks: &str,
+) {
+    let (Some(x), Some(y)) = (before, after) else {
+        return;
+    };
+    let name = path[path.len() - 1];
+    if y > x {
+        item(Impact::InPlace, format!("{name} {x} → {y}: {grows}"), path);
+    } else if y < x {
+        item(
+            Impact::Impossible,
+            format!("{name} {x} → {y}: {shrinks}"),
+            path,
+        );
+    }
+}
+
 fn compare(ws: &Workspace, avro: &Avro, kind: Kind, old: &File, new: &File) -> Vec<ChangeItem> {
     let (Some(a), Some(b)) = (&old.root, &new.root) else {
         return Vec::new();
@@ -161,18 +187,13 @@ fn compare(ws: &Workspace, avro: &Avro, kind: Kind, old: &File, new: &File) -> V
     let show = |v: Option<String>| v.unwrap_or_else(|| "(unset)".to_string());
     match kind {
         Kind::KafkaTopic => {
-            let p = ["spec", "partitions"];
-            if let (Some(x), Some(y)) = (num(a, &p), num(b, &p)) {
-                if y > x {
-                    item(Impact::InPlace, format!("partitions {x} → {y}: keys move to other partitions; per-key order holds only for new messages"), &p);
-                } else if y < x {
-                    item(
-                        Impact::Impossible,
-                        format!("partitions {x} → {y}: Kafka cannot remove partitions"),
-                        &p,
-                    );
-                }
-            }
+            grow_only(
+                &mut item,
+                (num(a, &PARTITIONS), num(b, &PARTITIONS)),
+                &PARTITIONS,
+                "keys move to other partitions; per-key order holds only for new messages",
+                "Kafka cannot remove partitions",
+            );
             let rf = ["spec", "replicationFactor"];
             if let (Some(x), Some(y)) = (num(a, &rf), num(b, &rf)) {
                 if x != y {
@@ -201,18 +222,13 @@ fn compare(ws: &Workspace, avro: &Avro, kind: Kind, old: &File, new: &File) -> V
             }
         }
         Kind::ClickHouseCluster => {
-            let s = ["spec", "shards"];
-            if let (Some(x), Some(y)) = (num(a, &s), num(b, &s)) {
-                if y > x {
-                    item(Impact::InPlace, format!("shards {x} → {y}: new shards start empty; existing data is not rebalanced"), &s);
-                } else if y < x {
-                    item(
-                        Impact::Impossible,
-                        format!("shards {x} → {y}: the data on the removed shards would be lost"),
-                        &s,
-                    );
-                }
-            }
+            grow_only(
+                &mut item,
+                (num(a, &SHARDS), num(b, &SHARDS)),
+                &SHARDS,
+                "new shards start empty; existing data is not rebalanced",
+                "the data on the removed shards would be lost",
+            );
             for key in [
                 "replication",
                 "memoryGB",

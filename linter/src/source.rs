@@ -120,48 +120,41 @@ struct Walk {
 }
 
 impl Walk {
+    /// Refuse a symlink: PV004 at the link's path.
+    fn refuse(&mut self, rel: &str, message: String, help: &str) {
+        self.diagnostics.push(
+            SymlinkEscape
+                .diagnostic(rel, Span::at(Pos::new(1, 1)), message)
+                .help(help),
+        );
+    }
+
     fn visit(&mut self, root: &Path, path: &Path, rel: &str, is_symlink: bool) -> io::Result<()> {
-        let whole = Span::at(Pos::new(1, 1));
         let target = if is_symlink {
-            let target = match path.canonicalize() {
-                Ok(t) => t,
-                Err(_) => {
-                    self.diagnostics.push(
-                        SymlinkEscape
-                            .diagnostic(rel, whole, format!("`{rel}` is a broken symlink"))
-                            .help("remove the link, or commit the file it should point to"),
-                    );
-                    return Ok(());
-                }
+            let Ok(target) = path.canonicalize() else {
+                self.refuse(
+                    rel,
+                    format!("`{rel}` is a broken symlink"),
+                    "remove the link, or commit the file it should point to",
+                );
+                return Ok(());
             };
             if !target.starts_with(root) {
-                self.diagnostics.push(
-                    SymlinkEscape
-                        .diagnostic(
-                            rel,
-                            whole,
-                            format!(
-                                "`{rel}` is a symlink that leaves the repo (to `{}`)",
-                                target.display()
-                            ),
-                        )
-                        .help(
-                            "commit the file itself; paver never reads outside the platform repo",
-                        ),
+                self.refuse(
+                    rel,
+                    format!(
+                        "`{rel}` is a symlink that leaves the repo (to `{}`)",
+                        target.display()
+                    ),
+                    "commit the file itself; paver never reads outside the platform repo",
                 );
                 return Ok(());
             }
             if target.is_dir() {
-                self.diagnostics.push(
-                    SymlinkEscape
-                        .diagnostic(
-                            rel,
-                            whole,
-                            format!(
-                                "`{rel}` is a symlink to a directory, which paver does not follow"
-                            ),
-                        )
-                        .help("move the directory here instead of linking it"),
+                self.refuse(
+                    rel,
+                    format!("`{rel}` is a symlink to a directory, which paver does not follow"),
+                    "move the directory here instead of linking it",
                 );
                 return Ok(());
             }
