@@ -19,6 +19,7 @@ pub mod diagnostic;
 pub mod json;
 pub mod layout;
 pub mod output;
+pub mod par;
 pub mod rules;
 pub mod schema;
 pub mod source;
@@ -102,8 +103,12 @@ pub fn lint_against(collected: Collected, base: Option<workspace::Base>) -> Repo
     workspace.base = base;
     workspace.changes = changes::classify(&workspace);
     diagnostics.extend(collected.diagnostics);
-    for rule in rules::ALL {
-        rule.check(&workspace, &mut diagnostics);
+    for found in par::map(rules::ALL, |rule| {
+        let mut found = Vec::new();
+        rule.check(&workspace, &mut found);
+        found
+    }) {
+        diagnostics.extend(found);
     }
     // Rules of the files themselves (PV0xx) cannot be turned off: what does not load
     // cannot be judged.

@@ -50,39 +50,16 @@ pub fn collect(root: &Path) -> io::Result<Collected> {
         }
     }
     // Reading is most of the cost on a large repo: spread it over the cores.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let chunk = walk.files.len().div_ceil(threads).max(256);
     let mut out = Collected {
         files: Vec::with_capacity(walk.files.len()),
         diagnostics: walk.diagnostics,
     };
-    std::thread::scope(|scope| -> io::Result<()> {
-        let handles: Vec<_> = walk
-            .files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(rel, path)| read(rel, path))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for handle in handles {
-            let part = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for result in part {
-                match result? {
-                    Ok(file) => out.files.push(file),
-                    Err(diagnostic) => out.diagnostics.push(diagnostic),
-                }
-            }
+    for result in crate::par::map(&walk.files, |(rel, path)| read(rel, path)) {
+        match result? {
+            Ok(file) => out.files.push(file),
+            Err(diagnostic) => out.diagnostics.push(diagnostic),
         }
-        Ok(())
-    })?;
+    }
     Ok(out)
 }
 

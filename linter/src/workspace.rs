@@ -141,23 +141,7 @@ impl Workspace {
     /// Load the files (decode, parse, validate), in parallel. Returns the workspace and the
     /// findings of loading.
     pub fn load(raw: Vec<RawFile>) -> (Workspace, Vec<Diagnostic>) {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let chunk = raw.len().div_ceil(threads).max(64);
-        let mut loaded: Vec<(File, Vec<Diagnostic>)> = Vec::with_capacity(raw.len());
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = raw
-                .chunks(chunk)
-                .map(|files| scope.spawn(move || files.iter().map(load_file).collect::<Vec<_>>()))
-                .collect();
-            for handle in handles {
-                match handle.join() {
-                    Ok(part) => loaded.extend(part),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
+        let loaded = crate::par::map(&raw, load_file);
         let mut ws = Workspace::default();
         let mut diagnostics = Vec::new();
         for (file, found) in loaded {
