@@ -50,11 +50,21 @@ pub fn read(root: &Path, base: &str) -> Result<Vec<RawFile>, BaseError> {
         base: base.to_string(),
         source,
     };
-    let mut tree = commit.tree().map_err(tree_error)?;
+    read_commit(&repo, &commit, &prefix).map_err(tree_error)
+}
+
+/// The managed files of the platform repo in `prefix` (a folder of the git repository, empty
+/// for its root) at a commit. A folder that does not exist there has no files.
+pub fn read_commit(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+    prefix: &Path,
+) -> Result<Vec<RawFile>, git2::Error> {
+    let mut tree = commit.tree()?;
     if !prefix.as_os_str().is_empty() {
-        match tree.get_path(&prefix) {
+        match tree.get_path(prefix) {
             Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-                tree = repo.find_tree(entry.id()).map_err(tree_error)?;
+                tree = repo.find_tree(entry.id())?;
             }
             _ => return Ok(Vec::new()),
         }
@@ -74,20 +84,19 @@ pub fn read(root: &Path, base: &str) -> Result<Vec<RawFile>, BaseError> {
                 TreeWalkResult::Skip
             };
         }
-        // Symlinks (mode 120000) are not content; PV004 judges the work tree's.
+        // Symlinks (mode 120000) are not content.
         if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
-            if let Ok(role) = classify(&path) {
-                if role != Role::Ignored {
-                    wanted.push((path, entry.id()));
-                }
+            let managed =
+                path == "paver.yaml" || classify(&path).is_ok_and(|role| role != Role::Ignored);
+            if managed {
+                wanted.push((path, entry.id()));
             }
         }
         TreeWalkResult::Ok
-    })
-    .map_err(tree_error)?;
+    })?;
     let mut files = Vec::with_capacity(wanted.len());
     for (path, id) in wanted {
-        let blob = repo.find_blob(id).map_err(tree_error)?;
+        let blob = repo.find_blob(id)?;
         if blob.size() as u64 > MAX_FILE_BYTES {
             continue;
         }

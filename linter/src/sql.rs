@@ -523,6 +523,52 @@ impl Visitor for Reads {
     }
 }
 
+/// A key as the parser renders it (what paver writes into DDL), when it is valid.
+pub fn render_key(text: &str) -> Option<String> {
+    analyze_key(text).ok()?;
+    let dialect = ClickHouseDialect {};
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(text)
+        .ok()?;
+    Some(parser.parse_expr().ok()?.to_string())
+}
+
+/// A transform as the parser renders it, when it is valid.
+pub fn render_query(text: &str) -> Option<String> {
+    analyze_transform(text).ok()?;
+    let statements = Parser::parse_sql(&ClickHouseDialect {}, text).ok()?;
+    Some(statements.first()?.to_string())
+}
+
+/// A transform rendered to read from `database.table` (named `source` in the query, so
+/// that `source.column` still resolves), when it is valid.
+pub fn render_query_over(text: &str, database: &str, table: &str) -> Option<String> {
+    use sqlparser::ast::{Ident, TableAlias};
+    analyze_transform(text).ok()?;
+    let mut statements = Parser::parse_sql(&ClickHouseDialect {}, text).ok()?;
+    let Statement::Query(query) = statements.first_mut()? else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let TableFactor::Table { name, alias, .. } = &mut select.from.first_mut()?.relation else {
+        return None;
+    };
+    *name = ObjectName::from(vec![
+        Ident::with_quote('`', database),
+        Ident::with_quote('`', table),
+    ]);
+    *alias = Some(TableAlias {
+        explicit: true,
+        name: Ident::new("source"),
+        columns: Vec::new(),
+        at: None,
+    });
+    Some(statements[0].to_string())
+}
+
 /// Check a `partitionKey` or `orderKey`: one expression, no subquery, no forbidden function.
 /// Returns the columns it reads.
 pub fn analyze_key(text: &str) -> Result<Vec<ColumnRef>, Problem> {
@@ -655,6 +701,19 @@ mod tests {
         assert!(with.iter().any(|p| p.contains("WITH")), "{with:?}");
         assert!(problems("SELECT a, a FROM source")[0].contains("named twice"));
         assert!(problems("SELECT a FROM")[0].contains("does not parse"));
+    }
+
+    #[test]
+    fn renders_what_it_accepted() {
+        assert_eq!(
+            render_key("( userId ,eventTime )").as_deref(),
+            Some("(userId, eventTime)")
+        );
+        assert_eq!(render_key("a) ENGINE = Log; --"), None);
+        let q = render_query(DESIGN_QUERY).unwrap();
+        assert!(q.starts_with("SELECT userId, eventType, eventTime, properties, now() AS ingestedAt FROM source WHERE"), "{q}");
+        let over = render_query_over("SELECT source.a AS a FROM source", "db", "probe").unwrap();
+        assert_eq!(over, "SELECT source.a AS a FROM `db`.`probe` AS source");
     }
 
     #[test]

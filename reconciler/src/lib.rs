@@ -1,6 +1,15 @@
-//! paver, the reconciler: pulls the merged platform repo and converges Kafka, ClickHouse
-//! and Kubernetes to it, one revision at a time, as a transaction.
+//! paver, the reconciler: pulls the merged platform repo and converges Kafka and ClickHouse
+//! to it, one revision at a time, as a transaction.
 //!
-//! Not built yet (issue "paver: the reconciler core"). It will load and check each
-//! revision with the `paver-lint` library (`paver_lint::lint`, fed the files of a git
-//! tree), so that the PR check and the deploy judge a commit the same way.
+//! A revision travels one way: [`source`] (git, or a folder) → lint and [`desired`] (the
+//! `paver-lint` library loads and checks it, exactly as the pull-request check did) →
+//! [`plan`] (pure: desired × observed) → [`executor`] (journal, steps, compensation) →
+//! [`providers`] (Kafka, ClickHouse) and [`store`] (SQLite). [`reconcile`] drives it.
+
+pub mod desired;
+pub mod executor;
+pub mod plan;
+pub mod providers;
+pub mod reconcile;
+pub mod source;
+pub mod store;

@@ -1,0 +1,588 @@
+//! The plan: a pure function of what a revision wants ([`Desired`]), what exists
+//! ([`Observed`]) and what paver manages, to the ordered steps that get from one to the
+//! other, each with its compensation. No I/O here: it is tested without any server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// `db.table`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TableName {
+    pub database: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.database, self.name)
+    }
+}
+
+/// A column; `ty` is `None` when ClickHouse infers it from the transform at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: Option<String>,
+}
+
+/// A Kafka topic as wanted or as found (for a found one, `config` holds the topic's own
+/// overrides, not the broker's defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub config: BTreeMap<String, String>,
+}
+
+/// How ClickHouse computes a sink table's columns from a pipeline's source: the source's
+/// columns (from the Avro schema) and the transform over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transform {
+    pub source_columns: Vec<Column>,
+    /// The transform, `FROM source` included; `None` copies the source's columns.
+    pub query: Option<String>,
+}
+
+/// A sink table as a revision wants it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub columns: Vec<Column>,
+    pub partition_by: Option<String>,
+    pub order_by: String,
+    pub ttl_days: Option<u32>,
+    pub transform: Transform,
+    /// The pipeline and version that own it, for messages.
+    pub owner: String,
+}
+
+/// What a revision wants to exist.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub topics: BTreeMap<String, Topic>,
+    pub databases: BTreeSet<String>,
+    pub tables: BTreeMap<TableName, Table>,
+}
+
+impl Desired {
+    /// Rewrite every column type (a server without a type gets its nearest equivalent).
+    pub fn map_types(&mut self, f: impl Fn(&str) -> String) {
+        for table in self.tables.values_mut() {
+            for column in table
+                .columns
+                .iter_mut()
+                .chain(table.transform.source_columns.iter_mut())
+            {
+                if let Some(ty) = &column.ty {
+                    column.ty = Some(f(ty));
+                }
+            }
+        }
+    }
+}
+
+/// A table as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedTable {
+    pub columns: Vec<(String, String)>,
+    pub partition_by: String,
+    pub order_by: String,
+}
+
+/// What exists in Kafka and ClickHouse (only the names paver could manage are observed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub topics: BTreeMap<String, Topic>,
+    pub databases: BTreeSet<String>,
+    pub tables: BTreeMap<TableName, ObservedTable>,
+}
+
+/// One change to the real systems.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Action {
+    CreateTopic {
+        name: String,
+        topic: Topic,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    AlterTopicConfig {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
+    CreateDatabase {
+        name: String,
+    },
+    DropDatabase {
+        name: String,
+    },
+    CreateTable {
+        table: TableName,
+        spec: Table,
+    },
+    DropTable {
+        table: TableName,
+    },
+    AddColumn {
+        table: TableName,
+        column: Column,
+        transform: Transform,
+    },
+    DropColumn {
+        table: TableName,
+        name: String,
+    },
+}
+
+/// A step of a plan: what to do, how to undo it, and whether it can be undone at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The managed resource it concerns: `topic:<name>`, `database:<name>`, `table:<db>.<t>`.
+    pub resource: String,
+    pub action: Action,
+    pub compensation: Option<Action>,
+    /// Cannot be undone (a partition increase): marked in the plan for review.
+    pub irreversible: bool,
+}
+
+/// Why a revision cannot be applied to what exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocker {
+    pub resource: String,
+    pub message: String,
+}
+
+/// The plan for a revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub revision: String,
+    pub steps: Vec<Step>,
+    /// Differences that are there but not repaired by this plan (reported).
+    pub notes: Vec<String>,
+    /// A fingerprint of what was observed: applying a saved plan refuses if it moved.
+    pub observed: String,
+}
+
+impl Plan {
+    pub fn irreversible(&self) -> usize {
+        self.steps.iter().filter(|s| s.irreversible).count()
+    }
+}
+
+/// Resource ids, as in the inventory.
+pub fn topic_id(name: &str) -> String {
+    format!("topic:{name}")
+}
+
+pub fn database_id(name: &str) -> String {
+    format!("database:{name}")
+}
+
+pub fn table_id(table: &TableName) -> String {
+    format!("table:{table}")
+}
+
+/// ClickHouse rewrites keys (`(a, b)` is stored as `a, b`; spaces and quotes vary): compare
+/// them in one spelling.
+pub fn normalize_key(key: &str) -> String {
+    let compact: String = key
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '`' && *c != '"')
+        .collect();
+    strip_outer_parens(&compact).to_string()
+}
+
+fn strip_outer_parens(text: &str) -> &str {
+    let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) else {
+        return text;
+    };
+    // Only when the parentheses enclose the whole: `(a),(b)` keeps them.
+    let mut depth = 0i32;
+    for c in inner.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return text;
+        }
+    }
+    inner
+}
+
+/// The steps from `observed` to `desired`. `managed` holds the resources paver created;
+/// anything else in the way is a blocker, never something to drop.
+pub fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    managed: &BTreeSet<String>,
+    revision: &str,
+) -> Result<Plan, Vec<Blocker>> {
+    let mut steps = Vec::new();
+    let mut notes = Vec::new();
+    let mut blockers = Vec::new();
+    let mut block =
+        |resource: String, message: String| blockers.push(Blocker { resource, message });
+
+    for (name, want) in &desired.topics {
+        let id = topic_id(name);
+        let Some(have) = observed.topics.get(name) else {
+            steps.push(Step {
+                resource: id,
+                action: Action::CreateTopic {
+                    name: name.clone(),
+                    topic: want.clone(),
+                },
+                compensation: Some(Action::DeleteTopic { name: name.clone() }),
+                irreversible: false,
+            });
+            continue;
+        };
+        if !managed.contains(&id) {
+            block(id, format!("the topic `{name}` exists and paver did not create it: paver never takes over or drops what it does not manage"));
+            continue;
+        }
+        if want.partitions < have.partitions {
+            block(id.clone(), format!("topic `{name}` has {} partitions; the revision wants {}: Kafka cannot remove partitions", have.partitions, want.partitions));
+        } else if want.partitions > have.partitions {
+            steps.push(Step {
+                resource: id.clone(),
+                action: Action::CreatePartitions {
+                    name: name.clone(),
+                    count: want.partitions,
+                },
+                compensation: None,
+                irreversible: true,
+            });
+        }
+        if want.replication_factor != have.replication_factor {
+            notes.push(format!(
+                "topic `{name}` has replication factor {}, the revision says {}: paver does not reassign partitions",
+                have.replication_factor, want.replication_factor
+            ));
+        }
+        let set: BTreeMap<String, String> = want
+            .config
+            .iter()
+            .filter(|(k, v)| have.config.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let delete: Vec<String> = have
+            .config
+            .keys()
+            .filter(|k| !want.config.contains_key(*k))
+            .cloned()
+            .collect();
+        if !set.is_empty() || !delete.is_empty() {
+            // The undo restores what was there: old values back, new keys removed.
+            let restore: BTreeMap<String, String> = set
+                .keys()
+                .chain(delete.iter())
+                .filter_map(|k| have.config.get(k).map(|v| (k.clone(), v.clone())))
+                .collect();
+            let unset: Vec<String> = set
+                .keys()
+                .filter(|k| !have.config.contains_key(*k))
+                .cloned()
+                .collect();
+            steps.push(Step {
+                resource: id,
+                action: Action::AlterTopicConfig {
+                    name: name.clone(),
+                    set,
+                    delete,
+                },
+                compensation: Some(Action::AlterTopicConfig {
+                    name: name.clone(),
+                    set: restore,
+                    delete: unset,
+                }),
+                irreversible: false,
+            });
+        }
+    }
+
+    for name in &desired.databases {
+        if !observed.databases.contains(name) {
+            steps.push(Step {
+                resource: database_id(name),
+                action: Action::CreateDatabase { name: name.clone() },
+                compensation: Some(Action::DropDatabase { name: name.clone() }),
+                irreversible: false,
+            });
+        }
+    }
+
+    for (table, want) in &desired.tables {
+        let id = table_id(table);
+        let Some(have) = observed.tables.get(table) else {
+            steps.push(Step {
+                resource: id,
+                action: Action::CreateTable {
+                    table: table.clone(),
+                    spec: want.clone(),
+                },
+                compensation: Some(Action::DropTable {
+                    table: table.clone(),
+                }),
+                irreversible: false,
+            });
+            continue;
+        };
+        if !managed.contains(&id) {
+            block(id, format!("the table `{table}` exists and paver did not create it: paver never takes over or drops what it does not manage"));
+            continue;
+        }
+        if normalize_key(&want.order_by) != normalize_key(&have.order_by) {
+            block(id.clone(), format!("table `{table}` is ordered by `{}`; {} wants `{}`: ORDER BY needs a new table version", have.order_by, want.owner, want.order_by));
+        }
+        let want_partition = want
+            .partition_by
+            .as_deref()
+            .map(normalize_key)
+            .unwrap_or_default();
+        if want_partition != normalize_key(&have.partition_by) {
+            block(id.clone(), format!("table `{table}` is partitioned by `{}`; {} wants `{}`: PARTITION BY needs a new table version", have.partition_by, want.owner, want.partition_by.as_deref().unwrap_or("")));
+        }
+        for column in &want.columns {
+            match have.columns.iter().find(|(n, _)| *n == column.name) {
+                None => steps.push(Step {
+                    resource: id.clone(),
+                    action: Action::AddColumn {
+                        table: table.clone(),
+                        column: column.clone(),
+                        transform: want.transform.clone(),
+                    },
+                    compensation: Some(Action::DropColumn {
+                        table: table.clone(),
+                        name: column.name.clone(),
+                    }),
+                    irreversible: false,
+                }),
+                Some((_, ty)) => {
+                    if let Some(want_ty) = &column.ty {
+                        if !paver_lint::clickhouse::holds(ty, want_ty) {
+                            block(id.clone(), format!("column `{}` of `{table}` is {ty}; {} writes {want_ty}: a column type change needs a new table version", column.name, want.owner));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !blockers.is_empty() {
+        return Err(blockers);
+    }
+    Ok(Plan {
+        revision: revision.to_string(),
+        steps,
+        notes,
+        observed: fingerprint(observed),
+    })
+}
+
+/// A stable fingerprint of an observation.
+pub fn fingerprint(observed: &Observed) -> String {
+    fingerprint_json(observed)
+}
+
+/// A short content hash of anything serializable (maps are ordered: it is stable).
+pub fn fingerprint_json(value: &impl Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The plan as a reviewer reads it, Terraform-style.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let short = &plan.revision[..plan.revision.len().min(12)];
+    let _ = writeln!(
+        out,
+        "paver plan for {short}: {} steps, {} irreversible",
+        plan.steps.len(),
+        plan.irreversible()
+    );
+    for step in &plan.steps {
+        let (sign, text) = describe(&step.action);
+        let mark = if step.irreversible {
+            "  (irreversible)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {sign} {text}{mark}");
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "  ! {note}");
+    }
+    if plan.steps.is_empty() {
+        let _ = writeln!(out, "  no changes: the real systems match the revision");
+    }
+    out
+}
+
+/// A sign (`+`, `~`, `-`) and a line for an action.
+pub fn describe(action: &Action) -> (char, String) {
+    let kv = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match action {
+        Action::CreateTopic { name, topic } => (
+            '+',
+            format!(
+                "create topic {name} ({} partitions, replication factor {}{})",
+                topic.partitions,
+                topic.replication_factor,
+                if topic.config.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", kv(&topic.config))
+                }
+            ),
+        ),
+        Action::DeleteTopic { name } => ('-', format!("delete topic {name}")),
+        Action::AlterTopicConfig { name, set, delete } => {
+            let mut parts = Vec::new();
+            if !set.is_empty() {
+                parts.push(format!("set {}", kv(set)));
+            }
+            if !delete.is_empty() {
+                parts.push(format!("reset {}", delete.join(", ")));
+            }
+            (
+                '~',
+                format!("alter topic {name} config: {}", parts.join("; ")),
+            )
+        }
+        Action::CreatePartitions { name, count } => (
+            '~',
+            format!("increase partitions of topic {name} to {count}"),
+        ),
+        Action::CreateDatabase { name } => ('+', format!("create database {name}")),
+        Action::DropDatabase { name } => ('-', format!("drop database {name}")),
+        Action::CreateTable { table, spec } => (
+            '+',
+            format!(
+                "create table {table} ({} columns, ORDER BY {}{})",
+                spec.columns.len(),
+                spec.order_by,
+                spec.partition_by
+                    .as_ref()
+                    .map(|p| format!(", PARTITION BY {p}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Action::DropTable { table } => ('-', format!("drop table {table}")),
+        Action::AddColumn { table, column, .. } => (
+            '~',
+            format!(
+                "add column {} {} to {table}",
+                column.name,
+                column.ty.as_deref().unwrap_or("(type from the transform)")
+            ),
+        ),
+        Action::DropColumn { table, name } => ('-', format!("drop column {name} of {table}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(partitions: i32, config: &[(&str, &str)]) -> Topic {
+        Topic {
+            partitions,
+            replication_factor: 1,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn keys_compare_in_one_spelling() {
+        assert_eq!(normalize_key("(userId, eventTime)"), "userId,eventTime");
+        assert_eq!(normalize_key("userId, eventTime"), "userId,eventTime");
+        assert_eq!(normalize_key("toYYYYMM(eventTime)"), "toYYYYMM(eventTime)");
+        assert_eq!(normalize_key("(a),(b)"), "(a),(b)");
+    }
+
+    #[test]
+    fn creates_what_is_missing_and_nothing_twice() {
+        let mut desired = Desired::default();
+        desired
+            .topics
+            .insert("t".into(), topic(3, &[("retention.ms", "1000")]));
+        desired.databases.insert("db".into());
+        let first = plan(&desired, &Observed::default(), &BTreeSet::new(), "r1").unwrap();
+        assert_eq!(first.steps.len(), 2);
+        assert!(render(&first)
+            .contains("+ create topic t (3 partitions, replication factor 1, retention.ms=1000)"));
+        let mut observed = Observed::default();
+        observed
+            .topics
+            .insert("t".into(), topic(3, &[("retention.ms", "1000")]));
+        observed.databases.insert("db".into());
+        let managed = BTreeSet::from([topic_id("t"), database_id("db")]);
+        let second = plan(&desired, &observed, &managed, "r1").unwrap();
+        assert!(second.steps.is_empty(), "{second:?}");
+    }
+
+    #[test]
+    fn never_takes_over_what_paver_did_not_create() {
+        let mut desired = Desired::default();
+        desired.topics.insert("t".into(), topic(3, &[]));
+        let mut observed = Observed::default();
+        observed.topics.insert("t".into(), topic(3, &[]));
+        let blockers = plan(&desired, &observed, &BTreeSet::new(), "r").unwrap_err();
+        assert!(blockers[0].message.contains("paver did not create it"));
+    }
+
+    #[test]
+    fn config_changes_carry_their_undo_and_partitions_are_irreversible() {
+        let mut desired = Desired::default();
+        desired.topics.insert(
+            "t".into(),
+            topic(6, &[("retention.ms", "2000"), ("cleanup.policy", "delete")]),
+        );
+        let mut observed = Observed::default();
+        observed.topics.insert(
+            "t".into(),
+            topic(3, &[("retention.ms", "1000"), ("segment.ms", "5")]),
+        );
+        let p = plan(&desired, &observed, &BTreeSet::from([topic_id("t")]), "r").unwrap();
+        assert!(p.steps[0].irreversible);
+        let Action::AlterTopicConfig { set, delete, .. } = &p.steps[1].action else {
+            panic!()
+        };
+        assert_eq!(set.len(), 2);
+        assert_eq!(delete, &["segment.ms"]);
+        let Some(Action::AlterTopicConfig {
+            set: restore,
+            delete: unset,
+            ..
+        }) = &p.steps[1].compensation
+        else {
+            panic!()
+        };
+        assert_eq!(
+            restore.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(restore.get("segment.ms").map(String::as_str), Some("5"));
+        assert_eq!(unset, &["cleanup.policy"]);
+    }
+}

@@ -1,0 +1,416 @@
+//! The ClickHouse provider: observes databases, tables and columns in a fixed number of
+//! queries, and runs the ClickHouse actions of a plan. It talks HTTP with the official
+//! `clickhouse` crate and detects the server's version, using what it offers: old servers
+//! (18.16, on the test machines) have no `Bool`, `Date32`, `DateTime64`, `Map` or
+//! `LowCardinality` and no TTL, so their nearest equivalents are used.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+
+use crate::plan::{Action, Column, ObservedTable, Table, TableName, Transform};
+
+/// A connection to one ClickHouse server.
+pub struct ClickHouse {
+    client: clickhouse::Client,
+    /// `(major, minor)` of the server.
+    pub version: (u32, u32),
+    pub version_text: String,
+}
+
+/// A name in backquotes, as ClickHouse reads identifiers (names are validated by the linter
+/// already; quoting keeps them names whatever they are).
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+fn table_sql(t: &TableName) -> String {
+    format!("{}.{}", quote(&t.database), quote(&t.name))
+}
+
+/// A string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl ClickHouse {
+    /// Connect and read the server's version.
+    pub async fn connect(
+        url: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<ClickHouse, String> {
+        let mut client = clickhouse::Client::default()
+            .with_url(url)
+            .with_validation(false);
+        if let Some(user) = user {
+            client = client.with_user(user);
+        }
+        if let Some(password) = password {
+            client = client.with_password(password);
+        }
+        let mut ch = ClickHouse {
+            client,
+            version: (0, 0),
+            version_text: String::new(),
+        };
+        let rows = ch
+            .rows("SELECT version() AS v")
+            .await
+            .map_err(|e| format!("ClickHouse at {url}: {e}"))?;
+        let text = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default();
+        let mut parts = text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        ch.version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        ch.version_text = text;
+        Ok(ch)
+    }
+
+    /// Run a query and return its rows as text (one round trip).
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+        let bytes = self
+            .client
+            .query(sql)
+            .fetch_bytes("JSONCompact")
+            .map_err(|e| e.to_string())?
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc: Json =
+            serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))?;
+        let rows = doc["data"].as_array().cloned().unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| match v {
+                        Json::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The columns and types a query returns, without running it on data.
+    async fn meta(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+        let bytes = self
+            .client
+            .query(sql)
+            .fetch_bytes("JSONCompact")
+            .map_err(|e| e.to_string())?
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc: Json =
+            serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))?;
+        Ok(doc["meta"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    m["name"].as_str()?.to_string(),
+                    m["type"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn run(&self, sql: &str) -> Result<(), String> {
+        self.client
+            .query(sql)
+            .execute()
+            .await
+            .map_err(|e| format!("{e} (in `{sql}`)"))
+    }
+
+    /// Observe the given databases: which exist, and their tables with columns and keys.
+    /// Three queries, whatever the number of tables.
+    pub async fn observe(
+        &self,
+        databases: &BTreeSet<String>,
+    ) -> Result<(BTreeSet<String>, BTreeMap<TableName, ObservedTable>), String> {
+        let existing: BTreeSet<String> = self
+            .rows("SELECT name FROM system.databases")
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
+        let wanted: Vec<String> = databases
+            .iter()
+            .filter(|d| existing.contains(*d))
+            .map(|d| literal(d))
+            .collect();
+        let mut tables = BTreeMap::new();
+        if wanted.is_empty() {
+            return Ok((existing, tables));
+        }
+        let list = wanted.join(", ");
+        for row in self
+            .rows(&format!("SELECT database, name, engine_full FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'"))
+            .await?
+        {
+            if let [db, name, engine] = row.as_slice() {
+                let (partition_by, order_by) = keys_of(engine);
+                tables.insert(
+                    TableName { database: db.clone(), name: name.clone() },
+                    ObservedTable { columns: Vec::new(), partition_by, order_by },
+                );
+            }
+        }
+        for row in self
+            .rows(&format!(
+                "SELECT database, table, name, type FROM system.columns WHERE database IN ({list})"
+            ))
+            .await?
+        {
+            if let [db, table, name, ty] = row.as_slice() {
+                let key = TableName {
+                    database: db.clone(),
+                    name: table.clone(),
+                };
+                if let Some(t) = tables.get_mut(&key) {
+                    t.columns.push((name.clone(), ty.clone()));
+                }
+            }
+        }
+        Ok((existing, tables))
+    }
+
+    /// A column type this server has, for one of paver's mapping (see the README).
+    pub fn adapt_type(&self, ty: &str) -> String {
+        let modern = self.version >= (21, 12);
+        if modern {
+            return ty.to_string();
+        }
+        let mut t = ty.to_string();
+        if self.version < (21, 12) {
+            t = t.replace("Bool", "UInt8");
+        }
+        if self.version < (21, 9) {
+            t = t.replace("Date32", "Date");
+        }
+        if self.version < (20, 1) {
+            for p in ["DateTime64(3)", "DateTime64(6)"] {
+                t = t.replace(p, "DateTime");
+            }
+        }
+        if self.version < (19, 0) {
+            t = t.replace("LowCardinality(String)", "String");
+        }
+        if self.version < (21, 1) && t.contains("Map(") {
+            // No Map type: the map is kept as its JSON text.
+            t = "String".to_string();
+        }
+        if t.contains("Tuple(") && self.version < (21, 1) {
+            t = "String".to_string();
+        }
+        t
+    }
+
+    /// The columns of a table, types inferred by the server where the spec leaves them to
+    /// the transform: the transform runs (on no rows) over a Null table with the source's
+    /// columns.
+    async fn resolve_columns(
+        &self,
+        table: &TableName,
+        columns: &[Column],
+        transform: &Transform,
+    ) -> Result<Vec<(String, String)>, String> {
+        let mut inferred = BTreeMap::new();
+        if columns.iter().any(|c| c.ty.is_none()) {
+            let probe = TableName {
+                database: table.database.clone(),
+                name: format!("__paver_probe_{}", table.name),
+            };
+            let source: Vec<String> = transform
+                .source_columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        quote(&c.name),
+                        self.adapt_type(c.ty.as_deref().unwrap_or("String"))
+                    )
+                })
+                .collect();
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
+                .await?;
+            self.run(&format!(
+                "CREATE TABLE {} ({}) ENGINE = Null",
+                table_sql(&probe),
+                source.join(", ")
+            ))
+            .await?;
+            let query = transform
+                .query
+                .as_deref()
+                .and_then(|q| paver_lint::sql::render_query_over(q, &probe.database, &probe.name));
+            let result = match query {
+                Some(q) => self.meta(&format!("SELECT * FROM ({q}) LIMIT 0")).await,
+                None => Err("the transform could not be rendered".to_string()),
+            };
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
+                .await?;
+            inferred.extend(result?);
+        }
+        columns
+            .iter()
+            .map(|c| match &c.ty {
+                Some(ty) => Ok((c.name.clone(), self.adapt_type(ty))),
+                None => inferred
+                    .get(&c.name)
+                    .map(|ty| (c.name.clone(), ty.clone()))
+                    .ok_or_else(|| format!("ClickHouse gave no type for the column `{}`", c.name)),
+            })
+            .collect()
+    }
+
+    async fn create_table(&self, table: &TableName, spec: &Table) -> Result<(), String> {
+        let columns = self
+            .resolve_columns(table, &spec.columns, &spec.transform)
+            .await?;
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|(n, t)| format!("{} {t}", quote(n)))
+            .collect();
+        let mut ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = MergeTree()",
+            table_sql(table),
+            defs.join(", ")
+        );
+        if let Some(p) = &spec.partition_by {
+            ddl.push_str(&format!(" PARTITION BY {p}"));
+        }
+        ddl.push_str(&format!(" ORDER BY {}", spec.order_by));
+        // TTL from the cluster's retentionDays, where the server has TTL (19.6+) and the
+        // table has a time column.
+        if let (Some(days), true) = (spec.ttl_days, self.version >= (19, 6)) {
+            if let Some((col, _)) = columns
+                .iter()
+                .find(|(_, t)| t.starts_with("DateTime") || t.starts_with("Date"))
+            {
+                ddl.push_str(&format!(
+                    " TTL toDateTime({}) + INTERVAL {days} DAY",
+                    quote(col)
+                ));
+            }
+        }
+        self.run(&ddl).await
+    }
+
+    async fn column_exists(&self, table: &TableName, name: &str) -> Result<bool, String> {
+        let rows = self
+            .rows(&format!(
+                "SELECT name FROM system.columns WHERE database = {} AND table = {} AND name = {}",
+                literal(&table.database),
+                literal(&table.name),
+                literal(name)
+            ))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Run a ClickHouse action; `Ok(false)` when the action is not ClickHouse's.
+    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
+        match action {
+            Action::CreateDatabase { name } => {
+                self.run(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(name)))
+                    .await?
+            }
+            Action::DropDatabase { name } => {
+                self.run(&format!("DROP DATABASE IF EXISTS {}", quote(name)))
+                    .await?
+            }
+            Action::CreateTable { table, spec } => self.create_table(table, spec).await?,
+            Action::DropTable { table } => {
+                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(table)))
+                    .await?
+            }
+            Action::AddColumn {
+                table,
+                column,
+                transform,
+            } => {
+                if !self.column_exists(table, &column.name).await? {
+                    let resolved = self
+                        .resolve_columns(table, std::slice::from_ref(column), transform)
+                        .await?;
+                    let (name, ty) = &resolved[0];
+                    self.run(&format!(
+                        "ALTER TABLE {} ADD COLUMN {} {ty}",
+                        table_sql(table),
+                        quote(name)
+                    ))
+                    .await?;
+                }
+            }
+            Action::DropColumn { table, name } => {
+                if self.column_exists(table, name).await? {
+                    self.run(&format!(
+                        "ALTER TABLE {} DROP COLUMN {}",
+                        table_sql(table),
+                        quote(name)
+                    ))
+                    .await?;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `PARTITION BY` and `ORDER BY` of a MergeTree's `engine_full`.
+pub fn keys_of(engine_full: &str) -> (String, String) {
+    let find = |keyword: &str| -> String {
+        let Some(start) = engine_full.find(keyword) else {
+            return String::new();
+        };
+        let rest = &engine_full[start + keyword.len()..];
+        let end = [
+            " ORDER BY ",
+            " PARTITION BY ",
+            " PRIMARY KEY ",
+            " SAMPLE BY ",
+            " TTL ",
+            " SETTINGS ",
+        ]
+        .iter()
+        .filter_map(|k| rest.find(k))
+        .min()
+        .unwrap_or(rest.len());
+        rest[..end].trim().to_string()
+    };
+    (find("PARTITION BY "), find("ORDER BY "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_keys_from_engine_full() {
+        let (p, o) = keys_of("MergeTree() PARTITION BY toYYYYMM(eventTime) ORDER BY (userId, eventTime) SETTINGS index_granularity = 8192");
+        assert_eq!(
+            (p.as_str(), o.as_str()),
+            ("toYYYYMM(eventTime)", "(userId, eventTime)")
+        );
+        assert_eq!(
+            keys_of("MergeTree ORDER BY tuple()"),
+            (String::new(), "tuple()".to_string())
+        );
+    }
+
+    #[test]
+    fn quotes_names() {
+        assert_eq!(quote("a`b"), "`a\\`b`");
+        assert_eq!(literal("it's"), "'it\\'s'");
+    }
+}

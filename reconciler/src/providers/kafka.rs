@@ -1,0 +1,266 @@
+//! The Kafka provider: observes topics (partitions, replication, the topic's own config
+//! overrides) in two requests, and runs the Kafka actions of a plan with librdkafka's admin
+//! API. Config changes use IncrementalAlterConfigs (the legacy AlterConfigs replaces a
+//! topic's whole config, and some Kafka-protocol brokers do not have it).
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+use std::time::Duration;
+
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+use crate::plan::{Action, Topic};
+
+/// An admin connection to a Kafka cluster.
+pub struct Kafka {
+    admin: AdminClient<DefaultClientContext>,
+    pub brokers: String,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Kafka {
+    /// Connect to `brokers` (`host:port,host:port`).
+    pub fn connect(brokers: &str) -> Result<Kafka, String> {
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("socket.timeout.ms", "10000")
+            .create()
+            .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
+        Ok(Kafka {
+            admin,
+            brokers: brokers.to_string(),
+        })
+    }
+
+    fn options() -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(TIMEOUT))
+            .operation_timeout(Some(TIMEOUT))
+    }
+
+    /// The topics among `wanted` that exist, with their partitions, replication factor and
+    /// config: the topic's own overrides, and the effective value of every key the revision
+    /// sets (so that a default equal to the wanted value needs no change). One metadata
+    /// request and one DescribeConfigs for all of them.
+    pub async fn observe(
+        &self,
+        wanted: &BTreeMap<String, Topic>,
+    ) -> Result<BTreeMap<String, Topic>, String> {
+        let metadata =
+            tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, TIMEOUT))
+                .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
+        let mut found = BTreeMap::new();
+        for t in metadata.topics() {
+            if !wanted.contains_key(t.name()) || t.error().is_some() {
+                continue;
+            }
+            let partitions = t.partitions();
+            found.insert(
+                t.name().to_string(),
+                Topic {
+                    partitions: partitions.len() as i32,
+                    replication_factor: partitions.first().map_or(0, |p| p.replicas().len() as i32),
+                    config: BTreeMap::new(),
+                },
+            );
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let specifiers: Vec<ResourceSpecifier> =
+            found.keys().map(|n| ResourceSpecifier::Topic(n)).collect();
+        let described = self
+            .admin
+            .describe_configs(specifiers.iter(), &Self::options())
+            .await
+            .map_err(|e| format!("describing topic configs: {e}"))?;
+        let names: Vec<String> = found.keys().cloned().collect();
+        for (name, result) in names.iter().zip(described) {
+            let resource =
+                result.map_err(|e| format!("describing the config of topic `{name}`: {e}"))?;
+            let keys = wanted.get(name).map(|t| &t.config);
+            let config: BTreeMap<String, String> = resource
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.source == ConfigSource::DynamicTopic
+                        || keys.is_some_and(|k| k.contains_key(&e.name))
+                })
+                .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                .collect();
+            if let Some(topic) = found.get_mut(name) {
+                topic.config = config;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Run a Kafka action; `Ok(false)` when the action is not Kafka's.
+    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
+        match action {
+            Action::CreateTopic { name, topic } => {
+                let mut new = NewTopic::new(
+                    name,
+                    topic.partitions,
+                    TopicReplication::Fixed(topic.replication_factor),
+                );
+                for (k, v) in &topic.config {
+                    new = new.set(k, v);
+                }
+                let results = self
+                    .admin
+                    .create_topics([&new], &Self::options())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for r in results {
+                    r.map_err(|(t, e)| format!("creating topic `{t}`: {e}"))?;
+                }
+            }
+            Action::DeleteTopic { name } => {
+                let results = self
+                    .admin
+                    .delete_topics(&[name.as_str()], &Self::options())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for r in results {
+                    match r {
+                        Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                        Err((t, e)) => return Err(format!("deleting topic `{t}`: {e}")),
+                    }
+                }
+            }
+            Action::CreatePartitions { name, count } => {
+                let new = NewPartitions::new(name, *count as usize);
+                let results = self
+                    .admin
+                    .create_partitions([&new], &Self::options())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for r in results {
+                    r.map_err(|(t, e)| format!("adding partitions to topic `{t}`: {e}"))?;
+                }
+            }
+            Action::AlterTopicConfig { name, set, delete } => {
+                let native = self.admin.inner().native_ptr() as usize;
+                let (name, set, delete) = (name.clone(), set.clone(), delete.clone());
+                tokio::task::block_in_place(move || {
+                    incremental_alter(native, &name, &set, &delete)
+                })?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// IncrementalAlterConfigs for one topic, through librdkafka's C API (the `rdkafka` crate
+/// only wraps the legacy AlterConfigs).
+fn incremental_alter(
+    native: usize,
+    topic: &str,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) -> Result<(), String> {
+    use rdkafka::bindings as rd;
+    let cstr = |s: &str| CString::new(s).map_err(|_| format!("`{s}` contains a NUL byte"));
+    let rk = native as *mut rd::rd_kafka_t;
+    let name = cstr(topic)?;
+    let mut keys = Vec::new();
+    for (k, v) in set {
+        keys.push((cstr(k)?, Some(cstr(v)?)));
+    }
+    for k in delete {
+        keys.push((cstr(k)?, None));
+    }
+    // SAFETY: every pointer passed to librdkafka below is either one it returned (checked
+    // for null) or a CString that outlives the call; each object is destroyed once.
+    unsafe {
+        let resource = rd::rd_kafka_ConfigResource_new(
+            rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            name.as_ptr(),
+        );
+        if resource.is_null() {
+            return Err("librdkafka could not make a config resource".to_string());
+        }
+        for (key, value) in &keys {
+            let (op, value) = match value {
+                Some(v) => (
+                    rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET,
+                    v.as_ptr(),
+                ),
+                None => (
+                    rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE,
+                    std::ptr::null(),
+                ),
+            };
+            let error = rd::rd_kafka_ConfigResource_add_incremental_config(
+                resource,
+                key.as_ptr(),
+                op,
+                value,
+            );
+            if !error.is_null() {
+                let message = CStr::from_ptr(rd::rd_kafka_error_string(error))
+                    .to_string_lossy()
+                    .into_owned();
+                rd::rd_kafka_error_destroy(error);
+                rd::rd_kafka_ConfigResource_destroy(resource);
+                return Err(message);
+            }
+        }
+        let queue = rd::rd_kafka_queue_new(rk);
+        let mut resources = [resource];
+        rd::rd_kafka_IncrementalAlterConfigs(
+            rk,
+            resources.as_mut_ptr(),
+            1,
+            std::ptr::null(),
+            queue,
+        );
+        let event = rd::rd_kafka_queue_poll(queue, TIMEOUT.as_millis() as i32);
+        let outcome = if event.is_null() {
+            Err(format!(
+                "altering the config of topic `{topic}`: no answer within {TIMEOUT:?}"
+            ))
+        } else if rd::rd_kafka_event_error(event)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            Err(CStr::from_ptr(rd::rd_kafka_event_error_string(event))
+                .to_string_lossy()
+                .into_owned())
+        } else {
+            let result = rd::rd_kafka_event_IncrementalAlterConfigs_result(event);
+            let mut count = 0usize;
+            let list = rd::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut count);
+            let mut outcome = Ok(());
+            for i in 0..count {
+                let r = *list.add(i);
+                if rd::rd_kafka_ConfigResource_error(r)
+                    != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                {
+                    let message = rd::rd_kafka_ConfigResource_error_string(r);
+                    let text = if message.is_null() {
+                        "unknown error".to_string()
+                    } else {
+                        CStr::from_ptr(message).to_string_lossy().into_owned()
+                    };
+                    outcome = Err(format!("altering the config of topic `{topic}`: {text}"));
+                }
+            }
+            outcome
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        rd::rd_kafka_ConfigResource_destroy(resource);
+        outcome
+    }
+}

@@ -1,0 +1,167 @@
+//! One reconcile, a thin driver: load a revision → lint it → derive what it wants → observe
+//! → plan → (apply). A revision that does not lint clean is refused and recorded; the
+//! active revision stays.
+
+use std::path::PathBuf;
+
+use paver_lint::yaml::Node;
+
+use crate::desired::desired;
+use crate::executor::{self, Outcome};
+use crate::plan::{self, Plan};
+use crate::providers::{clickhouse::ClickHouse, kafka::Kafka, Targets};
+use crate::source::{self, Remote, Revision};
+use crate::store::{RevisionStatus, Store};
+
+/// What to reconcile, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A folder, or a git URL.
+    pub repo: String,
+    pub branch: String,
+    /// A commit of the branch instead of its head.
+    pub revision: Option<String>,
+    pub state: PathBuf,
+}
+
+/// Why a reconcile did not get to a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("revision {sha} is refused: it does not lint clean ({errors} errors):\n{report}")]
+    Refused {
+        sha: String,
+        errors: usize,
+        report: String,
+    },
+    #[error("revision {sha} cannot be applied to what exists:\n{}", .blockers.iter().map(|b| format!("  - {}", b.message)).collect::<Vec<_>>().join("\n"))]
+    Blocked {
+        sha: String,
+        blockers: Vec<plan::Blocker>,
+    },
+    #[error("{0}")]
+    Target(String),
+}
+
+/// A loaded, linted revision and its plan.
+pub struct Planned {
+    pub sha: String,
+    pub plan: Plan,
+    pub targets: Targets,
+}
+
+fn load(options: &Options) -> Result<Revision, ReconcileError> {
+    if source::is_url(&options.repo) {
+        let remote = Remote::open(
+            &options.repo,
+            &options
+                .state
+                .parent()
+                .unwrap_or(&options.state)
+                .join("repos"),
+        )?;
+        let head = remote.fetch(&options.branch)?;
+        Ok(remote.revision(options.revision.as_deref().unwrap_or(&head))?)
+    } else {
+        Ok(source::local(std::path::Path::new(&options.repo))?)
+    }
+}
+
+/// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
+/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
+async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
+    let from_file = |path: &[&str]| {
+        settings
+            .and_then(|s| s.path(path))
+            .and_then(Node::as_str)
+            .map(str::to_string)
+    };
+    let url = std::env::var("PAVER_CLICKHOUSE_URL")
+        .ok()
+        .or_else(|| from_file(&["targets", "clickhouse", "url"]))
+        .unwrap_or_else(|| "http://127.0.0.1:8123".to_string());
+    let user = std::env::var("PAVER_CLICKHOUSE_USER")
+        .ok()
+        .or_else(|| from_file(&["targets", "clickhouse", "user"]));
+    let password = match from_file(&["targets", "clickhouse", "passwordEnv"]) {
+        Some(var) => std::env::var(var).ok(),
+        None => std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok(),
+    }
+    .or_else(|| {
+        from_file(&["targets", "clickhouse", "passwordFile"])
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|p| p.trim().to_string())
+    });
+    let brokers = std::env::var("PAVER_KAFKA_BROKERS")
+        .ok()
+        .or_else(|| from_file(&["targets", "kafka", "brokers"]))
+        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+    let clickhouse = ClickHouse::connect(&url, user.as_deref(), password.as_deref())
+        .await
+        .map_err(ReconcileError::Target)?;
+    let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
+    Ok(Targets { kafka, clickhouse })
+}
+
+/// Load, lint, observe and plan a revision. A revision that does not lint clean is recorded
+/// as refused.
+pub async fn plan(options: &Options, store: &Store) -> Result<Planned, ReconcileError> {
+    let revision = load(options)?;
+    let report = paver_lint::lint(revision.collected);
+    if report.errors() > 0 {
+        let text = paver_lint::output::human::render(&report, false);
+        store.refuse(&revision.sha, &format!("{} lint errors", report.errors()))?;
+        return Err(ReconcileError::Refused {
+            sha: revision.sha,
+            errors: report.errors(),
+            report: text,
+        });
+    }
+    let settings = report
+        .workspace
+        .files
+        .iter()
+        .find(|f| f.path == "paver.yaml")
+        .and_then(|f| f.root.as_ref());
+    let targets = connect(settings).await?;
+    let mut want = desired(&report.workspace);
+    want.map_types(|ty| targets.clickhouse.adapt_type(ty));
+    let observed = targets
+        .observe(&want)
+        .await
+        .map_err(ReconcileError::Target)?;
+    let managed = store.inventory()?.into_iter().map(|i| i.resource).collect();
+    let plan = plan::plan(&want, &observed, &managed, &revision.sha).map_err(|blockers| {
+        ReconcileError::Blocked {
+            sha: revision.sha.clone(),
+            blockers,
+        }
+    })?;
+    Ok(Planned {
+        sha: revision.sha,
+        plan,
+        targets,
+    })
+}
+
+/// Recover an interrupted revision, then plan and apply the wanted one.
+pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome), ReconcileError> {
+    let planned = plan(options, store).await?;
+    if let Some((_, sha)) = executor::recover(store, &planned.targets).await? {
+        eprintln!("paver: undid the interrupted revision {sha}");
+        // What exists changed: plan again.
+        let planned = plan(options, store).await?;
+        let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
+        return Ok((planned, outcome));
+    }
+    let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
+    Ok((planned, outcome))
+}
+
+/// Whether an outcome means the revision is live.
+pub fn succeeded(outcome: &Outcome) -> bool {
+    outcome.status == RevisionStatus::Applied
+}

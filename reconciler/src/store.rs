@@ -1,0 +1,400 @@
+//! The state store: an embedded SQLite file holding the revisions paver has seen, the
+//! journal of every step it ran (written before and after each step, with the step's
+//! compensation), and the inventory of what paver created, with content hashes.
+//!
+//! Every write is its own transaction, committed before the step it records runs or after
+//! it finished, so a process killed at any point leaves a journal that says exactly what
+//! may have happened.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Step;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state store: a journal entry does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("cannot create the state store's folder: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Recovery(String),
+}
+
+/// Where a revision stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevisionStatus {
+    /// Being applied (or interrupted while it was).
+    Applying,
+    /// Applied whole: the active revision is the newest of these.
+    Applied,
+    /// Refused before anything ran (it did not lint clean, or could not be planned).
+    Refused,
+    /// A step failed; the completed steps were compensated.
+    RolledBack,
+}
+
+impl RevisionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevisionStatus::Applying => "applying",
+            RevisionStatus::Applied => "applied",
+            RevisionStatus::Refused => "refused",
+            RevisionStatus::RolledBack => "rolled-back",
+        }
+    }
+
+    fn parse(text: &str) -> RevisionStatus {
+        match text {
+            "applied" => RevisionStatus::Applied,
+            "refused" => RevisionStatus::Refused,
+            "rolled-back" => RevisionStatus::RolledBack,
+            _ => RevisionStatus::Applying,
+        }
+    }
+}
+
+/// One attempt at a revision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevisionRecord {
+    pub id: i64,
+    /// The commit (or, for a local folder, the content hash).
+    pub sha: String,
+    pub status: RevisionStatus,
+    pub error: Option<String>,
+    pub steps: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// Where a journaled step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    /// Recorded before it ran: it may or may not have happened.
+    Started,
+    Done,
+    Failed,
+    /// Its compensation ran.
+    Compensated,
+}
+
+impl StepState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepState::Started => "started",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+            StepState::Compensated => "compensated",
+        }
+    }
+
+    fn parse(text: &str) -> StepState {
+        match text {
+            "done" => StepState::Done,
+            "failed" => StepState::Failed,
+            "compensated" => StepState::Compensated,
+            _ => StepState::Started,
+        }
+    }
+}
+
+/// A journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    pub seq: i64,
+    pub step: Step,
+    pub state: StepState,
+    pub error: Option<String>,
+}
+
+/// A resource paver created and manages, with the hash of what it applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryItem {
+    /// `topic:<name>`, `database:<name>`, `table:<db>.<name>`.
+    pub resource: String,
+    pub hash: String,
+    pub revision: String,
+}
+
+/// The SQLite state store.
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS revisions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha         TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    steps       INTEGER NOT NULL DEFAULT 0,
+    started_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS journal (
+    revision INTEGER NOT NULL REFERENCES revisions(id),
+    seq      INTEGER NOT NULL,
+    step     TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    error    TEXT,
+    at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (revision, seq)
+);
+CREATE TABLE IF NOT EXISTS inventory (
+    resource TEXT PRIMARY KEY,
+    hash     TEXT NOT NULL,
+    revision TEXT NOT NULL
+);
+";
+
+impl Store {
+    /// Open (and create) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        // WAL: readers (status, the HTTP endpoint) never block the writer; FULL sync: a
+        // journal entry is on disk before the step it announces runs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    /// Record that `sha` starts being applied with `steps` steps; returns its id.
+    pub fn begin(&self, sha: &str, steps: usize) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO revisions (sha, status, steps) VALUES (?1, 'applying', ?2)",
+            params![sha, steps as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Record a revision refused before anything ran.
+    pub fn refuse(&self, sha: &str, error: &str) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO revisions (sha, status, error, finished_at) VALUES (?1, 'refused', ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            params![sha, error],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Finish a revision.
+    pub fn finish(
+        &self,
+        id: i64,
+        status: RevisionStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE revisions SET status = ?2, error = ?3, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+            params![id, status.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    /// Journal a step (insert or update its state).
+    pub fn journal(
+        &self,
+        revision: i64,
+        seq: usize,
+        step: &Step,
+        state: StepState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(step)?;
+        self.conn.execute(
+            "INSERT INTO journal (revision, seq, step, state, error) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (revision, seq) DO UPDATE SET state = excluded.state, error = excluded.error,
+                 at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            params![revision, seq as i64, json, state.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    /// The journal of a revision, in order.
+    pub fn journal_of(&self, revision: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, step, state, error FROM journal WHERE revision = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![revision], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, step, state, error) = row?;
+            out.push(JournalEntry {
+                seq,
+                step: serde_json::from_str(&step)?,
+                state: StepState::parse(&state),
+                error,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A revision that was being applied when the process stopped, if any.
+    pub fn interrupted(&self) -> Result<Option<RevisionRecord>, StoreError> {
+        self.revision_where("status = 'applying' ORDER BY id DESC LIMIT 1")
+    }
+
+    /// The active revision: the newest one applied.
+    pub fn active(&self) -> Result<Option<RevisionRecord>, StoreError> {
+        self.revision_where("status = 'applied' ORDER BY id DESC LIMIT 1")
+    }
+
+    /// The newest attempt at a commit.
+    pub fn latest_for(&self, sha: &str) -> Result<Option<RevisionRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{SELECT_REVISION} WHERE sha = ?1 ORDER BY id DESC LIMIT 1"
+        ))?;
+        Ok(stmt.query_row(params![sha], revision_row).optional()?)
+    }
+
+    /// Every attempt, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<RevisionRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SELECT_REVISION} ORDER BY id DESC LIMIT ?1"))?;
+        let rows = stmt.query_map(params![limit as i64], revision_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revision_where(&self, clause: &str) -> Result<Option<RevisionRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SELECT_REVISION} WHERE {clause}"))?;
+        Ok(stmt.query_row([], revision_row).optional()?)
+    }
+
+    /// What paver manages.
+    pub fn inventory(&self) -> Result<Vec<InventoryItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT resource, hash, revision FROM inventory ORDER BY resource")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(InventoryItem {
+                resource: r.get(0)?,
+                hash: r.get(1)?,
+                revision: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Record that paver manages a resource (created or adopted by an applied revision).
+    pub fn manage(&self, resource: &str, hash: &str, revision: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO inventory (resource, hash, revision) VALUES (?1, ?2, ?3)
+             ON CONFLICT (resource) DO UPDATE SET hash = excluded.hash, revision = excluded.revision",
+            params![resource, hash, revision],
+        )?;
+        Ok(())
+    }
+
+    /// Forget a resource (its creation was compensated).
+    pub fn forget(&self, resource: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM inventory WHERE resource = ?1",
+            params![resource],
+        )?;
+        Ok(())
+    }
+}
+
+const SELECT_REVISION: &str =
+    "SELECT id, sha, status, error, steps, started_at, finished_at FROM revisions";
+
+fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevisionRecord> {
+    Ok(RevisionRecord {
+        id: r.get(0)?,
+        sha: r.get(1)?,
+        status: RevisionStatus::parse(&r.get::<_, String>(2)?),
+        error: r.get(3)?,
+        steps: r.get(4)?,
+        started_at: r.get(5)?,
+        finished_at: r.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Step};
+
+    fn step(name: &str) -> Step {
+        Step {
+            resource: format!("database:{name}"),
+            action: Action::CreateDatabase {
+                name: name.to_string(),
+            },
+            compensation: Some(Action::DropDatabase {
+                name: name.to_string(),
+            }),
+            irreversible: false,
+        }
+    }
+
+    #[test]
+    fn revisions_journal_and_inventory_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/paver.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let id = store.begin("abc", 2).unwrap();
+            store
+                .journal(id, 0, &step("a"), StepState::Started, None)
+                .unwrap();
+            store
+                .journal(id, 0, &step("a"), StepState::Done, None)
+                .unwrap();
+            store
+                .journal(id, 1, &step("b"), StepState::Started, None)
+                .unwrap();
+            store.manage("database:a", "h1", "abc").unwrap();
+        }
+        // A new process: the interrupted revision and its journal are there.
+        let store = Store::open(&path).unwrap();
+        let interrupted = store.interrupted().unwrap().unwrap();
+        assert_eq!(
+            (interrupted.sha.as_str(), interrupted.status),
+            ("abc", RevisionStatus::Applying)
+        );
+        let journal = store.journal_of(interrupted.id).unwrap();
+        assert_eq!(
+            journal.iter().map(|e| e.state).collect::<Vec<_>>(),
+            [StepState::Done, StepState::Started]
+        );
+        assert_eq!(journal[1].step, step("b"));
+        store
+            .finish(
+                interrupted.id,
+                RevisionStatus::RolledBack,
+                Some("interrupted"),
+            )
+            .unwrap();
+        assert!(store.interrupted().unwrap().is_none());
+        assert!(store.active().unwrap().is_none());
+        let id = store.begin("def", 0).unwrap();
+        store.finish(id, RevisionStatus::Applied, None).unwrap();
+        assert_eq!(store.active().unwrap().unwrap().sha, "def");
+        assert_eq!(store.history(10).unwrap().len(), 2);
+        assert_eq!(store.inventory().unwrap()[0].resource, "database:a");
+        store.forget("database:a").unwrap();
+        assert!(store.inventory().unwrap().is_empty());
+    }
+}
