@@ -57,6 +57,7 @@ pub async fn apply(
             });
         }
         store.journal(id, seq, step, StepState::Done, None)?;
+        pause_for_fault_injection(seq + 1);
     }
     record_inventory(store, &plan.steps, &plan.revision)?;
     store.finish(id, RevisionStatus::Applied, None)?;
@@ -66,6 +67,19 @@ pub async fn apply(
         applied: plan.steps.len(),
         error: None,
     })
+}
+
+/// For the crash tests: with `PAVER_FAULT_PAUSE_AFTER_STEPS=N`, the executor stops for a
+/// minute after its N-th step, so that a test can kill the process in the middle of a
+/// revision. Never set in production.
+fn pause_for_fault_injection(done: usize) {
+    let wanted = std::env::var("PAVER_FAULT_PAUSE_AFTER_STEPS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if wanted == Some(done) {
+        eprintln!("paver: PAVER_FAULT_PAUSE_AFTER_STEPS={done}: pausing");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
 }
 
 /// Compensate completed steps in reverse order. The first failing compensation stops the

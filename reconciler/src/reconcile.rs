@@ -106,9 +106,16 @@ async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
     Ok(Targets { kafka, clickhouse })
 }
 
-/// Load, lint, observe and plan a revision. A revision that does not lint clean is recorded
-/// as refused.
-pub async fn plan(options: &Options, store: &Store) -> Result<Planned, ReconcileError> {
+/// A revision loaded and linted, its desired state, and the targets it names.
+struct Prepared {
+    sha: String,
+    desired: crate::plan::Desired,
+    targets: Targets,
+}
+
+/// Load and lint a revision, and connect to its targets. A revision that does not lint
+/// clean is recorded as refused.
+async fn prepare(options: &Options, store: &Store) -> Result<Prepared, ReconcileError> {
     let revision = load(options)?;
     let report = paver_lint::lint(revision.collected);
     if report.errors() > 0 {
@@ -127,36 +134,50 @@ pub async fn plan(options: &Options, store: &Store) -> Result<Planned, Reconcile
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
     let targets = connect(settings).await?;
-    let mut want = desired(&report.workspace);
-    want.map_types(|ty| targets.clickhouse.adapt_type(ty));
-    let observed = targets
-        .observe(&want)
-        .await
-        .map_err(ReconcileError::Target)?;
-    let managed = store.inventory()?.into_iter().map(|i| i.resource).collect();
-    let plan = plan::plan(&want, &observed, &managed, &revision.sha).map_err(|blockers| {
-        ReconcileError::Blocked {
-            sha: revision.sha.clone(),
-            blockers,
-        }
-    })?;
-    Ok(Planned {
+    let mut desired = desired(&report.workspace);
+    desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
+    Ok(Prepared {
         sha: revision.sha,
-        plan,
+        desired,
         targets,
     })
 }
 
-/// Recover an interrupted revision, then plan and apply the wanted one.
+/// Observe and plan a prepared revision.
+async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, ReconcileError> {
+    let observed = prepared
+        .targets
+        .observe(&prepared.desired)
+        .await
+        .map_err(ReconcileError::Target)?;
+    let managed = store.inventory()?.into_iter().map(|i| i.resource).collect();
+    let plan =
+        plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|blockers| {
+            ReconcileError::Blocked {
+                sha: prepared.sha.clone(),
+                blockers,
+            }
+        })?;
+    Ok(Planned {
+        sha: prepared.sha,
+        plan,
+        targets: prepared.targets,
+    })
+}
+
+/// Load, lint, observe and plan a revision (nothing changes).
+pub async fn plan(options: &Options, store: &Store) -> Result<Planned, ReconcileError> {
+    plan_prepared(prepare(options, store).await?, store).await
+}
+
+/// Undo an interrupted revision first (what exists is then as before it), then plan and
+/// apply the wanted one.
 pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome), ReconcileError> {
-    let planned = plan(options, store).await?;
-    if let Some((_, sha)) = executor::recover(store, &planned.targets).await? {
+    let prepared = prepare(options, store).await?;
+    if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
-        // What exists changed: plan again.
-        let planned = plan(options, store).await?;
-        let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
-        return Ok((planned, outcome));
     }
+    let planned = plan_prepared(prepared, store).await?;
     let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
     Ok((planned, outcome))
 }

@@ -137,8 +137,10 @@ fn table(cols: Vec<String>) -> Table {
 prop_compose! {
     fn desired()(topics in prop::collection::btree_map(prop::sample::select(vec!["t-a", "t-b", "t-c"]), topic(), 0..3),
                  tables in prop::collection::btree_map(table_name(), columns(), 0..3)) -> Desired {
-        let mut d = Desired::default();
-        d.topics = topics.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut d = Desired {
+            topics: topics.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ..Desired::default()
+        };
         for (name, cols) in tables {
             d.databases.insert(name.database.clone());
             d.tables.insert(name, table(cols));
@@ -152,8 +154,10 @@ prop_compose! {
     /// configs, fewer columns), all created by paver.
     fn observed()(topics in prop::collection::btree_map(prop::sample::select(vec!["t-a", "t-b", "t-c"]), topic(), 0..3),
                   tables in prop::collection::btree_map(table_name(), columns(), 0..3)) -> Observed {
-        let mut o = Observed::default();
-        o.topics = topics.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut o = Observed {
+            topics: topics.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ..Observed::default()
+        };
         for (name, cols) in tables {
             o.databases.insert(name.database.clone());
             o.tables.insert(name, ObservedTable {

@@ -122,7 +122,8 @@ impl ClickHouse {
             .collect())
     }
 
-    async fn run(&self, sql: &str) -> Result<(), String> {
+    /// Run a statement (DDL).
+    pub async fn run(&self, sql: &str) -> Result<(), String> {
         self.client
             .query(sql)
             .execute()

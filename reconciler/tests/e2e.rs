@@ -1,0 +1,567 @@
+//! End to end, against the real servers (`scripts/test-servers start`: ClickHouse from
+//! Debian's package, the tansu Kafka-protocol broker) and a bare git remote on disk: the
+//! `paver` binary applies commits pushed to the remote, and the tests look at ClickHouse and
+//! Kafka themselves to see what happened.
+//!
+//! Every test uses resources of its own (a unique prefix) and a state store of its own, so
+//! that they run in parallel on the same servers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use paver::plan::Topic;
+use paver::providers::clickhouse::ClickHouse;
+use paver::providers::kafka::Kafka;
+
+fn clickhouse_url() -> String {
+    std::env::var("PAVER_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+fn brokers() -> String {
+    std::env::var("PAVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The servers must run: a test that cannot reach them fails and says how to start them.
+fn servers() -> (ClickHouse, Kafka) {
+    let rt = runtime();
+    let ch = rt
+        .block_on(ClickHouse::connect(&clickhouse_url(), None, None))
+        .unwrap_or_else(|e| {
+            panic!("{e}\nstart the test servers first: scripts/test-servers start")
+        });
+    let kafka = Kafka::connect(&brokers()).unwrap();
+    (ch, kafka)
+}
+
+/// A platform repo with a bare remote, a work tree that pushes to it, and a state store.
+struct Platform {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    remote_url: String,
+    state: PathBuf,
+    /// Unique per test: topics `<p>-events`, database `<p_>`.
+    prefix: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Platform {
+    fn new(test: &str) -> Platform {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        git2::Repository::init_bare(&remote).unwrap();
+        let work = dir.path().join("work");
+        let repo = git2::Repository::init(&work).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        let remote_url = format!("file://{}", remote.display());
+        repo.remote("origin", &remote_url).unwrap();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000;
+        let prefix = format!("e2e-{test}-{}-{stamp}-{n}", std::process::id());
+        Platform {
+            state: dir.path().join("state/paver.db"),
+            _dir: dir,
+            work,
+            remote_url,
+            prefix,
+        }
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn database(&self) -> String {
+        self.prefix.replace('-', "_")
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let target = self.work.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, text).unwrap();
+    }
+
+    fn remove(&self, path: &str) {
+        std::fs::remove_file(self.work.join(path)).unwrap();
+    }
+
+    /// Commit the work tree and push it to the remote's `main`; returns the commit.
+    fn push(&self, message: &str) -> String {
+        let repo = git2::Repository::open(&self.work).unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let who = git2::Signature::now("paver", "paver@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let id = repo
+            .commit(Some("HEAD"), &who, &who, message, &tree, &parents)
+            .unwrap();
+        repo.find_remote("origin")
+            .unwrap()
+            .push(&["+refs/heads/main:refs/heads/main"], None)
+            .unwrap();
+        id.to_string()
+    }
+
+    fn paver(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paver"));
+        cmd.args(args)
+            .args(["--state", self.state.to_str().unwrap()])
+            .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
+            .env("PAVER_KAFKA_BROKERS", brokers())
+            .env_remove("PAVER_FAULT_PAUSE_AFTER_STEPS");
+        cmd
+    }
+
+    fn apply(&self) -> Output {
+        self.paver(
+            &["apply", "--repo", &self.remote_url, "--branch", "main"],
+            &[],
+        )
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+            .args(["status", "--state", self.state.to_str().unwrap()])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn history(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+            .args(["history", "--state", self.state.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A cluster, a topic and its dead-letter topic, a subject and a pipeline: the example
+    /// repo's shape, under this test's names.
+    fn base(&self) {
+        self.write(
+            "paver.yaml",
+            "defaults:\n  compatibility: FORWARD_TRANSITIVE\n",
+        );
+        self.write(
+            "clusters/main/v1.yaml",
+            "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 2\n  shards: 1\n  memoryGB: 32\n  retentionDays: 30\n",
+        );
+        self.write_topic("events", 1, 3, "604800000");
+        self.write_topic("dlq", 1, 1, "2592000000");
+        self.write(
+            "schemas/events/v1.avsc",
+            r#"{"type": "record", "name": "Event", "namespace": "dev.paver.e2e", "fields": [
+  {"name": "id", "type": "string"},
+  {"name": "kind", "type": "string"},
+  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "amount", "type": "double"}
+]}"#,
+        );
+        self.write_pipeline(
+            "ingest",
+            1,
+            "events",
+            "SELECT id, kind, at, amount, now() AS ingestedAt FROM source WHERE kind != 'noise'",
+        );
+    }
+
+    fn write_topic(&self, name: &str, version: u32, partitions: u32, retention: &str) {
+        let topic = self.topic(name);
+        self.write(
+            &format!("topics/{topic}/v{version}.yaml"),
+            &format!("apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: {topic}\n  version: {version}\n  owner: team-e2e\nspec:\n  partitions: {partitions}\n  replicationFactor: 1\n  config:\n    retention.ms: \"{retention}\"\n    cleanup.policy: delete\n"),
+        );
+    }
+
+    fn write_pipeline(&self, name: &str, version: u32, table: &str, query: &str) {
+        let pipeline = format!("{}-{name}", self.prefix);
+        self.write(
+            &format!("pipelines/{pipeline}/v{version}.yaml"),
+            &format!(
+                "apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: {version}\n  owner: team-e2e\nspec:\n  source:\n    type: kafka\n    topic: {}\n    consumerGroup: {pipeline}\n    schema: events@1\n    deadLetterTopic: {}\n  transform:\n    type: sql\n    query: {query}\n  sink:\n    type: clickhouse\n    cluster: main\n    table: {}.{table}\n    partitionKey: toYYYYMM(at)\n    orderKey: (id, at)\n",
+                self.topic("events"),
+                self.topic("dlq"),
+                self.database()
+            ),
+        );
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tables(ch: &ClickHouse, database: &str) -> Vec<String> {
+    runtime()
+        .block_on(ch.rows(&format!(
+            "SELECT name FROM system.tables WHERE database = '{database}' ORDER BY name"
+        )))
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+fn columns(ch: &ClickHouse, database: &str, table: &str) -> Vec<(String, String)> {
+    runtime()
+        .block_on(ch.rows(&format!("SELECT name, type FROM system.columns WHERE database = '{database}' AND table = '{table}'")))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}
+
+fn topics(kafka: &Kafka, names: &[String]) -> BTreeMap<String, Topic> {
+    let wanted = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                Topic {
+                    partitions: 0,
+                    replication_factor: 0,
+                    config: BTreeMap::from([("retention.ms".to_string(), String::new())]),
+                },
+            )
+        })
+        .collect();
+    runtime().block_on(kafka.observe(&wanted)).unwrap()
+}
+
+#[test]
+fn first_apply_converges_and_the_second_changes_nothing() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("first");
+    p.base();
+    let sha = p.push("v1");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("applied {sha}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(tables(&ch, &p.database()), ["events"]);
+    let cols = columns(&ch, &p.database(), "events");
+    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["id", "kind", "at", "amount", "ingestedAt"]);
+    // The computed column's type comes from ClickHouse itself.
+    assert_eq!(cols[4].1, "DateTime");
+    let found = topics(&kafka, &[p.topic("events"), p.topic("dlq")]);
+    assert_eq!(found[&p.topic("events")].partitions, 3);
+    assert_eq!(
+        found[&p.topic("events")]
+            .config
+            .get("retention.ms")
+            .map(String::as_str),
+        Some("604800000")
+    );
+    assert_eq!(p.status()["active"]["sha"], sha);
+
+    let again = p.apply();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("0 steps"), "{}", text(&again));
+    assert!(text(&again).contains("no changes"), "{}", text(&again));
+}
+
+#[test]
+fn a_pushed_commit_adding_a_topic_and_a_pipeline_converges() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("push");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    p.write_topic("audit", 1, 2, "86400000");
+    p.write_pipeline("audit", 1, "audit", "SELECT id, at, amount FROM source");
+    // A longer retention for the events topic: a config change in place.
+    p.write_topic("events", 2, 3, "1209600000");
+    let sha = p.push("add audit");
+    let plan = p.paver(&["plan", "--repo", &p.remote_url], &[]);
+    let shown = text(&plan);
+    assert!(
+        shown.contains(&format!("+ create topic {}", p.topic("audit"))),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("+ create table {}.audit", p.database())),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("~ alter topic") && shown.contains("retention.ms=1209600000"),
+        "{shown}"
+    );
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(tables(&ch, &p.database()), ["audit", "events"]);
+    let found = topics(&kafka, &[p.topic("audit"), p.topic("events")]);
+    assert_eq!(found[&p.topic("audit")].partitions, 2);
+    assert_eq!(
+        found[&p.topic("events")].config["retention.ms"],
+        "1209600000"
+    );
+    assert_eq!(p.status()["active"]["sha"], sha);
+}
+
+#[test]
+fn removing_the_newest_version_rolls_back_to_the_one_before() {
+    let (_, kafka) = servers();
+    let p = Platform::new("revert");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    p.write_topic("events", 2, 3, "1209600000");
+    p.push("events v2");
+    assert_eq!(p.apply().status.code(), Some(0));
+    assert_eq!(topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"], "1209600000");
+    // What `git revert` of v2's merge does: the file goes, v1 is active again.
+    p.remove(&format!("topics/{}/v2.yaml", p.topic("events")));
+    let revert = p.push("Revert \"events v2\"");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"], "604800000");
+    assert_eq!(p.status()["active"]["sha"], revert);
+}
+
+#[test]
+fn a_revision_failing_mid_apply_leaves_nothing_behind() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("fail");
+    p.base();
+    let good = p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    // A new topic (created first), then a table whose transform ClickHouse rejects (the
+    // linter cannot know every server's functions): the table step fails.
+    p.write_topic("extra", 1, 1, "86400000");
+    p.write_pipeline(
+        "broken",
+        1,
+        "broken",
+        "SELECT id, at, noSuchFunction(amount) AS x FROM source",
+    );
+    let bad = p.push("broken");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("rolled back"), "{}", text(&out));
+    // Nothing of it stays: no topic, no table; the previous revision is still active.
+    assert!(topics(&kafka, &[p.topic("extra")]).is_empty());
+    assert_eq!(tables(&ch, &p.database()), ["events"]);
+    assert_eq!(p.status()["active"]["sha"], good);
+    let last = &p.history()[0];
+    assert_eq!(
+        (last["sha"].as_str(), last["status"].as_str()),
+        (Some(bad.as_str()), Some("rolled-back"))
+    );
+    assert!(
+        last["error"].as_str().unwrap().contains("noSuchFunction"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_revision_that_does_not_lint_is_refused_and_changes_nothing() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("refused");
+    p.base();
+    let good = p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    p.write_topic("new", 1, 2, "86400000");
+    p.write_pipeline("typo", 1, "typo", "SELECT idd, at FROM source");
+    let bad = p.push("typo");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not lint clean") && text(&out).contains("PV304"),
+        "{}",
+        text(&out)
+    );
+    assert!(topics(&kafka, &[p.topic("new")]).is_empty());
+    assert_eq!(tables(&ch, &p.database()), ["events"]);
+    assert_eq!(p.status()["active"]["sha"], good);
+    assert_eq!(p.history()[0]["status"], "refused");
+    assert_eq!(p.history()[0]["sha"], bad);
+}
+
+#[test]
+fn drift_made_by_hand_is_repaired() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("drift");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    let rt = runtime();
+    rt.block_on(ch.execute(&paver::plan::Action::DropTable {
+        table: paver::plan::TableName {
+            database: p.database(),
+            name: "events".into(),
+        },
+    }))
+    .unwrap();
+    rt.block_on(kafka.execute(&paver::plan::Action::AlterTopicConfig {
+        name: p.topic("events"),
+        set: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+        delete: Vec::new(),
+    }))
+    .unwrap();
+    let plan = text(&p.paver(&["plan", "--repo", &p.remote_url], &[]));
+    assert!(
+        plan.contains(&format!("+ create table {}.events", p.database())),
+        "{plan}"
+    );
+    assert!(plan.contains("retention.ms=604800000"), "{plan}");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(tables(&ch, &p.database()), ["events"]);
+    assert_eq!(
+        topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"],
+        "604800000"
+    );
+}
+
+#[test]
+fn an_unmanaged_table_in_the_way_is_an_error_not_dropped() {
+    let (ch, _) = servers();
+    let p = Platform::new("unmanaged");
+    p.base();
+    p.push("v1");
+    let rt = runtime();
+    let db = p.database();
+    rt.block_on(ch.execute(&paver::plan::Action::CreateDatabase { name: db.clone() }))
+        .unwrap();
+    rt.block_on(ch.run(&format!(
+        "CREATE TABLE {db}.events (x UInt8) ENGINE = Memory"
+    )))
+    .unwrap();
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("paver did not create it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        columns(&ch, &db, "events"),
+        [("x".to_string(), "UInt8".to_string())]
+    );
+}
+
+#[test]
+fn a_reconciler_killed_mid_apply_undoes_the_revision_on_restart() {
+    let (ch, kafka) = servers();
+    let p = Platform::new("kill");
+    p.base();
+    let sha = p.push("v1");
+    // Steps: two topics, the database, the table. Kill after the second.
+    let mut child = p
+        .command(&["apply", "--repo", &p.remote_url])
+        .env("PAVER_FAULT_PAUSE_AFTER_STEPS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let found = topics(&kafka, &[p.topic("events"), p.topic("dlq")]);
+        if found.len() == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the apply never got to its pause"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SIGKILL: no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(p.status()["interrupted"]["sha"], sha);
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("undid the interrupted revision"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(tables(&ch, &p.database()), ["events"]);
+    assert_eq!(
+        topics(&kafka, &[p.topic("events"), p.topic("dlq")]).len(),
+        2
+    );
+    let history = p.history();
+    assert_eq!(history[0]["status"], "applied");
+    assert_eq!(history[1]["status"], "rolled-back");
+    assert!(history[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_world_moved() {
+    let (ch, _) = servers();
+    let p = Platform::new("saved");
+    p.base();
+    p.push("v1");
+    let plan_file = p._dir.path().join("plan.json");
+    let out = p.paver(
+        &[
+            "plan",
+            "--repo",
+            &p.remote_url,
+            "--out",
+            plan_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Someone creates the database by hand in between.
+    runtime()
+        .block_on(ch.execute(&paver::plan::Action::CreateDatabase { name: p.database() }))
+        .unwrap();
+    let out = p.paver(
+        &[
+            "apply",
+            "--repo",
+            &p.remote_url,
+            "--plan",
+            plan_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("changed since"), "{}", text(&out));
+}
