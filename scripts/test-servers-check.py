@@ -13,11 +13,13 @@ Each line is one of:
 import sys
 import time
 import uuid
+import warnings
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
+    ConfigSource,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
@@ -220,7 +222,9 @@ def create_partitions():
 
 def legacy_alter_configs():
     res = ConfigResource(ResourceType.TOPIC, TOPIC, set_config={"retention.ms": "5000000"})
-    admin.alter_configs([res])[res].result()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        admin.alter_configs([res])[res].result()
     return (topic_configs().get("retention.ms") == "5000000", "applied")
 
 
@@ -246,7 +250,7 @@ def describe_defaults():
     res = ConfigResource(ResourceType.TOPIC, TOPIC)
     entries = admin.describe_configs([res])[res].result()
     full = "segment.bytes" in entries or "max.message.bytes" in entries
-    sources = {k: str(v.source) for k, v in entries.items()}
+    sources = {k: ConfigSource(v.source).name for k, v in entries.items()}
     return (full, f"{len(entries)} entries returned, sources {sources}")
 
 

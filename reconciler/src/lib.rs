@@ -11,5 +11,6 @@ pub mod executor;
 pub mod plan;
 pub mod providers;
 pub mod reconcile;
+pub mod server;
 pub mod source;
 pub mod store;

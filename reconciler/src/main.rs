@@ -38,6 +38,38 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
     },
+    /// Reconcile continuously: now, then every poll interval, and at once when a verified
+    /// GitHub push webhook says the branch moved. Serves /status, /revisions/<sha>,
+    /// /metrics (Prometheus) and /webhook. Stops on SIGINT/SIGTERM after the reconcile in
+    /// progress.
+    Run {
+        #[command(flatten)]
+        target: Target,
+        /// Where the HTTP endpoints listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Seconds between reconciles when no webhook arrives.
+        #[arg(long, default_value_t = 30)]
+        poll_seconds: u64,
+        /// The environment variable holding the webhook's HMAC secret (GitHub's
+        /// X-Hub-Signature-256); without it, /webhook is off and polling alone finds commits.
+        #[arg(long, value_name = "VAR", default_value = "PAVER_WEBHOOK_SECRET")]
+        webhook_secret_env: String,
+    },
+    /// Wait until a revision is applied (exit 0), refused or rolled back (exit 1), or the
+    /// timeout passes (exit 2). For a deploy workflow: `paver wait --revision $GITHUB_SHA`.
+    Wait {
+        #[arg(long)]
+        revision: String,
+        /// How long to wait, e.g. `90s`, `10m`.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// A running `paver run` (http://host:port); else the state store is read.
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, default_value = ".paver/state.db")]
+        state: PathBuf,
+    },
     /// The active revision and the last attempt, as JSON.
     Status {
         #[arg(long, default_value = ".paver/state.db")]
@@ -187,6 +219,91 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 ))),
             }
         }
+        Command::Run {
+            target,
+            listen,
+            poll_seconds,
+            webhook_secret_env,
+        } => {
+            let secret = std::env::var(&webhook_secret_env)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(String::into_bytes);
+            if secret.is_none() {
+                eprintln!("paver: ${webhook_secret_env} is not set: /webhook is off, polling every {poll_seconds}s");
+            }
+            paver::server::run(
+                target.options(),
+                listen,
+                std::time::Duration::from_secs(poll_seconds.max(1)),
+                secret,
+            )
+            .await
+            .map_err(Failure::Other)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wait {
+            revision,
+            timeout,
+            server,
+            state,
+        } => {
+            let timeout = parse_duration(&timeout).ok_or_else(|| {
+                Failure::Other(format!("`{timeout}` is not a duration (e.g. 90s, 10m)"))
+            })?;
+            let deadline = std::time::Instant::now() + timeout;
+            let mut last_error: Option<String> = None;
+            loop {
+                let record = match &server {
+                    // A server that is not up yet (or restarting) is waited for, too.
+                    Some(url) => match http_get_json(&format!(
+                        "{}/revisions/{revision}",
+                        url.trim_end_matches('/')
+                    ))
+                    .await
+                    {
+                        Ok(record) => record,
+                        Err(e) => {
+                            last_error = Some(e);
+                            None
+                        }
+                    },
+                    None => {
+                        let store = Store::open(&state)?;
+                        store
+                            .latest_for(&revision)?
+                            .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    }
+                };
+                let status = record
+                    .as_ref()
+                    .and_then(|r| r["status"].as_str().map(str::to_string));
+                match status.as_deref() {
+                    Some("applied") => {
+                        println!("paver: {revision} is applied");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Some(s @ ("refused" | "rolled-back")) => {
+                        let error = record
+                            .as_ref()
+                            .and_then(|r| r["error"].as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        return Err(Failure::Refused(format!("{revision} was {s}: {error}")));
+                    }
+                    _ => {}
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(Failure::Other(format!(
+                        "{revision} is still {} after {timeout:?}{}",
+                        status.as_deref().unwrap_or("not seen by the reconciler"),
+                        last_error
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
         Command::Status { state } => {
             let store = Store::open(&state)?;
             let status = serde_json::json!({
@@ -208,5 +325,59 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `90s`, `10m`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.trim().len()),
+    );
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
+}
+
+/// A GET of JSON from a `paver run` (plain HTTP/1.1: the status endpoint is meant for the
+/// cluster network or a port-forward). `Ok(None)` on 404.
+async fn http_get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}`: only http:// servers are supported"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("cannot reach {host}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("a malformed HTTP response")?;
+    let code = head.split_whitespace().nth(1).unwrap_or("");
+    match code {
+        "200" => serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| format!("not JSON: {e}")),
+        "404" => Ok(None),
+        other => Err(format!("{url} answered {other}")),
     }
 }

@@ -178,6 +178,19 @@ pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome
         eprintln!("paver: undid the interrupted revision {sha}");
     }
     let planned = plan_prepared(prepared, store).await?;
+    // Nothing to do for the revision that is already active: no new record (the run loop
+    // reconciles every poll interval).
+    if planned.plan.steps.is_empty() {
+        if let Some(active) = store.active()?.filter(|a| a.sha == planned.sha) {
+            let outcome = Outcome {
+                revision_id: active.id,
+                status: RevisionStatus::Applied,
+                applied: 0,
+                error: None,
+            };
+            return Ok((planned, outcome));
+        }
+    }
     let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
     Ok((planned, outcome))
 }

@@ -347,13 +347,19 @@ fn removing_the_newest_version_rolls_back_to_the_one_before() {
     p.write_topic("events", 2, 3, "1209600000");
     p.push("events v2");
     assert_eq!(p.apply().status.code(), Some(0));
-    assert_eq!(topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"], "1209600000");
+    assert_eq!(
+        topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"],
+        "1209600000"
+    );
     // What `git revert` of v2's merge does: the file goes, v1 is active again.
     p.remove(&format!("topics/{}/v2.yaml", p.topic("events")));
     let revert = p.push("Revert \"events v2\"");
     let out = p.apply();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"], "604800000");
+    assert_eq!(
+        topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"],
+        "604800000"
+    );
     assert_eq!(p.status()["active"]["sha"], revert);
 }
 
@@ -564,4 +570,167 @@ fn a_saved_plan_is_refused_when_the_world_moved() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("changed since"), "{}", text(&out));
+}
+
+/// A plain HTTP/1.1 request; returns the status code and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn signature(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body);
+    format!(
+        "sha256={}",
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
+    let (_, kafka) = servers();
+    let p = Platform::new("run");
+    p.base();
+    let first = p.push("v1");
+    let port = free_port();
+    let mut server = p
+        .command(&[
+            "run",
+            "--repo",
+            &p.remote_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "3600",
+        ])
+        .env("PAVER_WEBHOOK_SECRET", "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    // The first reconcile runs at start.
+    let wait = |sha: &str, timeout: &str| {
+        p.paver(
+            &[
+                "wait",
+                "--revision",
+                sha,
+                "--timeout",
+                timeout,
+                "--server",
+                &url,
+            ],
+            &[],
+        )
+    };
+    let out = wait(&first, "60s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    p.write_topic("late", 1, 1, "86400000");
+    let second = p.push("add late");
+    let body = format!(r#"{{"ref":"refs/heads/main","after":"{second}"}}"#).into_bytes();
+    let forged = http(
+        port,
+        "POST",
+        "/webhook",
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", signature(b"wrong", &body)),
+        ],
+        &body,
+    );
+    assert_eq!(forged.0, 401, "{forged:?}");
+    // Nothing woke the loop (polling is an hour): the commit is not applied.
+    let out = wait(&second, "3s");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(topics(&kafka, &[p.topic("late")]).is_empty());
+
+    let signed = http(
+        port,
+        "POST",
+        "/webhook",
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", signature(b"s3cret", &body)),
+        ],
+        &body,
+    );
+    assert_eq!(signed.0, 202, "{signed:?}");
+    let out = wait(&second, "60s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(topics(&kafka, &[p.topic("late")]).len(), 1);
+
+    let (code, status) = http(port, "GET", "/status", &[], b"");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["active"]["sha"], second);
+    let (_, metrics) = http(port, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains("paver_webhooks_rejected_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("paver_active_revision_info{{sha=\"{second}\"}} 1")),
+        "{metrics}"
+    );
+
+    // SIGTERM: a graceful stop.
+    let pid = server.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    loop {
+        if let Some(code) = server.try_wait().unwrap() {
+            assert!(code.success(), "{code:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "paver run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,0 +1,370 @@
+//! `paver run`: the reconcile loop (a poll interval, woken at once by a verified GitHub push
+//! webhook), with a JSON status endpoint, Prometheus metrics and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::reconcile::{self, Options};
+use crate::store::Store;
+
+/// What the loop and the endpoints share.
+struct Shared {
+    options: Options,
+    secret: Option<Vec<u8>>,
+    wake: Notify,
+    metrics: Metrics,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Default)]
+struct Metrics {
+    reconciles: AtomicU64,
+    failures: AtomicU64,
+    steps: AtomicU64,
+    last_duration_ms: AtomicU64,
+    duration_ms_total: AtomicU64,
+    webhooks: AtomicU64,
+    webhooks_rejected: AtomicU64,
+}
+
+/// Run until SIGINT or SIGTERM: reconcile now, then every `poll` or when a webhook says
+/// the branch moved. A reconcile in progress finishes before the process exits.
+pub async fn run(
+    options: Options,
+    listen: SocketAddr,
+    poll: Duration,
+    secret: Option<Vec<u8>>,
+) -> Result<(), String> {
+    let shared = Arc::new(Shared {
+        options,
+        secret,
+        wake: Notify::new(),
+        metrics: Metrics::default(),
+        last_error: Mutex::new(None),
+    });
+    let app = Router::new()
+        .route("/webhook", post(webhook))
+        .route("/status", get(status))
+        .route("/revisions/{sha}", get(revision))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!("paver: listening on {listen} (webhook /webhook, status /status, metrics /metrics)");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await
+    });
+    let mut stop = stop_rx;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    loop {
+        reconcile_once(&shared).await;
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shared.wake.notified() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    eprintln!("paver: stopping");
+    let _ = server.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn reconcile_once(shared: &Shared) {
+    let started = Instant::now();
+    let result = match Store::open(&shared.options.state) {
+        Ok(store) => reconcile::apply(&shared.options, &store)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let m = &shared.metrics;
+    let elapsed = started.elapsed().as_millis() as u64;
+    m.reconciles.fetch_add(1, Ordering::Relaxed);
+    m.last_duration_ms.store(elapsed, Ordering::Relaxed);
+    m.duration_ms_total.fetch_add(elapsed, Ordering::Relaxed);
+    let error = match result {
+        Ok((planned, outcome)) => {
+            m.steps.fetch_add(outcome.applied as u64, Ordering::Relaxed);
+            if outcome.applied > 0 || outcome.error.is_some() {
+                eprintln!(
+                    "paver: {}: {} steps, {}",
+                    planned.sha,
+                    outcome.applied,
+                    outcome.status.as_str()
+                );
+            }
+            outcome.error
+        }
+        Err(e) => Some(e),
+    };
+    if let Some(e) = &error {
+        m.failures.fetch_add(1, Ordering::Relaxed);
+        eprintln!("paver: {e}");
+    }
+    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+}
+
+/// `X-Hub-Signature-256: sha256=<hex>` over the raw body, with the shared secret.
+pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Some(expected) = decode_hex(hex) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    // Constant-time comparison.
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+async fn webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    shared.metrics.webhooks.fetch_add(1, Ordering::Relaxed);
+    let Some(secret) = &shared.secret else {
+        return (
+            StatusCode::NOT_FOUND,
+            "webhooks are off: start paver run with a webhook secret",
+        )
+            .into_response();
+    };
+    let header = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !signature_valid(secret, &body, header) {
+        shared
+            .metrics
+            .webhooks_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("push");
+    if event == "ping" {
+        return (StatusCode::OK, "pong").into_response();
+    }
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let wanted = format!("refs/heads/{}", shared.options.branch);
+    if event == "push" && payload["ref"].as_str() == Some(wanted.as_str()) {
+        shared.wake.notify_one();
+        return (StatusCode::ACCEPTED, "reconciling").into_response();
+    }
+    (StatusCode::ACCEPTED, "not the tracked branch: ignored").into_response()
+}
+
+/// Read the state store off the async workers (SQLite calls block).
+async fn read_store<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || {
+        Store::open(&path)
+            .and_then(|s| f(&s))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    let last_error = shared
+        .last_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match read_store(path, |s| {
+        Ok((
+            s.active()?,
+            s.history(1)?,
+            s.interrupted()?,
+            s.inventory()?.len(),
+        ))
+    })
+    .await
+    {
+        Ok((active, last, interrupted, managed)) => Json(serde_json::json!({
+            "repo": shared.options.repo,
+            "branch": shared.options.branch,
+            "active": active,
+            "last": last.into_iter().next(),
+            "interrupted": interrupted,
+            "managed": managed,
+            "lastError": last_error,
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+async fn revision(State(shared): State<Arc<Shared>>, Path(sha): Path<String>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    match read_store(path, move |s| s.latest_for(&sha)).await {
+        Ok(Some(record)) => Json(serde_json::to_value(record).unwrap_or_default()).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"status": "unknown"})),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let m = &shared.metrics;
+    let path = shared.options.state.clone();
+    let active = read_store(path, |s| s.active()).await.ok().flatten();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "paver_reconciles_total",
+        "counter",
+        "Reconciles run.",
+        m.reconciles.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "paver_reconcile_failures_total",
+        "counter",
+        "Reconciles that refused, rolled back or could not run.",
+        m.failures.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "paver_steps_applied_total",
+        "counter",
+        "Steps applied and kept.",
+        m.steps.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "paver_reconcile_duration_seconds_last",
+        "gauge",
+        "Duration of the last reconcile.",
+        format!(
+            "{:.3}",
+            m.last_duration_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        ),
+    );
+    metric(
+        "paver_reconcile_duration_seconds_sum",
+        "counter",
+        "Total time spent reconciling.",
+        format!(
+            "{:.3}",
+            m.duration_ms_total.load(Ordering::Relaxed) as f64 / 1000.0
+        ),
+    );
+    metric(
+        "paver_webhooks_total",
+        "counter",
+        "Webhook requests received.",
+        m.webhooks.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "paver_webhooks_rejected_total",
+        "counter",
+        "Webhook requests with a bad signature.",
+        m.webhooks_rejected.load(Ordering::Relaxed).to_string(),
+    );
+    if let Some(active) = active {
+        out.push_str(&format!(
+            "# HELP paver_active_revision_info The active revision.\n# TYPE paver_active_revision_info gauge\npaver_active_revision_info{{sha=\"{}\"}} 1\n",
+            active.sha
+        ));
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        let bytes = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    }
+
+    #[test]
+    fn webhook_signatures() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let good = sign(b"s3cret", body);
+        assert!(signature_valid(b"s3cret", body, Some(&good)));
+        assert!(!signature_valid(b"other", body, Some(&good)));
+        assert!(!signature_valid(b"s3cret", b"{}", Some(&good)));
+        assert!(!signature_valid(b"s3cret", body, None));
+        assert!(!signature_valid(b"s3cret", body, Some("sha256=zz")));
+        assert!(!signature_valid(b"s3cret", body, Some("sha1=abcd")));
+    }
+}
