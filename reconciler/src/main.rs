@@ -173,6 +173,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let store = Store::open(&target.state)?;
             let planned = reconcile::plan(&target.options(), &store).await?;
             print!("{}", plan::render(&planned.plan));
+            let (queries, requests) = planned.targets.requests();
+            eprintln!(
+                "paver: observed with {queries} ClickHouse queries and {requests} Kafka requests"
+            );
             if let Some(out) = out {
                 let json = serde_json::to_string_pretty(&planned.plan)
                     .map_err(|e| Failure::Other(e.to_string()))?;
@@ -208,6 +212,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 None => reconcile::apply(&options, &store).await?,
             };
             print!("{}", plan::render(&planned.plan));
+            let (queries, requests) = planned.targets.requests();
+            eprintln!("paver: {queries} ClickHouse queries, {requests} Kafka requests");
             match outcome.error {
                 None => {
                     println!("paver: applied {} ({} steps)", planned.sha, outcome.applied);

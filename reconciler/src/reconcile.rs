@@ -111,6 +111,8 @@ struct Prepared {
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
+    /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
+    report_drift_only: bool,
 }
 
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
@@ -136,10 +138,15 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     let targets = connect(settings).await?;
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
+    let report_drift_only = settings
+        .and_then(|s| s.path(&["reconcile", "drift"]))
+        .and_then(Node::as_str)
+        == Some("report");
     Ok(Prepared {
         sha: revision.sha,
         desired,
         targets,
+        report_drift_only,
     })
 }
 
@@ -177,11 +184,20 @@ pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
     }
+    let report_drift_only = prepared.report_drift_only;
     let planned = plan_prepared(prepared, store).await?;
     // Nothing to do for the revision that is already active: no new record (the run loop
-    // reconciles every poll interval).
-    if planned.plan.steps.is_empty() {
+    // reconciles every poll interval). With `drift: report`, steps for the active revision
+    // are drift: reported, not applied.
+    if planned.plan.steps.is_empty() || report_drift_only {
         if let Some(active) = store.active()?.filter(|a| a.sha == planned.sha) {
+            if !planned.plan.steps.is_empty() {
+                eprintln!(
+                    "paver: drift from the active revision {} (reported only, reconcile.drift: report):\n{}",
+                    planned.sha,
+                    plan::render(&planned.plan)
+                );
+            }
             let outcome = Outcome {
                 revision_id: active.id,
                 status: RevisionStatus::Applied,

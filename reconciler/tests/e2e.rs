@@ -734,3 +734,83 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn drift_is_only_reported_when_the_repo_says_so() {
+    let (ch, _) = servers();
+    let p = Platform::new("report");
+    p.base();
+    p.write(
+        "paver.yaml",
+        "defaults:\n  compatibility: FORWARD_TRANSITIVE\nreconcile:\n  drift: report\n",
+    );
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    runtime()
+        .block_on(ch.run(&format!("DROP TABLE {}.events", p.database())))
+        .unwrap();
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("drift from the active revision"),
+        "{}",
+        text(&out)
+    );
+    assert!(tables(&ch, &p.database()).is_empty());
+}
+
+/// "N ClickHouse queries, M Kafka requests" from paver's output.
+fn requests(out: &Output) -> (u64, u64) {
+    let t = text(out);
+    let line = t
+        .lines()
+        .find(|l| l.contains("ClickHouse queries"))
+        .unwrap_or_else(|| panic!("{t}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn a_no_op_reconcile_costs_the_same_whatever_the_number_of_resources() {
+    servers();
+    let small = Platform::new("small");
+    small.base();
+    small.push("v1");
+    assert_eq!(small.apply().status.code(), Some(0));
+    let large = Platform::new("large");
+    large.base();
+    for i in 0..6 {
+        large.write_topic(&format!("extra{i}"), 1, 1, "86400000");
+        large.write_pipeline(
+            &format!("extra{i}"),
+            1,
+            &format!("extra{i}"),
+            "SELECT id, at, amount FROM source",
+        );
+    }
+    large.push("v1");
+    let first = large.apply();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (small_noop, large_noop) = (small.apply(), large.apply());
+    assert!(
+        text(&large_noop).contains("0 steps"),
+        "{}",
+        text(&large_noop)
+    );
+    // Observation only: the same number of round trips for 3 resources as for 21.
+    assert_eq!(
+        requests(&small_noop),
+        requests(&large_noop),
+        "{}\n{}",
+        text(&small_noop),
+        text(&large_noop)
+    );
+    assert!(
+        requests(&large_noop).0 <= 5 && requests(&large_noop).1 <= 2,
+        "{:?}",
+        requests(&large_noop)
+    );
+}

@@ -13,6 +13,8 @@ use crate::plan::{Action, Column, ObservedTable, Table, TableName, Transform};
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
     client: clickhouse::Client,
+    /// Queries sent, for the "queries per reconcile" count.
+    pub queries: std::sync::atomic::AtomicU64,
     /// `(major, minor)` of the server.
     pub version: (u32, u32),
     pub version_text: String,
@@ -51,6 +53,7 @@ impl ClickHouse {
         }
         let mut ch = ClickHouse {
             client,
+            queries: Default::default(),
             version: (0, 0),
             version_text: String::new(),
         };
@@ -71,6 +74,7 @@ impl ClickHouse {
 
     /// Run a query and return its rows as text (one round trip).
     pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+        self.count();
         let bytes = self
             .client
             .query(sql)
@@ -99,6 +103,7 @@ impl ClickHouse {
 
     /// The columns and types a query returns, without running it on data.
     async fn meta(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+        self.count();
         let bytes = self
             .client
             .query(sql)
@@ -124,11 +129,17 @@ impl ClickHouse {
 
     /// Run a statement (DDL).
     pub async fn run(&self, sql: &str) -> Result<(), String> {
+        self.count();
         self.client
             .query(sql)
             .execute()
             .await
             .map_err(|e| format!("{e} (in `{sql}`)"))
+    }
+
+    fn count(&self) {
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Observe the given databases: which exist, and their tables with columns and keys.

@@ -21,6 +21,8 @@ use crate::plan::{Action, Topic};
 pub struct Kafka {
     admin: AdminClient<DefaultClientContext>,
     pub brokers: String,
+    /// Admin and metadata requests sent, for the "requests per reconcile" count.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,7 +38,13 @@ impl Kafka {
         Ok(Kafka {
             admin,
             brokers: brokers.to_string(),
+            requests: Default::default(),
         })
+    }
+
+    fn count(&self) {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn options() -> AdminOptions {
@@ -74,6 +82,7 @@ impl Kafka {
         if found.is_empty() {
             return Ok(found);
         }
+        self.count();
         let specifiers: Vec<ResourceSpecifier> =
             found.keys().map(|n| ResourceSpecifier::Topic(n)).collect();
         let described = self
@@ -104,6 +113,15 @@ impl Kafka {
 
     /// Run a Kafka action; `Ok(false)` when the action is not Kafka's.
     pub async fn execute(&self, action: &Action) -> Result<bool, String> {
+        if matches!(
+            action,
+            Action::CreateTopic { .. }
+                | Action::DeleteTopic { .. }
+                | Action::CreatePartitions { .. }
+                | Action::AlterTopicConfig { .. }
+        ) {
+            self.count();
+        }
         match action {
             Action::CreateTopic { name, topic } => {
                 let mut new = NewTopic::new(

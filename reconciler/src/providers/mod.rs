@@ -30,6 +30,17 @@ impl Targets {
     }
 }
 
+impl Targets {
+    /// Requests sent so far: (ClickHouse queries, Kafka requests).
+    pub fn requests(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.clickhouse.queries.load(Relaxed),
+            self.kafka.requests.load(Relaxed),
+        )
+    }
+}
+
 impl Executes for Targets {
     async fn execute(&self, action: &Action) -> Result<(), String> {
         if self.kafka.execute(action).await? || self.clickhouse.execute(action).await? {
