@@ -80,6 +80,15 @@ pub async fn run(
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    // A local folder is watched: a change reconciles at once (debounced), no webhook needed.
+    let _watcher = if crate::source::is_url(&shared.options.repo) {
+        None
+    } else {
+        Some(watch(
+            std::path::Path::new(&shared.options.repo),
+            shared.clone(),
+        )?)
+    };
     loop {
         reconcile_once(&shared).await;
         tokio::select! {
@@ -94,6 +103,33 @@ pub async fn run(
     eprintln!("paver: stopping");
     let _ = server.await;
     Ok(())
+}
+
+/// Watch a folder; after a burst of changes settles (300 ms), wake the loop.
+fn watch(
+    path: &std::path::Path,
+    shared: Arc<Shared>,
+) -> Result<notify::RecommendedWatcher, String> {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
+    watcher
+        .watch(path, notify::RecursiveMode::Recursive)
+        .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while rx.try_recv().is_ok() {}
+            shared.wake.notify_one();
+        }
+    });
+    eprintln!("paver: watching {}", path.display());
+    Ok(watcher)
 }
 
 async fn shutdown_signal() {

@@ -62,6 +62,31 @@ pub fn local(path: &Path) -> Result<Revision, SourceError> {
     Ok(Revision { sha, collected })
 }
 
+/// Credentials for private remotes, never from git: https with a token in
+/// `PAVER_GIT_TOKEN` (a GitHub token works), ssh with the key in `PAVER_GIT_SSH_KEY` (a
+/// path) or else the ssh agent.
+fn credentials() -> git2::RemoteCallbacks<'static> {
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.credentials(|_url, username, allowed| {
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            let user = username.unwrap_or("git");
+            return match std::env::var_os("PAVER_GIT_SSH_KEY") {
+                Some(key) => git2::Cred::ssh_key(user, None, Path::new(&key), None),
+                None => git2::Cred::ssh_key_from_agent(user),
+            };
+        }
+        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            if let Ok(token) = std::env::var("PAVER_GIT_TOKEN") {
+                return git2::Cred::userpass_plaintext("x-access-token", &token);
+            }
+        }
+        Err(git2::Error::from_str(
+            "no credentials: set PAVER_GIT_TOKEN (https) or PAVER_GIT_SSH_KEY / an ssh agent (ssh)",
+        ))
+    });
+    callbacks
+}
+
 /// A bare mirror of a remote, kept under the state folder and fetched on every call.
 pub struct Remote {
     repo: Repository,
@@ -98,6 +123,7 @@ impl Remote {
         let mut remote = self.repo.remote_anonymous(&self.url)?;
         let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
         let mut options = FetchOptions::new();
+        options.remote_callbacks(credentials());
         remote.fetch(&[&refspec], Some(&mut options), None)?;
         let reference = self
             .repo

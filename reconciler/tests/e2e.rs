@@ -814,3 +814,70 @@ fn a_no_op_reconcile_costs_the_same_whatever_the_number_of_resources() {
         requests(&large_noop)
     );
 }
+
+#[test]
+fn a_group_gets_offsets_before_it_starts_and_they_read_back() {
+    let (_, kafka) = servers();
+    let p = Platform::new("offsets");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    let group = format!("{}-v2", p.prefix);
+    let topic = p.topic("events");
+    let rt = runtime();
+    let before = rt
+        .block_on(async { tokio::task::block_in_place(|| kafka.group_offsets(&group, &topic, 3)) })
+        .unwrap();
+    assert!(before.is_empty(), "{before:?}");
+    let wanted = BTreeMap::from([(0, 5i64), (1, 7), (2, 9)]);
+    rt.block_on(async {
+        tokio::task::block_in_place(|| kafka.set_group_offsets(&group, &topic, &wanted))
+    })
+    .unwrap();
+    let after = rt
+        .block_on(async { tokio::task::block_in_place(|| kafka.group_offsets(&group, &topic, 3)) })
+        .unwrap();
+    assert_eq!(after, wanted);
+}
+
+#[test]
+fn paver_run_watches_a_local_folder() {
+    let (_, kafka) = servers();
+    let p = Platform::new("watch");
+    p.base();
+    let port = free_port();
+    let mut server = p
+        .command(&[
+            "run",
+            "--repo",
+            p.work.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "3600",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = |what: &str, check: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !check() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{what} never happened"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until("the first apply", &|| {
+        topics(&kafka, &[p.topic("events")]).len() == 1
+    });
+    // A file written into the folder: applied without a webhook, long before the poll.
+    p.write_topic("watched", 1, 1, "86400000");
+    until("the watched change", &|| {
+        topics(&kafka, &[p.topic("watched")]).len() == 1
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

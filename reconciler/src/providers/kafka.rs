@@ -178,6 +178,68 @@ impl Kafka {
     }
 }
 
+impl Kafka {
+    /// A consumer of `group` that never joins it (no subscription): it only reads and
+    /// writes the group's committed offsets.
+    fn group_client(&self, group: &str) -> Result<rdkafka::consumer::BaseConsumer, String> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| format!("Kafka at {}: {e}", self.brokers))
+    }
+
+    /// The offsets `group` has committed on `topic`, by partition (partitions without a
+    /// committed offset are left out).
+    pub fn group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<BTreeMap<i32, i64>, String> {
+        use rdkafka::consumer::Consumer;
+        use rdkafka::{Offset, TopicPartitionList};
+        self.count();
+        let consumer = self.group_client(group)?;
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition(topic, p);
+        }
+        let committed = tokio::task::block_in_place(|| consumer.committed_offsets(list, TIMEOUT))
+            .map_err(|e| format!("reading the offsets of group `{group}`: {e}"))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Commit offsets for `group` on `topic` before the group starts consuming (a new
+    /// pipeline version starts where the previous one stopped).
+    pub fn set_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &BTreeMap<i32, i64>,
+    ) -> Result<(), String> {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        use rdkafka::{Offset, TopicPartitionList};
+        self.count();
+        let consumer = self.group_client(group)?;
+        let mut list = TopicPartitionList::new();
+        for (p, o) in offsets {
+            list.add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("offset {o} of partition {p}: {e}"))?;
+        }
+        tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync))
+            .map_err(|e| format!("committing the offsets of group `{group}`: {e}"))
+    }
+}
+
 /// IncrementalAlterConfigs for one topic, through librdkafka's C API (the `rdkafka` crate
 /// only wraps the legacy AlterConfigs).
 fn incremental_alter(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark the reconciler against the real test servers: apply a repo of N topics and N
+# pipelines from scratch, then a no-op reconcile, with wall time, requests per reconcile
+# and peak memory.
+#
+# Usage: bench/reconcile.sh [--size N] [--no-build]
+#   --size N     topics and pipelines (default 1000)
+#   --no-build   use the existing target/release/paver
+#
+# It restarts the test broker (its storage is memory: a clean slate) and drops the
+# ClickHouse database `bench` first, so that every run starts from nothing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SIZE=1000
+BUILD=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --size) SIZE="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "reconcile.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+cd "$ROOT"
+if [[ $BUILD == 1 ]]; then
+  echo "==> building paver (release)" >&2
+  cargo build --release --quiet -p paver
+fi
+PAVER="$ROOT/target/release/paver"
+scripts/test-servers start >&2
+eval "$(scripts/test-servers env)"
+echo "==> a clean slate: restarting the broker, dropping database bench" >&2
+scripts/test-servers restart >&2
+curl -sS "$PAVER_CLICKHOUSE_URL/?query=DROP%20DATABASE%20IF%20EXISTS%20bench" >/dev/null
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
+state="$work/state.db"
+
+measure() { # label, then the command; prints a table row
+  local label="$1"; shift
+  local start end out
+  start=$(date +%s.%N)
+  out=$(/usr/bin/time -f '%M' "$@" 2>&1 >/dev/null) || { echo "$out" | tail -20 >&2; echo "FAILED: $label" >&2; exit 1; }
+  end=$(date +%s.%N)
+  local rss requests
+  rss=$(echo "$out" | tail -1)
+  requests=$(echo "$out" | grep -oE '[0-9]+ ClickHouse queries, [0-9]+ Kafka requests' | tail -1)
+  printf '| %s | %.2f | %s | %.1f |\n' "$label" "$(awk "BEGIN{print $end - $start}")" "$requests" "$(awk "BEGIN{print $rss / 1024}")"
+}
+
+echo
+echo "## paver reconcile benchmark"
+echo
+echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc)"
+echo "- repo: $SIZE topics, $SIZE pipelines (each a sink table with a computed column), 10 subjects"
+echo "- servers: ClickHouse $(curl -sS "$PAVER_CLICKHOUSE_URL/?query=SELECT%20version()"), tansu (scripts/test-servers)"
+echo
+echo "| run | wall (s) | requests | peak RSS (MiB) |"
+echo "| --- | ---: | --- | ---: |"
+measure "apply from scratch" "$PAVER" apply --repo "$work/repo" --state "$state"
+measure "no-op reconcile" "$PAVER" apply --repo "$work/repo" --state "$state"
+measure "plan only (no-op)" "$PAVER" plan --repo "$work/repo" --state "$state"
