@@ -32,7 +32,7 @@ scripts/test-servers start >&2
 eval "$(scripts/test-servers env)"
 echo "==> a clean slate: restarting the broker, dropping database bench" >&2
 scripts/test-servers restart >&2
-curl -sS "$PAVER_CLICKHOUSE_URL/?query=DROP%20DATABASE%20IF%20EXISTS%20bench" >/dev/null
+curl -sS --fail --data-binary "DROP DATABASE IF EXISTS bench" "$PAVER_CLICKHOUSE_URL/" >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2

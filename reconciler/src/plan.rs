@@ -382,12 +382,16 @@ pub fn plan(
     // consumers may still depend on it); reported so that someone can retire it by hand.
     for id in managed {
         let gone = match id.split_once(':') {
-            Some(("topic", name)) => !desired.topics.contains_key(name) && observed.topics.contains_key(name),
+            Some(("topic", name)) => {
+                !desired.topics.contains_key(name) && observed.topics.contains_key(name)
+            }
             Some(("table", name)) => !desired.tables.keys().any(|t| t.to_string() == name),
             _ => false,
         };
         if gone {
-            notes.push(format!("{id} is no longer in the repo: kept (paver never deletes topics or tables)"));
+            notes.push(format!(
+                "{id} is no longer in the repo: kept (paver never deletes topics or tables)"
+            ));
         }
     }
     if !blockers.is_empty() {
@@ -557,7 +561,13 @@ mod tests {
     fn resources_that_leave_the_repo_are_kept_and_reported() {
         let mut observed = Observed::default();
         observed.topics.insert("old".into(), topic(3, &[]));
-        let p = plan(&Desired::default(), &observed, &BTreeSet::from([topic_id("old")]), "r").unwrap();
+        let p = plan(
+            &Desired::default(),
+            &observed,
+            &BTreeSet::from([topic_id("old")]),
+            "r",
+        )
+        .unwrap();
         assert!(p.steps.is_empty());
         assert!(p.notes[0].contains("topic:old is no longer in the repo: kept"));
     }

@@ -881,3 +881,41 @@ fn paver_run_watches_a_local_folder() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Kafka adds partitions with CreatePartitions; the test broker (tansu) does not have it.
+/// Either way nothing is half-applied: on Kafka the partitions grow, on tansu the revision
+/// rolls back whole (the new topic of the same revision is removed again).
+#[test]
+fn a_partition_increase_applies_or_rolls_back_whole() {
+    let (_, kafka) = servers();
+    let p = Platform::new("partitions");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    p.write_topic("events", 2, 6, "604800000");
+    // Sorts before `events`: created first, so that the rollback has something to undo.
+    p.write_topic("a-sidecar", 1, 1, "86400000");
+    p.push("more partitions");
+    let plan = text(&p.paver(&["plan", "--repo", &p.remote_url], &[]));
+    assert!(
+        plan.contains("increase partitions of topic") && plan.contains("(irreversible)"),
+        "{plan}"
+    );
+    let out = p.apply();
+    let found = topics(&kafka, &[p.topic("events"), p.topic("a-sidecar")]);
+    match out.status.code() {
+        Some(0) => {
+            assert_eq!(found[&p.topic("events")].partitions, 6);
+            assert!(found.contains_key(&p.topic("a-sidecar")));
+        }
+        _ => {
+            let t = text(&out);
+            assert!(
+                t.contains("rolled back") && t.contains("CreatePartitions"),
+                "{t}"
+            );
+            assert_eq!(found[&p.topic("events")].partitions, 3);
+            assert!(!found.contains_key(&p.topic("a-sidecar")), "{found:?}");
+        }
+    }
+}

@@ -61,6 +61,7 @@ impl Kafka {
         &self,
         wanted: &BTreeMap<String, Topic>,
     ) -> Result<BTreeMap<String, Topic>, String> {
+        self.count();
         let metadata =
             tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, TIMEOUT))
                 .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
@@ -160,9 +161,9 @@ impl Kafka {
                     .admin
                     .create_partitions([&new], &Self::options())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("CreatePartitions for topic `{name}`: {e}"))?;
                 for r in results {
-                    r.map_err(|(t, e)| format!("adding partitions to topic `{t}`: {e}"))?;
+                    r.map_err(|(t, e)| format!("CreatePartitions for topic `{t}`: {e}"))?;
                 }
             }
             Action::AlterTopicConfig { name, set, delete } => {
