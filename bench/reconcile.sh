@@ -46,7 +46,7 @@ measure() { # label, then the command; prints a table row
   end=$(date +%s.%N)
   local rss requests
   rss=$(echo "$out" | tail -1)
-  requests=$(echo "$out" | grep -oE '[0-9]+ ClickHouse queries, [0-9]+ Kafka requests' | tail -1)
+  requests=$(echo "$out" | grep -oE '[0-9]+ ClickHouse queries, [0-9]+ Kafka requests' | tail -1 || true)
   printf '| %s | %.2f | %s | %.1f |\n' "$label" "$(awk "BEGIN{print $end - $start}")" "$requests" "$(awk "BEGIN{print $rss / 1024}")"
 }
 

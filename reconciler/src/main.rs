@@ -174,9 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let planned = reconcile::plan(&target.options(), &store).await?;
             print!("{}", plan::render(&planned.plan));
             let (queries, requests) = planned.targets.requests();
-            eprintln!(
-                "paver: observed with {queries} ClickHouse queries and {requests} Kafka requests"
-            );
+            eprintln!("paver: {queries} ClickHouse queries, {requests} Kafka requests");
             if let Some(out) = out {
                 let json = serde_json::to_string_pretty(&planned.plan)
                     .map_err(|e| Failure::Other(e.to_string()))?;
