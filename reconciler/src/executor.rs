@@ -33,7 +33,7 @@ pub async fn apply(
     plan: &Plan,
     target: &impl Executes,
 ) -> Result<Outcome, StoreError> {
-    let id = store.begin(&plan.revision, plan.steps.len())?;
+    let id = store.begin(&plan.revision, plan.steps.len(), &crate::plan::render(plan))?;
     for (seq, step) in plan.steps.iter().enumerate() {
         store.journal(id, seq, step, StepState::Started, None)?;
         if let Err(error) = target.execute(&step.action).await {

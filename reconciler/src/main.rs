@@ -29,6 +29,9 @@ enum Command {
         /// Also save the plan as JSON, for `paver apply --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// `text` (Terraform-style), `markdown` (for a pull-request comment) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "markdown", "json"])]
+        format: String,
     },
     /// Apply a revision as one transaction: every step or none.
     Apply {
@@ -169,10 +172,21 @@ impl From<paver::store::StoreError> for Failure {
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Plan { target, out } => {
+        Command::Plan {
+            target,
+            out,
+            format,
+        } => {
             let store = Store::open(&target.state)?;
             let planned = reconcile::plan(&target.options(), &store).await?;
-            print!("{}", plan::render(&planned.plan));
+            match format.as_str() {
+                "markdown" => print!("{}", plan::render_markdown(&planned.plan)),
+                "json" => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&planned.plan).unwrap_or_default()
+                ),
+                _ => print!("{}", plan::render(&planned.plan)),
+            }
             let (queries, requests) = planned.targets.requests();
             eprintln!("paver: {queries} ClickHouse queries, {requests} Kafka requests");
             if let Some(out) = out {
@@ -284,6 +298,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     .and_then(|r| r["status"].as_str().map(str::to_string));
                 match status.as_deref() {
                     Some("applied") => {
+                        if let Some(plan) = record.as_ref().and_then(|r| r["plan"].as_str()) {
+                            print!("{plan}");
+                        }
                         println!("paver: {revision} is applied");
                         return Ok(ExitCode::SUCCESS);
                     }

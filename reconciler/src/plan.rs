@@ -446,6 +446,36 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+/// The plan as Markdown, for a pull-request comment (the Atlantis-style preview).
+pub fn render_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let short = &plan.revision[..plan.revision.len().min(12)];
+    let _ = writeln!(out, "### paver plan for `{short}`\n");
+    if plan.steps.is_empty() {
+        let _ = writeln!(out, "No changes: the real systems match this revision.");
+    } else {
+        let _ = writeln!(
+            out,
+            "**{} steps**, {} irreversible.\n\n| | step | irreversible |\n|---|---|---|",
+            plan.steps.len(),
+            plan.irreversible()
+        );
+        for step in &plan.steps {
+            let (sign, text) = describe(&step.action);
+            let mark = if step.irreversible {
+                ":warning: yes"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "| `{sign}` | {} | {mark} |", text.replace('|', "\\|"));
+        }
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "\n> {note}");
+    }
+    out
+}
+
 /// A sign (`+`, `~`, `-`) and a line for an action.
 pub fn describe(action: &Action) -> (char, String) {
     let kv = |m: &BTreeMap<String, String>| {

@@ -71,6 +71,8 @@ pub struct RevisionRecord {
     pub steps: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The plan as it was printed when the revision started.
+    pub plan: Option<String>,
 }
 
 /// Where a journaled step stands.
@@ -135,6 +137,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     status      TEXT NOT NULL,
     error       TEXT,
     steps       INTEGER NOT NULL DEFAULT 0,
+    plan        TEXT,
     started_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     finished_at TEXT
 );
@@ -167,14 +170,21 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.execute_batch(SCHEMA)?;
+        // Stores made before the plan was kept get the column.
+        let has_plan: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('revisions') WHERE name = 'plan'")?
+            .exists([])?;
+        if !has_plan {
+            conn.execute_batch("ALTER TABLE revisions ADD COLUMN plan TEXT")?;
+        }
         Ok(Store { conn })
     }
 
     /// Record that `sha` starts being applied with `steps` steps; returns its id.
-    pub fn begin(&self, sha: &str, steps: usize) -> Result<i64, StoreError> {
+    pub fn begin(&self, sha: &str, steps: usize, plan: &str) -> Result<i64, StoreError> {
         self.conn.execute(
-            "INSERT INTO revisions (sha, status, steps) VALUES (?1, 'applying', ?2)",
-            params![sha, steps as i64],
+            "INSERT INTO revisions (sha, status, steps, plan) VALUES (?1, 'applying', ?2, ?3)",
+            params![sha, steps as i64, plan],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -317,7 +327,7 @@ impl Store {
 }
 
 const SELECT_REVISION: &str =
-    "SELECT id, sha, status, error, steps, started_at, finished_at FROM revisions";
+    "SELECT id, sha, status, error, steps, started_at, finished_at, plan FROM revisions";
 
 fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevisionRecord> {
     Ok(RevisionRecord {
@@ -328,6 +338,7 @@ fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevisionRecord> {
         steps: r.get(4)?,
         started_at: r.get(5)?,
         finished_at: r.get(6)?,
+        plan: r.get(7)?,
     })
 }
 
@@ -355,7 +366,7 @@ mod tests {
         let path = dir.path().join("state/paver.db");
         {
             let store = Store::open(&path).unwrap();
-            let id = store.begin("abc", 2).unwrap();
+            let id = store.begin("abc", 2, "").unwrap();
             store
                 .journal(id, 0, &step("a"), StepState::Started, None)
                 .unwrap();
@@ -389,7 +400,7 @@ mod tests {
             .unwrap();
         assert!(store.interrupted().unwrap().is_none());
         assert!(store.active().unwrap().is_none());
-        let id = store.begin("def", 0).unwrap();
+        let id = store.begin("def", 0, "").unwrap();
         store.finish(id, RevisionStatus::Applied, None).unwrap();
         assert_eq!(store.active().unwrap().unwrap().sha, "def");
         assert_eq!(store.history(10).unwrap().len(), 2);

@@ -1,0 +1,480 @@
+//! The GitHub side: the composite action (`action.yml`) and the example repo's workflows
+//! (`pr-check.yml`, `deploy.yml`) validate against GitHub's own schemas, and their `run:`
+//! steps, played here with the `GITHUB_*` variables a real run sets, do what they promise
+//! against real git repositories, the real servers and a running `paver run`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use paver_lint::yaml::{self, Node};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv of `scripts/setup-python` (check-jsonschema is there).
+fn venv_bin(tool: &str) -> PathBuf {
+    if let Ok(python) = std::env::var("PAVER_PYTHON") {
+        let candidate = Path::new(&python).with_file_name(tool);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    let venv = std::env::var("PAVER_PYTHON_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/paver/venv")
+        });
+    let path = venv.join("bin").join(tool);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup-python",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_action_and_workflows_validate_against_githubs_schemas() {
+    let check = venv_bin("check-jsonschema");
+    let workflows: Vec<PathBuf> = ["pr-check.yml", "deploy.yml"]
+        .iter()
+        .map(|f| {
+            root()
+                .join("platform-repo-example/.github/workflows")
+                .join(f)
+        })
+        .collect();
+    let out = Command::new(&check)
+        .arg("--builtin-schema")
+        .arg("vendor.github-workflows")
+        .args(&workflows)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&check)
+        .args(["--builtin-schema", "vendor.github-actions"])
+        .arg(root().join("action.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And they can fail: a workflow with a typo'd key is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    stepz:\n      - run: true\n",
+    )
+    .unwrap();
+    let out = Command::new(&check)
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// The `run:` steps of a workflow job or a composite action, with their `env:`.
+fn run_steps(file: &Path, job: Option<&str>) -> Vec<(String, String, BTreeMap<String, String>)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc = yaml::load(&text, yaml::Limits::default()).unwrap();
+    let steps = match job {
+        Some(job) => doc.path(&["jobs", job, "steps"]),
+        None => doc.path(&["runs", "steps"]),
+    }
+    .unwrap();
+    let job_env: BTreeMap<String, String> = job
+        .and_then(|j| doc.path(&["jobs", j, "env"]))
+        .map(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| Some((e.key.clone(), e.value.scalar_text()?)))
+        .collect();
+    steps
+        .as_seq()
+        .iter()
+        .filter_map(|step| {
+            let run = step.get("run")?.as_str()?.to_string();
+            let name = step
+                .get("name")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mut env = job_env.clone();
+            for e in step.get("env").map(Node::as_map).unwrap_or_default() {
+                env.insert(e.key.clone(), e.value.scalar_text().unwrap_or_default());
+            }
+            Some((name, run, env))
+        })
+        .collect()
+}
+
+/// `${{ x }}` replaced by the context's value (empty when unknown), as the runner does.
+fn expand(text: &str, context: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .map_or(rest.len(), |e| start + e + 2);
+        let expr = rest[start + 3..end - 2].trim();
+        out.push_str(context.get(expr).map(String::as_str).unwrap_or(""));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A runner: the files GitHub gives a job, and the `GITHUB_*` variables.
+struct Runner {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Runner {
+    fn new() -> Runner {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["output", "path", "summary"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        // Both binaries on PATH, as the install steps would leave them.
+        let bin = Path::new(env!("CARGO_BIN_EXE_paver"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        if !bin.join("paver-lint").exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "paver-lint", "--bin", "paver-lint"])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        Runner { dir, bin }
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("summary")).unwrap()
+    }
+
+    /// Run a step's script with bash, as `shell: bash` does (errexit, pipefail).
+    fn step(
+        &self,
+        workspace: &Path,
+        run: &str,
+        env: &BTreeMap<String, String>,
+        github: &[(&str, String)],
+    ) -> Output {
+        let mut cmd = Command::new("bash");
+        cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", run])
+            .current_dir(workspace)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", workspace)
+            .env("RUNNER_TEMP", self.dir.path())
+            .env("GITHUB_OUTPUT", self.dir.path().join("output"))
+            .env("GITHUB_PATH", self.dir.path().join("path"))
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for (k, v) in github {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A checkout of the example repo: `main` is the base commit, the work tree is the pull
+/// request after `change`, committed on a branch.
+fn pull_request(change: impl FnOnce(&Path)) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("platform-repo-example"), dir.path());
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    let base = commit(&repo, "base", None);
+    repo.branch(
+        "main",
+        &repo.find_commit(base.parse().unwrap()).unwrap(),
+        true,
+    )
+    .unwrap();
+    change(dir.path());
+    commit(&repo, "pull request", Some(&base));
+    (dir, base)
+}
+
+fn commit(repo: &git2::Repository, message: &str, parent: Option<&str>) -> String {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.update_all(["*"], None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
+    let parent = parent.map(|p| repo.find_commit(p.parse().unwrap()).unwrap());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
+        .unwrap()
+        .to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Play the PR check: the action's steps with its inputs.
+fn play_pr_check(runner: &Runner, workspace: &Path, base: &str) -> Vec<Output> {
+    let context = BTreeMap::from([
+        ("inputs.path", ".".to_string()),
+        ("inputs.base", base.to_string()),
+        ("inputs.version", "main".to_string()),
+        (
+            "inputs.repository",
+            "https://github.com/paver-dev/paver".to_string(),
+        ),
+    ]);
+    run_steps(&root().join("action.yml"), None)
+        .into_iter()
+        .map(|(name, run, env)| {
+            let env = env
+                .into_iter()
+                .map(|(k, v)| (k, expand(&v, &context)))
+                .collect();
+            let out = runner.step(
+                workspace,
+                &run,
+                &env,
+                &[("GITHUB_EVENT_NAME", "pull_request".into())],
+            );
+            eprintln!("step {name}: {:?}", out.status.code());
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn a_pull_request_with_a_bad_change_fails_with_annotations_on_its_lines() {
+    let (dir, base) = pull_request(|root| {
+        let topic = root.join("topics/user-events/v1.yaml");
+        let text = std::fs::read_to_string(&topic)
+            .unwrap()
+            .replace("partitions: 12", "partitions: 24");
+        std::fs::write(topic, text).unwrap();
+    });
+    let runner = Runner::new();
+    let steps = play_pr_check(&runner, dir.path(), &base);
+    assert_eq!(
+        steps[0].status.code(),
+        Some(0),
+        "install: {}",
+        text(&steps[0])
+    );
+    let lint = &steps[1];
+    assert_eq!(lint.status.code(), Some(1), "{}", text(lint));
+    let out = text(lint);
+    assert!(
+        out.contains("::error file=topics/user-events/v1.yaml,line=9,col=1,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("title=PV601 released-version-edited::"),
+        "{out}"
+    );
+    let summary = runner.summary();
+    assert!(
+        summary.contains("## paver-lint") && summary.contains("PV601"),
+        "{summary}"
+    );
+    let sarif: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runner.dir.path().join("paver-lint.sarif")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "PV601");
+}
+
+#[test]
+fn a_good_pull_request_passes_and_its_changes_are_in_the_summary() {
+    let (dir, base) = pull_request(|root| {
+        let v1 = std::fs::read_to_string(root.join("topics/user-events/v1.yaml")).unwrap();
+        let v2 = v1
+            .replace("version: 1", "version: 2")
+            .replace("partitions: 12", "partitions: 24");
+        std::fs::write(root.join("topics/user-events/v2.yaml"), v2).unwrap();
+    });
+    let runner = Runner::new();
+    let steps = play_pr_check(&runner, dir.path(), &base);
+    assert_eq!(steps[1].status.code(), Some(0), "{}", text(&steps[1]));
+    let summary = runner.summary();
+    assert!(summary.contains("### Changes"), "{summary}");
+    assert!(
+        summary.contains("`topics/user-events`") && summary.contains("partitions 12 → 24"),
+        "{summary}"
+    );
+    assert!(summary.contains("No findings."), "{summary}");
+}
+
+/// Play the deploy workflow's steps for a pushed commit.
+fn play_deploy(runner: &Runner, workspace: &Path, server: &str, sha: &str) -> Vec<Output> {
+    let context = BTreeMap::from([
+        ("vars.PAVER_SERVER", server.to_string()),
+        ("secrets.PAVER_WEBHOOK_SECRET", "s3cret".to_string()),
+    ]);
+    let github = [
+        ("GITHUB_SHA", sha.to_string()),
+        ("GITHUB_REF", "refs/heads/main".to_string()),
+        ("GITHUB_REPOSITORY", "acme/platform".to_string()),
+        ("GITHUB_EVENT_NAME", "push".to_string()),
+    ];
+    run_steps(
+        &root().join("platform-repo-example/.github/workflows/deploy.yml"),
+        Some("deploy"),
+    )
+    .into_iter()
+    .map(|(_, run, env)| {
+        let env = env
+            .into_iter()
+            .map(|(k, v)| (k, expand(&v, &context)))
+            .collect();
+        runner.step(workspace, &run, &env, &github)
+    })
+    .collect()
+}
+
+#[test]
+fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
+    let url =
+        std::env::var("PAVER_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    let brokers = std::env::var("PAVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    // A platform repo of its own names (a topic), pushed to a bare remote.
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 1_000_000;
+    let topic = format!("wf-{}-{stamp}-events", std::process::id());
+    let work = dir.path().join("work");
+    let topic_dir = work.join(format!("topics/{topic}"));
+    std::fs::create_dir_all(&topic_dir).unwrap();
+    let spec = |version: u32, retention: &str| {
+        format!("apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: {topic}\n  version: {version}\n  owner: team-ci\nspec:\n  partitions: 3\n  replicationFactor: 3\n  config:\n    retention.ms: \"{retention}\"\n    min.insync.replicas: 2\n")
+    };
+    std::fs::write(topic_dir.join("v1.yaml"), spec(1, "604800000")).unwrap();
+    let remote = dir.path().join("remote.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let repo = git2::Repository::init(&work).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    let remote_url = format!("file://{}", remote.display());
+    repo.remote("origin", &remote_url).unwrap();
+    let push = |message: &str| {
+        let parent = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .map(|c| c.id().to_string());
+        let sha = commit(&repo, message, parent.as_deref());
+        repo.find_remote("origin")
+            .unwrap()
+            .push(&["+refs/heads/main:refs/heads/main"], None)
+            .unwrap();
+        sha
+    };
+    let first = push("initial");
+
+    // The reconciler, polling rarely: only the workflow's webhook makes it move.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut paver = Command::new(env!("CARGO_BIN_EXE_paver"))
+        .args([
+            "run",
+            "--repo",
+            &remote_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "3600",
+        ])
+        .args(["--state", dir.path().join("state.db").to_str().unwrap()])
+        .env("PAVER_CLICKHOUSE_URL", &url)
+        .env("PAVER_KAFKA_BROKERS", &brokers)
+        .env("PAVER_WEBHOOK_SECRET", "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let runner = Runner::new();
+    let steps = play_deploy(&runner, &work, &server, &first);
+    let waited = steps.last().unwrap();
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        steps.iter().map(text).collect::<Vec<_>>().join("\n")
+    );
+
+    // A merge: the topic's retention changes in v2.
+    std::fs::write(topic_dir.join("v2.yaml"), spec(2, "1209600000")).unwrap();
+    let merge = push("Merge pull request #2: longer retention");
+    let steps = play_deploy(&runner, &work, &server, &merge);
+    let out = steps.iter().map(text).collect::<Vec<_>>().join("\n");
+    assert_eq!(steps[1].status.code(), Some(0), "notify: {out}");
+    assert_eq!(steps[2].status.code(), Some(0), "wait: {out}");
+    assert!(
+        out.contains("retention.ms=1209600000") && out.contains(&format!("{merge} is applied")),
+        "{out}"
+    );
+
+    // `git revert` of the merge: the file goes, the reconciler rolls the topic back.
+    std::fs::remove_file(topic_dir.join("v2.yaml")).unwrap();
+    let revert = push("Revert \"Merge pull request #2: longer retention\"");
+    let steps = play_deploy(&runner, &work, &server, &revert);
+    let out = steps.iter().map(text).collect::<Vec<_>>().join("\n");
+    assert_eq!(steps[2].status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("retention.ms=604800000") && out.contains(&format!("{revert} is applied")),
+        "{out}"
+    );
+
+    let _ = paver.kill();
+    let _ = paver.wait();
+}
