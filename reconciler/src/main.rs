@@ -29,6 +29,10 @@ enum Command {
         /// Also save the plan as JSON, for `paver apply --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Judge what exists with the inventory of a running `paver run` (http://host:port)
+        /// rather than the local state store: a pull request's plan against the live state.
+        #[arg(long, value_name = "URL")]
+        inventory_from: Option<String>,
         /// `text` (Terraform-style), `markdown` (for a pull-request comment) or `json`.
         #[arg(long, default_value = "text", value_parser = ["text", "markdown", "json"])]
         format: String,
@@ -110,6 +114,7 @@ impl Target {
             branch: self.branch.clone(),
             revision: self.revision.clone(),
             state: self.state.clone(),
+            inventory: None,
         }
     }
 }
@@ -175,10 +180,26 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Plan {
             target,
             out,
+            inventory_from,
             format,
         } => {
             let store = Store::open(&target.state)?;
-            let planned = reconcile::plan(&target.options(), &store).await?;
+            let mut options = target.options();
+            if let Some(server) = inventory_from {
+                let url = format!("{}/inventory", server.trim_end_matches('/'));
+                let list = http_get_json(&url)
+                    .await
+                    .map_err(Failure::Other)?
+                    .unwrap_or_default();
+                options.inventory = Some(
+                    list.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                );
+            }
+            let planned = reconcile::plan(&options, &store).await?;
             match format.as_str() {
                 "markdown" => print!("{}", plan::render_markdown(&planned.plan)),
                 "json" => println!(

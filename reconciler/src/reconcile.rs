@@ -22,6 +22,9 @@ pub struct Options {
     /// A commit of the branch instead of its head.
     pub revision: Option<String>,
     pub state: PathBuf,
+    /// What paver manages, as a running reconciler reports it (`/inventory`), instead of
+    /// the local state store: for a pull request's plan against the live state.
+    pub inventory: Option<Vec<String>>,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -108,6 +111,7 @@ async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
 
 /// A revision loaded and linted, its desired state, and the targets it names.
 struct Prepared {
+    inventory: Option<Vec<String>>,
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
@@ -143,6 +147,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .and_then(Node::as_str)
         == Some("report");
     Ok(Prepared {
+        inventory: options.inventory.clone(),
         sha: revision.sha,
         desired,
         targets,
@@ -157,7 +162,10 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         .observe(&prepared.desired)
         .await
         .map_err(ReconcileError::Target)?;
-    let managed = store.inventory()?.into_iter().map(|i| i.resource).collect();
+    let managed = match &prepared.inventory {
+        Some(list) => list.iter().cloned().collect(),
+        None => store.inventory()?.into_iter().map(|i| i.resource).collect(),
+    };
     let plan =
         plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|blockers| {
             ReconcileError::Blocked {

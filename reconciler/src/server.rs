@@ -60,6 +60,7 @@ pub async fn run(
         .route("/status", get(status))
         .route("/revisions/{sha}", get(revision))
         .route("/metrics", get(metrics))
+        .route("/inventory", get(inventory))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen)
@@ -307,6 +308,19 @@ async fn revision(State(shared): State<Arc<Shared>>, Path(sha): Path<String>) ->
             Json(serde_json::json!({"status": "unknown"})),
         )
             .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// The resources paver manages: what a pull request's plan needs to judge the live state.
+async fn inventory(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    match read_store(path, |s| s.inventory()).await {
+        Ok(items) => Json(serde_json::json!(items
+            .into_iter()
+            .map(|i| i.resource)
+            .collect::<Vec<_>>()))
+        .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }

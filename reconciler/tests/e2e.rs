@@ -704,6 +704,31 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["active"]["sha"], second);
+    // A pull request's preview from elsewhere (a CI runner, no state of its own): the
+    // running reconciler's inventory says what paver manages.
+    let fresh = p._dir.path().join("elsewhere.db");
+    let preview = Command::new(env!("CARGO_BIN_EXE_paver"))
+        .args([
+            "plan",
+            "--repo",
+            &p.remote_url,
+            "--state",
+            fresh.to_str().unwrap(),
+            "--inventory-from",
+            &url,
+            "--format",
+            "markdown",
+        ])
+        .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
+        .env("PAVER_KAFKA_BROKERS", brokers())
+        .output()
+        .unwrap();
+    assert_eq!(preview.status.code(), Some(0), "{}", text(&preview));
+    assert!(
+        text(&preview).contains("### paver plan for") && text(&preview).contains("No changes"),
+        "{}",
+        text(&preview)
+    );
     let (_, metrics) = http(port, "GET", "/metrics", &[], b"");
     assert!(
         metrics.contains("paver_webhooks_rejected_total 1"),
