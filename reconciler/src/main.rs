@@ -81,6 +81,9 @@ enum Command {
     Status {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
+        /// Ask a running `paver run` (http://host:port) instead of reading the state store.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Every attempt, newest first, as JSON lines.
     History {
@@ -88,6 +91,9 @@ enum Command {
         state: PathBuf,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Ask a running `paver run` (http://host:port) instead of reading the state store.
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 
@@ -346,7 +352,38 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
-        Command::Status { state } => {
+        Command::Status {
+            server: Some(server),
+            ..
+        } => {
+            let status = http_get_json(&format!("{}/status", server.trim_end_matches('/')))
+                .await
+                .map_err(Failure::Other)?
+                .unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            server: Some(server),
+            limit,
+            ..
+        } => {
+            let list = http_get_json(&format!(
+                "{}/history?limit={limit}",
+                server.trim_end_matches('/')
+            ))
+            .await
+            .map_err(Failure::Other)?
+            .unwrap_or_default();
+            for record in list.as_array().into_iter().flatten() {
+                println!("{record}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { state, .. } => {
             let store = Store::open(&state)?;
             let status = serde_json::json!({
                 "active": store.active()?,
@@ -360,7 +397,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::History { state, limit } => {
+        Command::History { state, limit, .. } => {
             let store = Store::open(&state)?;
             for record in store.history(limit)? {
                 println!("{}", serde_json::to_string(&record).unwrap_or_default());

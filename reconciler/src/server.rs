@@ -61,6 +61,7 @@ pub async fn run(
         .route("/revisions/{sha}", get(revision))
         .route("/metrics", get(metrics))
         .route("/inventory", get(inventory))
+        .route("/history", get(history))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen)
@@ -308,6 +309,23 @@ async fn revision(State(shared): State<Arc<Shared>>, Path(sha): Path<String>) ->
             Json(serde_json::json!({"status": "unknown"})),
         )
             .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// Every attempt, newest first (`?limit=N`, default 20).
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> impl IntoResponse {
+    let limit = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let path = shared.options.state.clone();
+    match read_store(path, move |s| s.history(limit)).await {
+        Ok(records) => Json(serde_json::to_value(records).unwrap_or_default()).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }

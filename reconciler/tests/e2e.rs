@@ -729,6 +729,18 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
         "{}",
         text(&preview)
     );
+    let remote_status = p.paver(&["status", "--server", &url], &[]);
+    let remote_status: serde_json::Value = serde_json::from_slice(&remote_status.stdout).unwrap();
+    assert_eq!(remote_status["active"]["sha"], second);
+    let remote_history = p.paver(&["history", "--server", &url, "--limit", "5"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&remote_history.stdout)
+            .lines()
+            .count(),
+        2,
+        "{}",
+        text(&remote_history)
+    );
     let (_, metrics) = http(port, "GET", "/metrics", &[], b"");
     assert!(
         metrics.contains("paver_webhooks_rejected_total 1"),
