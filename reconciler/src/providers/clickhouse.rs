@@ -72,8 +72,8 @@ impl ClickHouse {
         Ok(ch)
     }
 
-    /// Run a query and return its rows as text (one round trip).
-    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    /// Run a query and return ClickHouse's JSONCompact answer (one round trip).
+    async fn json(&self, sql: &str) -> Result<Json, String> {
         self.count();
         let bytes = self
             .client
@@ -83,8 +83,12 @@ impl ClickHouse {
             .collect()
             .await
             .map_err(|e| e.to_string())?;
-        let doc: Json =
-            serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    /// Run a query and return its rows as text.
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+        let doc = self.json(sql).await?;
         let rows = doc["data"].as_array().cloned().unwrap_or_default();
         Ok(rows
             .iter()
@@ -103,17 +107,7 @@ impl ClickHouse {
 
     /// The columns and types a query returns, without running it on data.
     async fn meta(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
-        self.count();
-        let bytes = self
-            .client
-            .query(sql)
-            .fetch_bytes("JSONCompact")
-            .map_err(|e| e.to_string())?
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        let doc: Json =
-            serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))?;
+        let doc = self.json(sql).await?;
         Ok(doc["meta"]
             .as_array()
             .into_iter()
