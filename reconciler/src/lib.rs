@@ -8,6 +8,7 @@
 
 pub mod desired;
 pub mod executor;
+pub mod ingest;
 pub mod plan;
 pub mod providers;
 pub mod reconcile;
