@@ -56,21 +56,46 @@ pub struct Planned {
     pub targets: Targets,
 }
 
-fn load(options: &Options) -> Result<Revision, ReconcileError> {
-    if source::is_url(&options.repo) {
-        let remote = Remote::open(
-            &options.repo,
-            &options
-                .state
-                .parent()
-                .unwrap_or(&options.state)
-                .join("repos"),
-        )?;
-        let head = remote.fetch(&options.branch)?;
-        Ok(remote.revision(options.revision.as_deref().unwrap_or(&head))?)
-    } else {
-        Ok(source::local(std::path::Path::new(&options.repo))?)
+/// Load the wanted revision and, for a git source with an active revision, the active
+/// revision's files: the released state the new one is judged against (as the PR check
+/// judges a pull request against its base), so that even a direct push cannot edit a
+/// released version.
+fn load(
+    options: &Options,
+    store: &Store,
+) -> Result<(Revision, Option<paver_lint::workspace::Base>), ReconcileError> {
+    if !source::is_url(&options.repo) {
+        return Ok((source::local(std::path::Path::new(&options.repo))?, None));
     }
+    let cache = options
+        .state
+        .parent()
+        .unwrap_or(&options.state)
+        .join("repos");
+    let remote = Remote::open(&options.repo, &cache)?;
+    let head = remote.fetch(&options.branch)?;
+    let revision = remote.revision(options.revision.as_deref().unwrap_or(&head))?;
+    let base = match store.active()? {
+        Some(active) if active.sha != revision.sha => {
+            remote
+                .revision(&active.sha)
+                .ok()
+                .map(|released| paver_lint::workspace::Base {
+                    name: format!(
+                        "the active revision {}",
+                        &active.sha[..active.sha.len().min(12)]
+                    ),
+                    files: released
+                        .collected
+                        .files
+                        .into_iter()
+                        .map(|f| (f.path, f.bytes))
+                        .collect(),
+                })
+        }
+        _ => None,
+    };
+    Ok((revision, base))
 }
 
 /// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
@@ -122,8 +147,8 @@ struct Prepared {
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
 /// clean is recorded as refused.
 async fn prepare(options: &Options, store: &Store) -> Result<Prepared, ReconcileError> {
-    let revision = load(options)?;
-    let report = paver_lint::lint(revision.collected);
+    let (revision, base) = load(options, store)?;
+    let report = paver_lint::lint_against(revision.collected, base);
     if report.errors() > 0 {
         let text = paver_lint::output::human::render(&report, false);
         store.refuse(&revision.sha, &format!("{} lint errors", report.errors()))?;

@@ -956,3 +956,29 @@ fn a_partition_increase_applies_or_rolls_back_whole() {
         }
     }
 }
+
+#[test]
+fn a_direct_push_that_edits_a_released_version_is_refused() {
+    let (_, kafka) = servers();
+    let p = Platform::new("edit");
+    p.base();
+    let good = p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    // Straight to main, past the PR check: v1 of the topic edited in place.
+    p.write_topic("events", 1, 3, "1");
+    let edit = p.push("sneaky edit");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("PV601") && text(&out).contains("the active revision"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        topics(&kafka, &[p.topic("events")])[&p.topic("events")].config["retention.ms"],
+        "604800000"
+    );
+    assert_eq!(p.status()["active"]["sha"], good);
+    assert_eq!(p.history()[0]["sha"], edit);
+    assert_eq!(p.history()[0]["status"], "refused");
+}
