@@ -135,6 +135,11 @@ fn text(root: &Node, path: &[&str]) -> Option<String> {
     }
 }
 
+/// A value for a message, `(unset)` when there is none.
+fn show(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "(unset)".to_string())
+}
+
 fn at(path: &[&str]) -> Vec<String> {
     path.iter().map(|s| s.to_string()).collect()
 }
@@ -184,7 +189,6 @@ fn compare(ws: &Workspace, avro: &Avro, kind: Kind, old: &File, new: &File) -> V
         })
     };
     let num = |root: &Node, path: &[&str]| root.path(path).and_then(Node::as_f64);
-    let show = |v: Option<String>| v.unwrap_or_else(|| "(unset)".to_string());
     match kind {
         Kind::KafkaTopic => {
             grow_only(
@@ -248,24 +252,18 @@ fn compare(ws: &Workspace, avro: &Avro, kind: Kind, old: &File, new: &File) -> V
                 }
             }
         }
-        Kind::DataPipeline => return compare_pipelines(ws, avro, old, new),
+        Kind::DataPipeline => compare_pipelines(ws, avro, (old, a), (new, b), &mut item),
     }
     items
 }
 
-fn compare_pipelines(ws: &Workspace, avro: &Avro, old: &File, new: &File) -> Vec<ChangeItem> {
-    let (Some(a), Some(b)) = (&old.root, &new.root) else {
-        return Vec::new();
-    };
-    let mut items = Vec::new();
-    let mut item = |impact, what: String, path: &[&str]| {
-        items.push(ChangeItem {
-            impact,
-            what,
-            at: at(path),
-        })
-    };
-    let show = |v: Option<String>| v.unwrap_or_else(|| "(unset)".to_string());
+fn compare_pipelines(
+    ws: &Workspace,
+    avro: &Avro,
+    (old, a): (&File, &Node),
+    (new, b): (&File, &Node),
+    item: &mut impl FnMut(Impact, String, &[&str]),
+) {
     for (key, impact, why) in [
         (
             ["sink", "cluster"],
@@ -362,7 +360,6 @@ fn compare_pipelines(ws: &Workspace, avro: &Avro, old: &File, new: &File) -> Vec
             );
         }
     }
-    items
 }
 
 /// The sink table's columns as a pipeline version writes them, with their ClickHouse types
