@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn paver_lint(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paver-lint"));
     cmd.args(args)
@@ -165,43 +167,13 @@ fn the_readme_lists_every_rule() {
 /// on `pr`, checked out; the binary runs with `--base main`.
 fn pull_request(change: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform-repo-example"),
-        dir.path(),
-    );
+    common::copy_dir(&common::example(), dir.path());
     let repo = git2::Repository::init(dir.path()).unwrap();
-    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
-    let commit = |message: &str, parents: &[&git2::Commit]| {
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.update_all(["*"], None).unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let id = repo
-            .commit(Some("HEAD"), &who, &who, message, &tree, parents)
-            .unwrap();
-        repo.find_commit(id).unwrap()
-    };
-    let base = commit("base", &[]);
+    let base = common::commit(&repo, "base");
     repo.branch("main", &base, true).unwrap();
     change(dir.path());
-    commit("pull request", &[&base]);
+    common::commit(&repo, "pull request");
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use paver_lint::{diagnostic::Diagnostic, output, Report};
 
+mod common;
+use common::copy_dir;
+
 const TOPIC: &str = "apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: orders\n  version: 1\n  owner: team-shop\nspec:\n  partitions: 6\n  replicationFactor: 3\n";
 
 fn repo() -> tempfile::TempDir {
@@ -204,17 +207,4 @@ fn sql_injection_through_keys_and_table_is_refused() {
     let report = lint(dir.path());
     let d = only(&report, "pipelines/user-events-ingestion/v2.yaml");
     assert_eq!(d.code, "PV301", "{}", output::human::render(&report, false));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use paver_lint::{output, rules, Report};
 
+mod common;
+
 /// Files of a txtar archive: `-- path --` headers, each followed by the file's content;
 /// `-- path -> target --` makes a symlink. Text before the first header is a comment.
 fn parse_txtar(text: &str) -> Vec<(String, Option<String>, String)> {
@@ -77,15 +79,7 @@ fn lint_fixture(code: &str, case: &str) -> (tempfile::TempDir, Report) {
 /// `git init`, add everything, commit: the released state.
 fn commit_all(root: &Path) {
     let repo = git2::Repository::init(root).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
-    repo.commit(Some("HEAD"), &who, &who, "released", &tree, &[])
-        .unwrap();
+    common::commit(&repo, "released");
 }
 
 #[test]

@@ -16,13 +16,8 @@ use paver::plan::Topic;
 use paver::providers::clickhouse::ClickHouse;
 use paver::providers::kafka::Kafka;
 
-fn clickhouse_url() -> String {
-    std::env::var("PAVER_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-}
-
-fn brokers() -> String {
-    std::env::var("PAVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
+mod common;
+use common::{brokers, clickhouse_url, free_port, text};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -102,24 +97,9 @@ impl Platform {
     /// Commit the work tree and push it to the remote's `main`; returns the commit.
     fn push(&self, message: &str) -> String {
         let repo = git2::Repository::open(&self.work).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.update_all(["*"], None).unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let who = git2::Signature::now("paver", "paver@example.com").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let id = repo
-            .commit(Some("HEAD"), &who, &who, message, &tree, &parents)
-            .unwrap();
-        repo.find_remote("origin")
-            .unwrap()
-            .push(&["+refs/heads/main:refs/heads/main"], None)
-            .unwrap();
-        id.to_string()
+        let sha = common::commit(&repo, message, None);
+        common::push_main(&repo);
+        sha
     }
 
     fn paver(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -216,14 +196,6 @@ impl Platform {
             ),
         );
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn tables(ch: &ClickHouse, database: &str) -> Vec<String> {
@@ -615,14 +587,6 @@ fn signature(secret: &[u8], body: &[u8]) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -9,6 +9,9 @@ use std::process::{Command, Output, Stdio};
 
 use paver_lint::yaml::{self, Node};
 
+mod common;
+use common::{commit, copy_dir, text};
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -203,14 +206,6 @@ impl Runner {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A checkout of the example repo: `main` is the base commit, the work tree is the pull
 /// request after `change`, committed on a branch.
 fn pull_request(change: impl FnOnce(&Path)) -> (tempfile::TempDir, String) {
@@ -227,35 +222,6 @@ fn pull_request(change: impl FnOnce(&Path)) -> (tempfile::TempDir, String) {
     change(dir.path());
     commit(&repo, "pull request", Some(&base));
     (dir, base)
-}
-
-fn commit(repo: &git2::Repository, message: &str, parent: Option<&str>) -> String {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.update_all(["*"], None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
-    let parent = parent.map(|p| repo.find_commit(p.parse().unwrap()).unwrap());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
-        .unwrap()
-        .to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Play the PR check: the action's steps with its inputs.
@@ -378,9 +344,6 @@ fn play_deploy(runner: &Runner, workspace: &Path, server: &str, sha: &str) -> Ve
 
 #[test]
 fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
-    let url =
-        std::env::var("PAVER_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
-    let brokers = std::env::var("PAVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     // A platform repo of its own names (a topic), pushed to a bare remote.
     let dir = tempfile::tempdir().unwrap();
     let stamp = std::time::SystemTime::now()
@@ -403,26 +366,14 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
     let remote_url = format!("file://{}", remote.display());
     repo.remote("origin", &remote_url).unwrap();
     let push = |message: &str| {
-        let parent = repo
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .map(|c| c.id().to_string());
-        let sha = commit(&repo, message, parent.as_deref());
-        repo.find_remote("origin")
-            .unwrap()
-            .push(&["+refs/heads/main:refs/heads/main"], None)
-            .unwrap();
+        let sha = commit(&repo, message, None);
+        common::push_main(&repo);
         sha
     };
     let first = push("initial");
 
     // The reconciler, polling rarely: only the workflow's webhook makes it move.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let server = format!("http://127.0.0.1:{port}");
     let mut paver = Command::new(env!("CARGO_BIN_EXE_paver"))
         .args([
@@ -435,8 +386,8 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
             "3600",
         ])
         .args(["--state", dir.path().join("state.db").to_str().unwrap()])
-        .env("PAVER_CLICKHOUSE_URL", &url)
-        .env("PAVER_KAFKA_BROKERS", &brokers)
+        .env("PAVER_CLICKHOUSE_URL", common::clickhouse_url())
+        .env("PAVER_KAFKA_BROKERS", common::brokers())
         .env("PAVER_WEBHOOK_SECRET", "s3cret")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,76 @@
+//! Helpers shared by the reconciler's integration tests: the test servers' addresses, real
+//! git commits, copies of the example repo, process output.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::Path;
+use std::process::Output;
+
+/// ClickHouse of `scripts/test-servers` (or `PAVER_CLICKHOUSE_URL`).
+pub fn clickhouse_url() -> String {
+    std::env::var("PAVER_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// The broker of `scripts/test-servers` (or `PAVER_KAFKA_BROKERS`).
+pub fn brokers() -> String {
+    std::env::var("PAVER_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Stage the whole work tree (additions, edits, removals) and commit it on HEAD, after
+/// `parent` (a sha) or the current HEAD when `None`; returns the new commit.
+pub fn commit(repo: &git2::Repository, message: &str, parent: Option<&str>) -> String {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.update_all(["*"], None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let who = git2::Signature::now("paver", "paver@example.com").unwrap();
+    let parent = match parent {
+        Some(sha) => Some(repo.find_commit(sha.parse().unwrap()).unwrap()),
+        None => repo.head().ok().and_then(|h| h.peel_to_commit().ok()),
+    };
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
+        .unwrap()
+        .to_string()
+}
+
+/// Push `main` to the `origin` remote (a bare repository on disk).
+pub fn push_main(repo: &git2::Repository) {
+    repo.find_remote("origin")
+        .unwrap()
+        .push(&["+refs/heads/main:refs/heads/main"], None)
+        .unwrap();
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// stdout and stderr of a process, for assertions and their messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
