@@ -51,20 +51,12 @@ for v in SUBJECTS VERSIONS RUNS; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "avro.sh: --${v,,} needs a positive integer" >&2; exit 2; }
 done
 
-log() { echo "==> $*" >&2; }
+NAME=avro.sh
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 # --- 1. paver-lint ----------------------------------------------------------
-if [[ -n "${PAVER_LINT:-}" ]]; then
-  LINT="$PAVER_LINT"
-else
-  if [[ "$BUILD" == 1 ]]; then
-    log "building paver-lint (release)"
-    (cd "$ROOT" && cargo build --release --quiet -p paver-lint)
-  fi
-  LINT="${CARGO_TARGET_DIR:-$ROOT/target}/release/paver-lint"
-  [[ "$LINT" == /* ]] || LINT="$ROOT/$LINT"
-fi
-[[ -x "$LINT" ]] || { echo "avro.sh: no paver-lint binary at $LINT" >&2; exit 2; }
+locate_paver_lint
 
 # --- 2. Apache Avro (Python) in the venv --------------------------------------
 log "checking the Python venv (scripts/setup-python)"
@@ -86,9 +78,11 @@ python3 "$BENCH/gen_repo.py" "$REPO" --topics 0 --pipelines 0 --clusters 0 \
 # --- 4. measure ---------------------------------------------------------------
 # Wall time with time.perf_counter around each run, peak RSS from GNU time (%M, KiB)
 # when it is there, else from os.wait4 (which also counts the forked Python).
-python3 - "$LINT" "$PY" "$BENCH/avro_python.py" "$REPO" "$RUNS" "$ROOT" <<'PY'
-import json, os, platform, re, statistics, subprocess, sys, time
+PYTHONPATH="$BENCH" python3 - "$LINT" "$PY" "$BENCH/avro_python.py" "$REPO" "$RUNS" "$ROOT" <<'PY'
+import os, re, sys
 from pathlib import Path
+
+from benchlib import RSS_SOURCE, cpu_model, first_line, git_rev, measure, nproc, run
 
 lint, py, avro_py, repo, runs, root = sys.argv[1:7]
 runs = int(runs)
@@ -99,55 +93,6 @@ subjects = sorted(p for p in (repo / "schemas").iterdir() if p.is_dir())
 subject_yaml = sorted(repo.glob("schemas/*/subject.yaml"))
 all_files = [p for p in repo.rglob("*") if p.is_file()]
 
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-def git_rev():
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" (+ uncommitted changes)" if dirty else "")
-    except Exception:
-        return "unknown"
-
-def first_line(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except Exception:
-        return "unknown"
-
-GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-RSS_FILE = os.path.join(os.path.dirname(str(repo)), "rss.txt")
-
-def run(argv):
-    """Run argv; return (exit code, wall seconds, peak RSS KiB, stdout, stderr)."""
-    if GNU_TIME:
-        argv = [GNU_TIME, "-f", "%M", "-o", RSS_FILE] + list(argv)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, cwd=repo, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate()
-    wall = time.perf_counter() - t0
-    rss = 0
-    if GNU_TIME:
-        try:
-            rss = int(open(RSS_FILE).read().split()[-1])
-        except (OSError, ValueError, IndexError):
-            pass
-    else:
-        import resource
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return p.returncode, wall, rss, out.decode(errors="replace"), err.decode(errors="replace")
-
 lint_cmd = [lint, str(repo), "--format", "json"]
 py_cmd = [py, avro_py, str(repo)]
 
@@ -156,12 +101,12 @@ def banner(msg):
     print(f"\n{bar}\n!!! {msg}\n{bar}", file=sys.stderr)
 
 # Warm-up runs double as correctness checks: both tools must find nothing.
-rc, _, _, out, err = run(lint_cmd)
+rc, _, _, out, err = run(lint_cmd, repo, capture=True)
 lint_ok = rc == 0
 if not lint_ok:
     banner(f"paver-lint exited {rc} on the generated repo (expected 0: it is clean by construction)")
     print("\n".join((out + err).splitlines()[:40]), file=sys.stderr)
-rc, _, _, out, err = run(py_cmd)
+rc, _, _, out, err = run(py_cmd, repo, capture=True)
 m = re.search(r"checks (\d+) incompatible (\d+)", out)
 py_checks, py_bad = (int(m.group(1)), int(m.group(2))) if m else (None, None)
 py_ok = rc == 0 and py_bad == 0
@@ -169,27 +114,18 @@ if not py_ok:
     banner(f"avro_python.py exited {rc} with {out.strip()!r} (expected 0 incompatible pairs)")
     print("\n".join(err.splitlines()[:40]), file=sys.stderr)
 
-def measure(cmd):
-    walls, rsss = [], []
-    for _ in range(runs):
-        _, wall, rss, _, _ = run(cmd)
-        walls.append(wall)
-        rsss.append(rss)
-    return min(walls), statistics.median(walls), max(rsss) / 1024
-
-l_best, l_med, l_rss = measure(lint_cmd)
-p_best, p_med, p_rss = measure(py_cmd)
+l_best, l_med, l_rss = measure(lambda: run(lint_cmd, repo)[1:3], runs)
+p_best, p_med, p_rss = measure(lambda: run(py_cmd, repo)[1:3], runs)
 
 avro_version = first_line([py, "-c", "from importlib.metadata import version; print('avro', version('avro'))"])
 print("## Avro evolution benchmark")
 print()
-print(f"- CPU: {cpu_model()}, nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}")
-print(f"- paver commit: {git_rev()}; {first_line([lint, '--version'])}; "
+print(f"- CPU: {cpu_model()}, nproc {nproc()}")
+print(f"- paver commit: {git_rev(root)}; {first_line([lint, '--version'])}; "
       f"{avro_version} on {first_line([py, '--version'])}")
 print(f"- repo: {len(all_files)} files: paver.yaml 1, avsc {len(avsc)}, subject.yaml {len(subject_yaml)} "
       f"({len(subjects)} subjects x {len(avsc) // max(len(subjects), 1)} versions, FORWARD_TRANSITIVE)")
-print(f"- {runs} timed runs per tool after one warm-up run; peak RSS from "
-      f"{'GNU time %M' if GNU_TIME else 'getrusage of the children (approximate)'}")
+print(f"- {runs} timed runs per tool after one warm-up run; peak RSS from {RSS_SOURCE}")
 print()
 checks = "?" if py_checks is None else f"{py_checks}"
 print("| tool | what it does | subjects | compatibility checks | wall best (s) | wall median (s) | peak RSS (MiB) | ratio vs paver-lint |")

@@ -39,20 +39,12 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "lint.sh: --runs needs a positive integer" >&2; exit 2; }
 
-log() { echo "==> $*" >&2; }
+NAME=lint.sh
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 # --- 1. paver-lint ----------------------------------------------------------
-if [[ -n "${PAVER_LINT:-}" ]]; then
-  LINT="$PAVER_LINT"
-else
-  if [[ "$BUILD" == 1 ]]; then
-    log "building paver-lint (release)"
-    (cd "$ROOT" && cargo build --release --quiet -p paver-lint)
-  fi
-  LINT="${CARGO_TARGET_DIR:-$ROOT/target}/release/paver-lint"
-  [[ "$LINT" == /* ]] || LINT="$ROOT/$LINT"
-fi
-[[ -x "$LINT" ]] || { echo "lint.sh: no paver-lint binary at $LINT" >&2; exit 2; }
+locate_paver_lint
 
 # --- 2. check-jsonschema in a venv --------------------------------------------
 CJS="$VENV/bin/check-jsonschema"
@@ -85,11 +77,13 @@ python3 "$BENCH/gen_repo.py" "$REPO" --topics "$SIZE" --subjects "$SIZE" --versi
 # subprocess, peak RSS per run from os.wait4 (ru_maxrss of the child and of
 # whatever it waited for). File lists are passed as arguments, relative to the
 # repo, split into chunks below ARG_MAX like xargs would.
-python3 - "$LINT" "$CJS" "$REPO" "$SCHEMAS" "$RUNS" <<'PY'
-import os, platform, statistics, subprocess, sys, time
+PYTHONPATH="$BENCH" python3 - "$LINT" "$CJS" "$REPO" "$SCHEMAS" "$RUNS" "$ROOT" <<'PY'
+import os, sys
 from pathlib import Path
 
-lint, cjs, repo, schemas, runs = sys.argv[1:6]
+from benchlib import RSS_SOURCE, cpu_model, first_line, git_rev, measure, nproc, run
+
+lint, cjs, repo, schemas, runs, root = sys.argv[1:7]
 runs = int(runs)
 repo = Path(repo)
 
@@ -103,68 +97,15 @@ subject_yaml = rel("schemas/*/subject.yaml")
 avsc = rel("schemas/*/v*.avsc")
 all_files = [p for p in repo.rglob("*") if p.is_file()]
 
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-def git_rev():
-    try:
-        return subprocess.run(["git", "-C", os.path.dirname(schemas), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "unknown"
-
-def version(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        if out.returncode != 0:
-            return f"{os.path.basename(cmd[0])} (version unknown)"
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except Exception:
-        return "unknown"
-
-# Peak RSS comes from GNU time (%M, KiB) when it is there: os.wait4's ru_maxrss
-# would also count the forked Python before exec (~15 MiB here).
-GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-RSS_FILE = os.path.join(os.path.dirname(str(repo)), "rss.txt")
-
 print("## paver-lint benchmark")
 print()
-print(f"- CPU: {cpu_model()}, nproc {os.cpu_count() if not hasattr(os, 'sched_getaffinity') else len(os.sched_getaffinity(0))}")
-print(f"- paver commit: {git_rev()}; {version([lint, '--version'])}; {version([cjs, '--version'])}")
+print(f"- CPU: {cpu_model()}, nproc {nproc()}")
+print(f"- paver commit: {git_rev(root)}; {first_line([lint, '--version'])}; {first_line([cjs, '--version'])}")
 print(f"- repo: {len(all_files)} files: paver.yaml 1, clusters {len(clusters)}, topics {len(topics)}, "
       f"avsc {len(avsc)}, subject.yaml {len(subject_yaml)}, pipelines {len(pipelines)}")
-print(f"- {runs} timed runs per tool after one warm-up run; peak RSS from "
-      f"{'GNU time %M' if GNU_TIME else 'os.wait4 ru_maxrss (includes the forked Python: approximate)'}")
+print(f"- {runs} timed runs per tool after one warm-up run; peak RSS from {RSS_SOURCE}")
 print()
 sys.stdout.flush()
-
-def run(argv, out=subprocess.DEVNULL):
-    """Run argv in the repo; return (exit code, wall seconds, peak RSS KiB, output)."""
-    if GNU_TIME:
-        argv = [GNU_TIME, "-f", "%M", "-o", RSS_FILE] + list(argv)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=subprocess.STDOUT if out == subprocess.PIPE else subprocess.DEVNULL)
-    output = b""
-    if out == subprocess.PIPE:
-        output = p.stdout.read()
-        p.stdout.close()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    rss = ru.ru_maxrss
-    if GNU_TIME:
-        try:
-            rss = int(open(RSS_FILE).read().split()[-1])
-        except (OSError, ValueError, IndexError):
-            pass
-    return p.returncode, wall, rss, output.decode(errors="replace")
 
 def chunks(files, fixed):
     """Split files so that each command line stays well below ARG_MAX."""
@@ -187,17 +128,18 @@ for kind, files in (("kafka-topic", topics), ("clickhouse-cluster", clusters),
     for part in chunks(files, fixed):
         cjs_jobs.append(fixed + part)
 
-def lint_once(capture=False):
-    return run([lint, str(repo), "--format", "json"], subprocess.PIPE if capture else subprocess.DEVNULL)
+def lint_once():
+    rc, wall, rss, _, _ = run([lint, str(repo), "--format", "json"], repo)
+    return rc, wall, rss
 
 def cjs_once(capture=False):
     rc, wall, rss, out = 0, 0.0, 0, ""
     for argv in cjs_jobs:
-        r, w, m, o = run(argv, subprocess.PIPE if capture else subprocess.DEVNULL)
+        r, w, m, o, e = run(argv, repo, capture)
         wall += w
         rss = max(rss, m)
         if r != 0 and rc == 0:
-            rc, out = r, f"$ check-jsonschema --schemafile {os.path.basename(argv[2])} ...\n{o}"
+            rc, out = r, f"$ check-jsonschema --schemafile {os.path.basename(argv[2])} ...\n{o}{e}"
     return rc, wall, rss, out
 
 def banner(msg):
@@ -209,7 +151,7 @@ rc, *_ = lint_once()
 lint_ok = rc == 0
 if not lint_ok:
     banner(f"paver-lint exited {rc} on the generated repo (expected 0: it is clean by construction)")
-    _, _, _, human = run([lint, str(repo), "--format", "human"], subprocess.PIPE)
+    _, _, _, human, _ = run([lint, str(repo), "--format", "human"], repo, capture=True)
     print("\n".join(human.splitlines()[:40]), file=sys.stderr)
     print(file=sys.stderr)
 rc, _, _, out = cjs_once(capture=True)
@@ -219,16 +161,8 @@ if not cjs_ok:
     print("\n".join(out.splitlines()[:40]), file=sys.stderr)
     print(file=sys.stderr)
 
-def measure(fn):
-    walls, rsss = [], []
-    for _ in range(runs):
-        _, wall, rss, _ = fn()
-        walls.append(wall)
-        rsss.append(rss)
-    return min(walls), statistics.median(walls), max(rsss) / 1024
-
-l_best, l_med, l_rss = measure(lint_once)
-c_best, c_med, c_rss = measure(cjs_once)
+l_best, l_med, l_rss = measure(lambda: lint_once()[1:3], runs)
+c_best, c_med, c_rss = measure(lambda: cjs_once()[1:3], runs)
 
 n_lint = len(all_files)
 n_cjs = len(topics) + len(clusters) + len(pipelines) + len(subject_yaml)
