@@ -569,6 +569,78 @@ pub fn render_query_over(text: &str, database: &str, table: &str) -> Option<Stri
     Some(statements[0].to_string())
 }
 
+/// The query of a materialized view that runs a transform over a staging table: the
+/// transform read from `database.table` (named `source`), a `*` expanded to the source's
+/// columns (the staging table also has paver's bookkeeping columns, which must not reach
+/// the sink), and `extra` items appended (`(expression, name)`: the sink's columns the
+/// transform does not fill, at their defaults). Without a transform, the source's columns.
+pub fn render_view_query(
+    text: Option<&str>,
+    database: &str,
+    table: &str,
+    source_columns: &[String],
+    extra: &[(String, String)],
+) -> Option<String> {
+    use sqlparser::ast::Ident;
+    let text = match text {
+        Some(t) => t.to_string(),
+        None => {
+            let list: Vec<String> = source_columns.iter().map(|c| quote_ident(c)).collect();
+            format!("SELECT {} FROM source", list.join(", "))
+        }
+    };
+    let rendered = render_query_over(&text, database, table)?;
+    let mut statements = Parser::parse_sql(&ClickHouseDialect {}, &rendered).ok()?;
+    let Statement::Query(query) = statements.first_mut()? else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let columns = |qualified: bool| -> Vec<SelectItem> {
+        source_columns
+            .iter()
+            .map(|c| {
+                let ident = Ident::with_quote('`', c);
+                SelectItem::UnnamedExpr(if qualified {
+                    Expr::CompoundIdentifier(vec![Ident::new("source"), ident])
+                } else {
+                    Expr::Identifier(ident)
+                })
+            })
+            .collect()
+    };
+    let mut projection = Vec::new();
+    for item in std::mem::take(&mut select.projection) {
+        match item {
+            SelectItem::Wildcard(_) => projection.extend(columns(false)),
+            SelectItem::QualifiedWildcard(..) => projection.extend(columns(true)),
+            other => projection.push(other),
+        }
+    }
+    let dialect = ClickHouseDialect {};
+    for (expr, name) in extra {
+        let mut parser = Parser::new(&dialect)
+            .with_recursion_limit(RECURSION_LIMIT)
+            .try_with_sql(expr)
+            .ok()?;
+        let expr = parser.parse_expr().ok()?;
+        if parser.peek_token().token != Token::EOF {
+            return None;
+        }
+        projection.push(SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('`', name),
+        });
+    }
+    select.projection = projection;
+    Some(statements[0].to_string())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
 /// Check a `partitionKey` or `orderKey`: one expression, no subquery, no forbidden function.
 /// Returns the columns it reads.
 pub fn analyze_key(text: &str) -> Result<Vec<ColumnRef>, Problem> {
@@ -606,6 +678,32 @@ pub fn analyze_key(text: &str) -> Result<Vec<ColumnRef>, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_queries_expand_the_wildcard_and_append_defaults() {
+        let cols = ["a".to_string(), "b".to_string()];
+        let extra = [(
+            "assumeNotNull(CAST(NULL, 'Nullable(Map(String, String))'))".to_string(),
+            "c".to_string(),
+        )];
+        let q = render_view_query(
+            Some("SELECT *, a + 1 AS n FROM source WHERE b != 'x'"),
+            "db",
+            "stg",
+            &cols,
+            &extra,
+        )
+        .unwrap();
+        assert_eq!(q, "SELECT `a`, `b`, a + 1 AS n, assumeNotNull(CAST(NULL, 'Nullable(Map(String, String))')) AS `c` FROM `db`.`stg` AS source WHERE b <> 'x'");
+        let q = render_view_query(Some("SELECT source.* FROM source"), "db", "stg", &cols, &[])
+            .unwrap();
+        assert_eq!(q, "SELECT source.`a`, source.`b` FROM `db`.`stg` AS source");
+        let q = render_view_query(None, "db", "stg", &cols, &[]).unwrap();
+        assert_eq!(q, "SELECT `a`, `b` FROM `db`.`stg` AS source");
+        // An expression that is not one is refused, never pasted.
+        let bad = [("1) FROM x; DROP TABLE y --".to_string(), "c".to_string())];
+        assert!(render_view_query(None, "db", "stg", &cols, &bad).is_none());
+    }
 
     const DESIGN_QUERY: &str = "SELECT userId, eventType, eventTime, properties, now() AS ingestedAt\nFROM source\nWHERE eventType NOT IN ('healthcheck', 'keepalive')\n";
 

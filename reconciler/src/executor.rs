@@ -107,11 +107,34 @@ fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(),
     for step in steps {
         let created = matches!(
             step.action,
-            Action::CreateTopic { .. } | Action::CreateDatabase { .. } | Action::CreateTable { .. }
+            Action::CreateTopic { .. }
+                | Action::CreateDatabase { .. }
+                | Action::CreateTable { .. }
+                | Action::CreateStaging { .. }
+                | Action::CreateLedger { .. }
+                | Action::CreateViews { .. }
         );
         if created && seen.insert(step.resource.clone()) {
             let hash = crate::plan::fingerprint_json(&step.action);
             store.manage(&step.resource, &hash, revision)?;
+        }
+        // The views a cut-over made are paver's like those CreateViews makes.
+        if let Action::Activate {
+            refresh: Some(view),
+            ..
+        } = &step.action
+        {
+            let id = crate::plan::table_id(&view.view);
+            if seen.insert(id.clone()) {
+                store.manage(&id, &crate::plan::fingerprint_json(view), revision)?;
+            }
+        }
+        // Retired pipeline versions are no longer paver's.
+        if matches!(
+            step.action,
+            Action::DropTable { .. } | Action::DropViews { .. }
+        ) {
+            store.forget(&step.resource)?;
         }
     }
     Ok(())

@@ -62,6 +62,33 @@ enum Command {
         /// X-Hub-Signature-256); without it, /webhook is off and polling alone finds commits.
         #[arg(long, value_name = "VAR", default_value = "PAVER_WEBHOOK_SECRET")]
         webhook_secret_env: String,
+        /// Where the live pipelines are ingested: `embedded` (workers inside this process)
+        /// or `external` (none here: run `paver ingest --pipeline <name>` processes).
+        #[arg(long, default_value = "embedded", value_parser = ["embedded", "external"])]
+        ingest: String,
+    },
+    /// Ingest one pipeline in a process of its own (to scale out beyond `paver run`'s
+    /// embedded workers): follows the pipeline's live version in the state store,
+    /// consumes its topic, inserts into ClickHouse through the version's transform, sends
+    /// what cannot be ingested to the dead-letter topic, and commits offsets after each
+    /// insert. Run `paver run --ingest external` beside it. Stops on SIGINT/SIGTERM after
+    /// the batch in progress.
+    Ingest {
+        /// The pipeline (its folder name under pipelines/).
+        #[arg(long)]
+        pipeline: String,
+        /// The state store `paver run`/`paver apply` write (the live versions).
+        #[arg(long, default_value = ".paver/state.db")]
+        state: PathBuf,
+        /// Only these partitions, e.g. `0,1,2` (several processes can split a pipeline).
+        #[arg(long, value_delimiter = ',')]
+        partitions: Option<Vec<i32>>,
+        /// Rows per insert (at most).
+        #[arg(long, default_value_t = 20_000)]
+        batch_rows: usize,
+        /// Milliseconds a batch waits for more records before it is inserted.
+        #[arg(long, default_value_t = 250)]
+        linger_ms: u64,
     },
     /// Wait until a revision is applied (exit 0), refused or rolled back (exit 1), or the
     /// timeout passes (exit 2). For a deploy workflow: `paver wait --revision $GITHUB_SHA`.
@@ -121,6 +148,7 @@ impl Target {
             revision: self.revision.clone(),
             state: self.state.clone(),
             inventory: None,
+            live: None,
         }
     }
 }
@@ -204,6 +232,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         .filter_map(|v| v.as_str().map(str::to_string))
                         .collect(),
                 );
+                let url = format!("{}/live", server.trim_end_matches('/'));
+                let live = http_get_json(&url)
+                    .await
+                    .map_err(Failure::Other)?
+                    .unwrap_or_default();
+                options.live = Some(serde_json::from_value(live).unwrap_or_default());
             }
             let planned = reconcile::plan(&options, &store).await?;
             match format.as_str() {
@@ -269,6 +303,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             listen,
             poll_seconds,
             webhook_secret_env,
+            ingest,
         } => {
             let secret = std::env::var(&webhook_secret_env)
                 .ok()
@@ -282,9 +317,35 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 listen,
                 std::time::Duration::from_secs(poll_seconds.max(1)),
                 secret,
+                ingest == "embedded",
             )
             .await
             .map_err(Failure::Other)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest {
+            pipeline,
+            state,
+            partitions,
+            batch_rows,
+            linger_ms,
+        } => {
+            let mut options = paver::ingest::worker::Options::new(
+                state,
+                &pipeline,
+                &format!("pid {}", std::process::id()),
+            );
+            options.partitions = partitions;
+            options.batch_rows = batch_rows.max(1);
+            options.linger = std::time::Duration::from_millis(linger_ms);
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                paver::server::shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            paver::ingest::worker::run(options, stop_rx)
+                .await
+                .map_err(Failure::Other)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait {
@@ -390,6 +451,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 "last": store.history(1)?.into_iter().next(),
                 "interrupted": store.interrupted()?,
                 "managed": store.inventory()?.len(),
+                "pipelines": store.pipelines_summary()?,
             });
             println!(
                 "{}",

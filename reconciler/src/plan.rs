@@ -57,12 +57,68 @@ pub struct Table {
     pub owner: String,
 }
 
+/// One version of a pipeline, with the resources it runs on beside the other versions'
+/// (blue/green): a staging table (Null engine) the worker inserts into, and two
+/// materialized views on it: the transform into the sink, and the offsets into the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineVersion {
+    pub version: u32,
+    pub view: ViewSpec,
+    /// What the ingestion worker needs to run this version.
+    pub ingest: crate::ingest::spec::IngestSpec,
+}
+
+/// The staging table of a pipeline version and its two materialized views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewSpec {
+    pub pipeline: String,
+    pub version: u32,
+    pub staging: TableName,
+    /// The transform into the sink (named so that ClickHouse runs it before `offsets`).
+    pub view: TableName,
+    /// The offsets of every inserted block into the ledger.
+    pub offsets: TableName,
+    /// The table the transform writes into.
+    pub sink: TableName,
+    pub ledger: TableName,
+    /// The source's columns (the pipeline version's Avro schema).
+    pub source_columns: Vec<Column>,
+    /// The transform as the user wrote it (validated by the linter; rendered from its parse).
+    pub query: Option<String>,
+}
+
+/// A pipeline: its live version and the versions whose resources are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub live: u32,
+    /// The retained versions (the `retainVersions` newest of the repo), the live one included.
+    pub versions: BTreeMap<u32, PipelineVersion>,
+    /// The sink's database, where the staging tables, views and the ledger live.
+    pub database: String,
+}
+
 /// What a revision wants to exist.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
     pub topics: BTreeMap<String, Topic>,
     pub databases: BTreeSet<String>,
     pub tables: BTreeMap<TableName, Table>,
+    pub pipelines: BTreeMap<String, Pipeline>,
+}
+
+/// Names of a pipeline version's resources: `__paver_<pipeline>_v<N>` (the pipeline's
+/// hyphens as underscores: names are DNS labels, so this is one to one).
+pub fn staging_name(pipeline: &str, version: u32) -> String {
+    format!("__paver_{}_v{version}", pipeline.replace('-', "_"))
+}
+
+/// The ledger of a database: the last offset every pipeline inserted, per partition.
+pub const LEDGER: &str = "__paver_offsets";
+
+/// Which pipeline version a paver table of a database belongs to, from its name.
+pub fn version_of_staging(pipeline: &str, name: &str) -> Option<u32> {
+    let prefix = format!("__paver_{}_v", pipeline.replace('-', "_"));
+    name.strip_prefix(&prefix)?.parse().ok()
 }
 
 impl Desired {
@@ -79,11 +135,21 @@ impl Desired {
                 }
             }
         }
+        for pipeline in self.pipelines.values_mut() {
+            for version in pipeline.versions.values_mut() {
+                // The worker's columns keep paver's types: it adapts values itself.
+                for column in version.view.source_columns.iter_mut() {
+                    if let Some(ty) = &column.ty {
+                        column.ty = Some(f(ty));
+                    }
+                }
+            }
+        }
     }
 }
 
 /// A table as found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedTable {
     pub columns: Vec<(String, String)>,
     pub partition_by: String,
@@ -96,6 +162,8 @@ pub struct Observed {
     pub topics: BTreeMap<String, Topic>,
     pub databases: BTreeSet<String>,
     pub tables: BTreeMap<TableName, ObservedTable>,
+    /// The live version of every pipeline, as the state store has it.
+    pub live: BTreeMap<String, crate::ingest::spec::IngestSpec>,
 }
 
 /// One change to the real systems.
@@ -139,6 +207,35 @@ pub enum Action {
     DropColumn {
         table: TableName,
         name: String,
+    },
+    /// The staging table of a pipeline version: the source's columns and the offsets,
+    /// Null engine (it keeps nothing; its views do the work).
+    CreateStaging {
+        table: TableName,
+        columns: Vec<Column>,
+    },
+    /// The ledger of a database's pipelines.
+    CreateLedger {
+        table: TableName,
+    },
+    /// The two views of a pipeline version (replaced if they exist: they hold no data).
+    CreateViews {
+        spec: ViewSpec,
+    },
+    DropViews {
+        view: TableName,
+        offsets: TableName,
+    },
+    /// Make a version the live one: its views are made anew over the sink as it is then
+    /// (`refresh`), and the ingestion switches to it (the previous version's worker stops
+    /// and hands over its offsets).
+    Activate {
+        spec: crate::ingest::spec::IngestSpec,
+        refresh: Option<ViewSpec>,
+    },
+    /// No version of the pipeline is live (it left the repo).
+    Deactivate {
+        pipeline: String,
     },
 }
 
@@ -378,6 +475,7 @@ pub fn plan(
             }
         }
     }
+    plan_pipelines(desired, observed, managed, &mut steps, &mut blockers);
     // What paver created and the revision no longer has: kept, never dropped (data and
     // consumers may still depend on it); reported so that someone can retire it by hand.
     for id in managed {
@@ -385,7 +483,9 @@ pub fn plan(
             Some(("topic", name)) => {
                 !desired.topics.contains_key(name) && observed.topics.contains_key(name)
             }
-            Some(("table", name)) => !desired.tables.keys().any(|t| t.to_string() == name),
+            Some(("table", name)) => {
+                !name.contains(".__paver_") && !desired.tables.keys().any(|t| t.to_string() == name)
+            }
             _ => false,
         };
         if gone {
@@ -403,6 +503,202 @@ pub fn plan(
         notes,
         observed: fingerprint(observed),
     })
+}
+
+/// The steps of the pipelines: the ledger of each database, each retained version's
+/// staging table and views, the cut-over to the live version, and the retirement of
+/// versions no longer retained (their staging tables and views hold no data: the rows are
+/// in the sink).
+fn plan_pipelines(
+    desired: &Desired,
+    observed: &Observed,
+    managed: &BTreeSet<String>,
+    steps: &mut Vec<Step>,
+    blockers: &mut Vec<Blocker>,
+) {
+    let mut ledgers = BTreeSet::new();
+    let owned = |table: &TableName, blockers: &mut Vec<Blocker>| -> bool {
+        let id = table_id(table);
+        if observed.tables.contains_key(table) && !managed.contains(&id) {
+            blockers.push(Blocker {
+                resource: id,
+                message: format!("the table `{table}` exists and paver did not create it: paver never takes over or drops what it does not manage"),
+            });
+            return false;
+        }
+        true
+    };
+    for (name, pipeline) in &desired.pipelines {
+        let ledger = TableName {
+            database: pipeline.database.clone(),
+            name: LEDGER.to_string(),
+        };
+        if ledgers.insert(ledger.clone())
+            && owned(&ledger, blockers)
+            && !observed.tables.contains_key(&ledger)
+        {
+            steps.push(Step {
+                resource: table_id(&ledger),
+                action: Action::CreateLedger {
+                    table: ledger.clone(),
+                },
+                compensation: Some(Action::DropTable { table: ledger }),
+                irreversible: false,
+            });
+        }
+        let Some(live) = pipeline.versions.get(&pipeline.live) else {
+            continue;
+        };
+        let current = observed.live.get(name);
+        let switching = current.map(|c| c.version) != Some(pipeline.live);
+        for (version, v) in &pipeline.versions {
+            let spec = &v.view;
+            if !owned(&spec.staging, blockers) || !owned(&spec.view, blockers) {
+                continue;
+            }
+            if !observed.tables.contains_key(&spec.staging) {
+                steps.push(Step {
+                    resource: table_id(&spec.staging),
+                    action: Action::CreateStaging {
+                        table: spec.staging.clone(),
+                        columns: spec.source_columns.clone(),
+                    },
+                    compensation: Some(Action::DropTable {
+                        table: spec.staging.clone(),
+                    }),
+                    irreversible: false,
+                });
+            }
+            let refreshed = switching && *version == pipeline.live;
+            let missing = !observed.tables.contains_key(&spec.view)
+                || !observed.tables.contains_key(&spec.offsets);
+            if missing && !refreshed {
+                steps.push(Step {
+                    resource: table_id(&spec.view),
+                    action: Action::CreateViews { spec: spec.clone() },
+                    compensation: Some(Action::DropViews {
+                        view: spec.view.clone(),
+                        offsets: spec.offsets.clone(),
+                    }),
+                    irreversible: false,
+                });
+            }
+        }
+        // The cut-over: one step, last, so that everything it needs exists when it runs.
+        let mut want = live.ingest.clone();
+        let comparable = |s: &crate::ingest::spec::IngestSpec| {
+            let mut s = s.clone();
+            s.previous_group = None;
+            s
+        };
+        match current {
+            Some(now) if !switching => {
+                if comparable(now) != comparable(&want) {
+                    want.previous_group = now.previous_group.clone();
+                    steps.push(Step {
+                        resource: pipeline_id(name),
+                        action: Action::Activate {
+                            spec: want,
+                            refresh: None,
+                        },
+                        compensation: Some(Action::Activate {
+                            spec: now.clone(),
+                            refresh: None,
+                        }),
+                        irreversible: false,
+                    });
+                }
+            }
+            _ => {
+                want.previous_group = current.map(|c| c.group.clone());
+                steps.push(Step {
+                    resource: pipeline_id(name),
+                    action: Action::Activate {
+                        spec: want,
+                        refresh: Some(live.view.clone()),
+                    },
+                    compensation: Some(match current {
+                        Some(now) => Action::Activate {
+                            spec: now.clone(),
+                            refresh: None,
+                        },
+                        None => Action::Deactivate {
+                            pipeline: name.clone(),
+                        },
+                    }),
+                    irreversible: false,
+                });
+            }
+        }
+        // Retirement of the versions that are no longer kept.
+        for (table, have) in &observed.tables {
+            if table.database != pipeline.database {
+                continue;
+            }
+            let Some(version) = version_of_staging(name, &table.name) else {
+                continue;
+            };
+            if pipeline.versions.contains_key(&version) || !managed.contains(&table_id(table)) {
+                continue;
+            }
+            let view = TableName {
+                database: table.database.clone(),
+                name: format!("{}_mv", table.name),
+            };
+            let offsets = TableName {
+                database: table.database.clone(),
+                name: format!("{}_mv_offsets", table.name),
+            };
+            if observed.tables.contains_key(&view) || observed.tables.contains_key(&offsets) {
+                steps.push(Step {
+                    resource: table_id(&view),
+                    action: Action::DropViews { view, offsets },
+                    compensation: None,
+                    irreversible: false,
+                });
+            }
+            let columns = have
+                .columns
+                .iter()
+                .filter(|(n, _)| !n.starts_with("_paver_"))
+                .map(|(n, t)| Column {
+                    name: n.clone(),
+                    ty: Some(t.clone()),
+                })
+                .collect();
+            steps.push(Step {
+                resource: table_id(table),
+                action: Action::DropTable {
+                    table: table.clone(),
+                },
+                compensation: Some(Action::CreateStaging {
+                    table: table.clone(),
+                    columns,
+                }),
+                irreversible: false,
+            });
+        }
+    }
+    // Pipelines that left the repo: no version is live any more (their tables are kept).
+    for (name, now) in &observed.live {
+        if !desired.pipelines.contains_key(name) {
+            steps.push(Step {
+                resource: pipeline_id(name),
+                action: Action::Deactivate {
+                    pipeline: name.clone(),
+                },
+                compensation: Some(Action::Activate {
+                    spec: now.clone(),
+                    refresh: None,
+                }),
+                irreversible: false,
+            });
+        }
+    }
+}
+
+pub fn pipeline_id(name: &str) -> String {
+    format!("pipeline:{name}")
 }
 
 /// A stable fingerprint of an observation.
@@ -540,6 +836,34 @@ pub fn describe(action: &Action) -> (char, String) {
             ),
         ),
         Action::DropColumn { table, name } => ('-', format!("drop column {name} of {table}")),
+        Action::CreateStaging { table, columns } => (
+            '+',
+            format!("create staging table {table} ({} columns, Null engine)", columns.len()),
+        ),
+        Action::CreateLedger { table } => ('+', format!("create offsets ledger {table}")),
+        Action::CreateViews { spec } => (
+            '+',
+            format!(
+                "create views of {} v{}: {} -> {}",
+                spec.pipeline, spec.version, spec.staging, spec.sink
+            ),
+        ),
+        Action::DropViews { view, .. } => ('-', format!("retire views {view} (no data)")),
+        Action::Activate { spec, refresh } => (
+            '~',
+            match (refresh, &spec.previous_group) {
+                (Some(_), Some(previous)) => format!(
+                    "cut over pipeline {} to v{} (consumer group {}, from the offsets of {previous})",
+                    spec.pipeline, spec.version, spec.group
+                ),
+                (Some(_), None) => format!(
+                    "start pipeline {} at v{} (consumer group {})",
+                    spec.pipeline, spec.version, spec.group
+                ),
+                (None, _) => format!("update the ingestion of pipeline {} v{}", spec.pipeline, spec.version),
+            },
+        ),
+        Action::Deactivate { pipeline } => ('-', format!("stop the ingestion of pipeline {pipeline}")),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Options {
     /// What paver manages, as a running reconciler reports it (`/inventory`), instead of
     /// the local state store: for a pull request's plan against the live state.
     pub inventory: Option<Vec<String>>,
+    /// The live pipeline versions, as that running reconciler reports them (`/live`).
+    pub live: Option<Vec<crate::ingest::spec::IngestSpec>>,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -100,7 +102,10 @@ fn load(
 
 /// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
 /// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
-async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
+async fn connect(
+    settings: Option<&Node>,
+    state: &std::path::Path,
+) -> Result<Targets, ReconcileError> {
     let from_file = |path: &[&str]| {
         settings
             .and_then(|s| s.path(path))
@@ -131,12 +136,17 @@ async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
         .await
         .map_err(ReconcileError::Target)?;
     let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
-    Ok(Targets { kafka, clickhouse })
+    Ok(Targets {
+        kafka,
+        clickhouse,
+        state: state.to_path_buf(),
+    })
 }
 
 /// A revision loaded and linted, its desired state, and the targets it names.
 struct Prepared {
     inventory: Option<Vec<String>>,
+    live: Option<Vec<crate::ingest::spec::IngestSpec>>,
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
@@ -164,7 +174,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .iter()
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
-    let targets = connect(settings).await?;
+    let targets = connect(settings, &options.state).await?;
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     let report_drift_only = settings
@@ -173,6 +183,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         == Some("report");
     Ok(Prepared {
         inventory: options.inventory.clone(),
+        live: options.live.clone(),
         sha: revision.sha,
         desired,
         targets,
@@ -187,6 +198,12 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         .observe(&prepared.desired)
         .await
         .map_err(ReconcileError::Target)?;
+    let mut observed = observed;
+    let live = match &prepared.live {
+        Some(list) => list.clone(),
+        None => store.live()?.into_iter().map(|l| l.spec).collect(),
+    };
+    observed.live = live.into_iter().map(|s| (s.pipeline.clone(), s)).collect();
     let managed = match &prepared.inventory {
         Some(list) => list.iter().cloned().collect(),
         None => store.inventory()?.into_iter().map(|i| i.resource).collect(),

@@ -47,6 +47,7 @@ pub async fn run(
     listen: SocketAddr,
     poll: Duration,
     secret: Option<Vec<u8>>,
+    ingest: bool,
 ) -> Result<(), String> {
     let shared = Arc::new(Shared {
         options,
@@ -61,6 +62,7 @@ pub async fn run(
         .route("/revisions/{sha}", get(revision))
         .route("/metrics", get(metrics))
         .route("/inventory", get(inventory))
+        .route("/live", get(live))
         .route("/history", get(history))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
@@ -76,6 +78,13 @@ pub async fn run(
                 let _ = server_stop.changed().await;
             })
             .await
+    });
+    // The ingestion workers of the live pipelines (unless they run as `paver ingest`).
+    let workers = ingest.then(|| {
+        tokio::spawn(crate::ingest::worker::supervise(
+            shared.options.state.clone(),
+            stop_rx.clone(),
+        ))
     });
     let mut stop = stop_rx;
     tokio::spawn(async move {
@@ -103,6 +112,9 @@ pub async fn run(
         }
     }
     eprintln!("paver: stopping");
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
     let _ = server.await;
     Ok(())
 }
@@ -134,7 +146,8 @@ fn watch(
     Ok(watcher)
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -282,17 +295,19 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             s.history(1)?,
             s.interrupted()?,
             s.inventory()?.len(),
+            s.pipelines_summary()?,
         ))
     })
     .await
     {
-        Ok((active, last, interrupted, managed)) => Json(serde_json::json!({
+        Ok((active, last, interrupted, managed, pipelines)) => Json(serde_json::json!({
             "repo": shared.options.repo,
             "branch": shared.options.branch,
             "active": active,
             "last": last.into_iter().next(),
             "interrupted": interrupted,
             "managed": managed,
+            "pipelines": pipelines,
             "lastError": last_error,
         }))
         .into_response(),
@@ -330,6 +345,20 @@ async fn history(
     }
 }
 
+/// The live version of every pipeline (what a pull request's plan needs besides the
+/// inventory).
+async fn live(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    match read_store(path, |s| s.live()).await {
+        Ok(list) => Json(serde_json::json!(list
+            .into_iter()
+            .map(|l| l.spec)
+            .collect::<Vec<_>>()))
+        .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
 /// The resources paver manages: what a pull request's plan needs to judge the live state.
 async fn inventory(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let path = shared.options.state.clone();
@@ -346,7 +375,9 @@ async fn inventory(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let m = &shared.metrics;
     let path = shared.options.state.clone();
-    let active = read_store(path, |s| s.active()).await.ok().flatten();
+    let (active, pipelines) = read_store(path, |s| Ok((s.active()?, s.pipeline_status()?)))
+        .await
+        .unwrap_or_default();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         out.push_str(&format!(
@@ -406,6 +437,51 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "# HELP paver_active_revision_info The active revision.\n# TYPE paver_active_revision_info gauge\npaver_active_revision_info{{sha=\"{}\"}} 1\n",
             active.sha
         ));
+    }
+    let families: [(
+        &str,
+        &str,
+        &str,
+        fn(&crate::store::PipelineStatus) -> Option<f64>,
+    ); 5] = [
+        (
+            "paver_pipeline_live_version",
+            "gauge",
+            "The version of the pipeline being ingested.",
+            |p| Some(f64::from(p.version)),
+        ),
+        (
+            "paver_pipeline_lag",
+            "gauge",
+            "Records in the source topic not yet ingested.",
+            |p| p.lag.map(|l| l as f64),
+        ),
+        (
+            "paver_pipeline_rows_per_second",
+            "gauge",
+            "Rows inserted per second, over the last report interval.",
+            |p| Some(p.rows_per_sec),
+        ),
+        (
+            "paver_pipeline_rows_inserted_total",
+            "counter",
+            "Rows inserted by the current worker.",
+            |p| Some(p.inserted as f64),
+        ),
+        (
+            "paver_pipeline_dead_lettered_total",
+            "counter",
+            "Records sent to the dead-letter topic by the current worker.",
+            |p| Some(p.dead_lettered as f64),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for p in &pipelines {
+            if let Some(v) = value(p) {
+                out.push_str(&format!("{name}{{pipeline=\"{}\"}} {v}\n", p.name));
+            }
+        }
     }
     ([("content-type", "text/plain; version=0.0.4")], out)
 }

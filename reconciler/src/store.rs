@@ -150,6 +150,25 @@ CREATE TABLE IF NOT EXISTS journal (
     at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (revision, seq)
 );
+CREATE TABLE IF NOT EXISTS pipelines (
+    name         TEXT PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    spec         TEXT NOT NULL,
+    endpoints    TEXT NOT NULL,
+    activated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS pipeline_status (
+    name          TEXT PRIMARY KEY,
+    version       INTEGER NOT NULL,
+    worker        TEXT NOT NULL,
+    consumed      INTEGER NOT NULL,
+    inserted      INTEGER NOT NULL,
+    dead_lettered INTEGER NOT NULL,
+    lag           INTEGER,
+    rows_per_sec  REAL NOT NULL,
+    last_error    TEXT,
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
 CREATE TABLE IF NOT EXISTS inventory (
     resource TEXT PRIMARY KEY,
     hash     TEXT NOT NULL,
@@ -323,6 +342,159 @@ impl Store {
             params![resource],
         )?;
         Ok(())
+    }
+}
+
+/// A live pipeline version, as recorded by the cut-over.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveRecord {
+    pub spec: crate::ingest::spec::IngestSpec,
+    pub endpoints: crate::ingest::spec::Endpoints,
+    pub activated_at: String,
+}
+
+/// What a worker last reported of a pipeline.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineStatus {
+    pub name: String,
+    pub version: u32,
+    /// `embedded` (inside `paver run`) or `pid <N>` of a `paver ingest`.
+    pub worker: String,
+    pub consumed: u64,
+    pub inserted: u64,
+    pub dead_lettered: u64,
+    /// Records in the topic not yet ingested (sum over partitions), when known.
+    pub lag: Option<i64>,
+    pub rows_per_sec: f64,
+    pub last_error: Option<String>,
+    pub updated_at: String,
+}
+
+impl Store {
+    /// Make `spec` the live version of its pipeline.
+    pub fn set_live(
+        &self,
+        spec: &crate::ingest::spec::IngestSpec,
+        endpoints: &crate::ingest::spec::Endpoints,
+    ) -> Result<(), StoreError> {
+        let json = |v: &dyn erased::Json| v.to_json();
+        self.conn.execute(
+            "INSERT INTO pipelines (name, version, spec, endpoints) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, spec = excluded.spec,
+               endpoints = excluded.endpoints, activated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            params![spec.pipeline, spec.version, json(spec), json(endpoints)],
+        )?;
+        Ok(())
+    }
+
+    /// No version of the pipeline is live.
+    pub fn clear_live(&self, pipeline: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM pipelines WHERE name = ?1", params![pipeline])?;
+        Ok(())
+    }
+
+    /// The live version of every pipeline.
+    pub fn live(&self) -> Result<Vec<LiveRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT spec, endpoints, activated_at FROM pipelines ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (spec, endpoints, activated_at) = row?;
+            out.push(LiveRecord {
+                spec: serde_json::from_str(&spec)
+                    .map_err(|e| StoreError::Recovery(format!("a live pipeline record: {e}")))?,
+                endpoints: serde_json::from_str(&endpoints).unwrap_or_default(),
+                activated_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record what a worker reports of a pipeline.
+    pub fn report(&self, s: &PipelineStatus) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO pipeline_status (name, version, worker, consumed, inserted, dead_lettered, lag, rows_per_sec, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, worker = excluded.worker,
+               consumed = excluded.consumed, inserted = excluded.inserted, dead_lettered = excluded.dead_lettered,
+               lag = excluded.lag, rows_per_sec = excluded.rows_per_sec, last_error = excluded.last_error,
+               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            params![s.name, s.version, s.worker, s.consumed as i64, s.inserted as i64, s.dead_lettered as i64, s.lag, s.rows_per_sec, s.last_error],
+        )?;
+        Ok(())
+    }
+
+    /// What the workers last reported, per pipeline.
+    pub fn pipeline_status(&self) -> Result<Vec<PipelineStatus>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, version, worker, consumed, inserted, dead_lettered, lag, rows_per_sec, last_error, updated_at FROM pipeline_status ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PipelineStatus {
+                name: r.get(0)?,
+                version: r.get(1)?,
+                worker: r.get(2)?,
+                consumed: r.get::<_, i64>(3)? as u64,
+                inserted: r.get::<_, i64>(4)? as u64,
+                dead_lettered: r.get::<_, i64>(5)? as u64,
+                lag: r.get(6)?,
+                rows_per_sec: r.get(7)?,
+                last_error: r.get(8)?,
+                updated_at: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    /// Per pipeline: the live version and what its worker last reported (for `status`).
+    pub fn pipelines_summary(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let status = self.pipeline_status()?;
+        Ok(self
+            .live()?
+            .into_iter()
+            .map(|l| {
+                let s = status.iter().find(|s| s.name == l.spec.pipeline);
+                serde_json::json!({
+                    "name": l.spec.pipeline,
+                    "liveVersion": l.spec.version,
+                    "topic": l.spec.topic,
+                    "consumerGroup": l.spec.group,
+                    "deadLetterTopic": l.spec.dead_letter_topic,
+                    "activatedAt": l.activated_at,
+                    "worker": s.map(|s| s.worker.clone()),
+                    "workerVersion": s.map(|s| s.version),
+                    "lag": s.and_then(|s| s.lag),
+                    "rowsPerSec": s.map(|s| (s.rows_per_sec * 10.0).round() / 10.0),
+                    "consumed": s.map(|s| s.consumed),
+                    "inserted": s.map(|s| s.inserted),
+                    "deadLettered": s.map(|s| s.dead_lettered),
+                    "lastError": s.and_then(|s| s.last_error.clone()),
+                    "reportedAt": s.map(|s| s.updated_at.clone()),
+                })
+            })
+            .collect())
+    }
+}
+
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
     }
 }
 

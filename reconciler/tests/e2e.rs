@@ -198,7 +198,16 @@ impl Platform {
     }
 }
 
+/// The sink tables of a database (paver's own staging tables, views and ledger left out:
+/// `ingest.rs` tests those).
 fn tables(ch: &ClickHouse, database: &str) -> Vec<String> {
+    all_tables(ch, database)
+        .into_iter()
+        .filter(|t| !t.starts_with("__paver_"))
+        .collect()
+}
+
+fn all_tables(ch: &ClickHouse, database: &str) -> Vec<String> {
     runtime()
         .block_on(ch.rows(&format!(
             "SELECT name FROM system.tables WHERE database = '{database}' ORDER BY name"

@@ -71,6 +71,51 @@ fn simulate(world: &mut Observed, action: &Action) {
                 t.columns.retain(|(n, _)| n != name);
             }
         }
+        Action::CreateStaging { table, columns } => {
+            let mut cols: Vec<(String, String)> = columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty.clone().unwrap_or_default()))
+                .collect();
+            cols.push(("_paver_partition".into(), "Int32".into()));
+            cols.push(("_paver_offset".into(), "Int64".into()));
+            world.tables.insert(
+                table.clone(),
+                ObservedTable {
+                    columns: cols,
+                    partition_by: String::new(),
+                    order_by: String::new(),
+                },
+            );
+        }
+        Action::CreateLedger { table } => {
+            world.tables.insert(table.clone(), ObservedTable::default());
+        }
+        Action::CreateViews { spec } => {
+            world
+                .tables
+                .insert(spec.view.clone(), ObservedTable::default());
+            world
+                .tables
+                .insert(spec.offsets.clone(), ObservedTable::default());
+        }
+        Action::DropViews { view, offsets } => {
+            world.tables.remove(view);
+            world.tables.remove(offsets);
+        }
+        Action::Activate { spec, refresh } => {
+            if let Some(v) = refresh {
+                world
+                    .tables
+                    .insert(v.view.clone(), ObservedTable::default());
+                world
+                    .tables
+                    .insert(v.offsets.clone(), ObservedTable::default());
+            }
+            world.live.insert(spec.pipeline.clone(), spec.clone());
+        }
+        Action::Deactivate { pipeline } => {
+            world.live.remove(pipeline);
+        }
     }
 }
 

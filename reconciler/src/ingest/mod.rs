@@ -1,6 +1,10 @@
-//! Ingestion: reading a pipeline's topic into ClickHouse. So far the wire format: Avro's
-//! single-object encoding and binary decoding ([`codec`]). The worker (consume, decode,
-//! insert through the transform, dead-letter topic, offsets after the insert) is the next
-//! step (issue "Versioned pipelines").
+//! Ingestion: reading a pipeline's topic into ClickHouse. The wire format ([`codec`]),
+//! records to rows ([`rows`]), the live version's description ([`spec`]) and the worker
+//! ([`worker`]): consume, decode, insert into the version's staging table (its views run
+//! the transform into the sink and record the offsets in the ledger), dead-letter what
+//! cannot be ingested, commit offsets after the insert.
 
 pub mod codec;
+pub mod rows;
+pub mod spec;
+pub mod worker;

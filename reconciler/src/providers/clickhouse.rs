@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
-use crate::plan::{Action, Column, ObservedTable, Table, TableName, Transform};
+use crate::plan::{Action, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
 
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
@@ -18,6 +18,8 @@ pub struct ClickHouse {
     /// `(major, minor)` of the server.
     pub version: (u32, u32),
     pub version_text: String,
+    pub url: String,
+    pub user: Option<String>,
 }
 
 /// A name in backquotes, as ClickHouse reads identifiers (names are validated by the linter
@@ -28,6 +30,36 @@ pub fn quote(name: &str) -> String {
 
 fn table_sql(t: &TableName) -> String {
     format!("{}.{}", quote(&t.database), quote(&t.name))
+}
+
+/// `db`.`table`, quoted.
+pub fn quote_table(t: &TableName) -> String {
+    table_sql(t)
+}
+
+/// Why an insert failed: the data itself (it will never pass), or anything else (the
+/// server is down, a table is being changed: it may pass later).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertError {
+    Data(String),
+    Transient(String),
+}
+
+/// ClickHouse error codes that mean "this data cannot be inserted": parse errors, values
+/// out of range, a transform's `throwIf`.
+const DATA_ERRORS: &[u32] = &[
+    6, 25, 26, 27, 32, 33, 36, 38, 41, 43, 53, 69, 70, 72, 117, 131, 321, 395, 407,
+];
+
+/// The code of a ClickHouse exception in an error text (`Code: 27, e.displayText() …`).
+pub fn error_code(text: &str) -> Option<u32> {
+    let at = text.find("Code: ")? + "Code: ".len();
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
 
 /// A string literal.
@@ -56,6 +88,8 @@ impl ClickHouse {
             queries: Default::default(),
             version: (0, 0),
             version_text: String::new(),
+            url: url.to_string(),
+            user: user.map(str::to_string),
         };
         let rows = ch
             .rows("SELECT version() AS v")
@@ -129,6 +163,28 @@ impl ClickHouse {
             .execute()
             .await
             .map_err(|e| format!("{e} (in `{sql}`)"))
+    }
+
+    /// Insert `JSONEachRow` rows into a table in one statement.
+    pub async fn insert_json_rows(
+        &self,
+        table: &TableName,
+        rows: bytes::Bytes,
+    ) -> Result<(), InsertError> {
+        self.count();
+        let classify = |e: clickhouse::error::Error| {
+            let text = e.to_string();
+            match error_code(&text) {
+                Some(code) if DATA_ERRORS.contains(&code) => InsertError::Data(text),
+                _ => InsertError::Transient(text),
+            }
+        };
+        let mut insert = self.client.insert_formatted_with(format!(
+            "INSERT INTO {} FORMAT JSONEachRow",
+            table_sql(table)
+        ));
+        insert.send(rows).await.map_err(classify)?;
+        insert.end().await.map_err(classify)
     }
 
     fn count(&self) {
@@ -367,9 +423,152 @@ impl ClickHouse {
                     .await?;
                 }
             }
+            Action::CreateStaging { table, columns } => {
+                let mut defs: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {}",
+                            quote(&c.name),
+                            self.adapt_type(c.ty.as_deref().unwrap_or("String"))
+                        )
+                    })
+                    .collect();
+                defs.push("`_paver_partition` Int32".to_string());
+                defs.push("`_paver_offset` Int64".to_string());
+                self.run(&format!(
+                    "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = Null",
+                    table_sql(table),
+                    defs.join(", ")
+                ))
+                .await?
+            }
+            Action::CreateLedger { table } => {
+                self.run(&format!(
+                    "CREATE TABLE IF NOT EXISTS {} (pipeline String, version UInt32, partition Int32, last_offset Int64, rows UInt64, at DateTime) ENGINE = ReplacingMergeTree(last_offset) ORDER BY (pipeline, partition)",
+                    table_sql(table)
+                ))
+                .await?
+            }
+            Action::CreateViews { spec } => self.create_views(spec).await?,
+            Action::DropViews { view, offsets } => {
+                for t in [view, offsets] {
+                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(t)))
+                        .await?;
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The two materialized views of a pipeline version, made anew over the sink as it is
+    /// now: the transform into the sink, with the sink's columns the transform does not
+    /// fill at their defaults (a column a newer version added stays, and an older
+    /// transform leaves it at its default; 18.16 insists on every column), and the offsets
+    /// of every inserted block into the ledger. ClickHouse runs a table's views in the
+    /// order of their names: `…_mv` before `…_mv_offsets`, so that a block whose transform
+    /// failed is not recorded as inserted.
+    pub async fn create_views(&self, spec: &ViewSpec) -> Result<(), String> {
+        let sink_columns = self
+            .rows(&format!(
+                "SELECT name, type, default_kind FROM system.columns WHERE database = {} AND table = {}",
+                literal(&spec.sink.database),
+                literal(&spec.sink.name)
+            ))
+            .await?;
+        if sink_columns.is_empty() {
+            return Err(format!(
+                "the sink {} has no columns (does it exist?)",
+                spec.sink
+            ));
+        }
+        let source: Vec<String> = spec.source_columns.iter().map(|c| c.name.clone()).collect();
+        let bare = paver_lint::sql::render_view_query(
+            spec.query.as_deref(),
+            &spec.staging.database,
+            &spec.staging.name,
+            &source,
+            &[],
+        )
+        .ok_or_else(|| {
+            format!(
+                "the transform of {} v{} could not be rendered",
+                spec.pipeline, spec.version
+            )
+        })?;
+        let produced: BTreeSet<String> = self
+            .meta(&format!("SELECT * FROM ({bare}) LIMIT 0"))
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut extra = Vec::new();
+        for row in &sink_columns {
+            let [name, ty, kind] = row.as_slice() else {
+                continue;
+            };
+            if produced.contains(name) || kind == "MATERIALIZED" || kind == "ALIAS" {
+                continue;
+            }
+            extra.push((self.default_of(ty)?, name.clone()));
+        }
+        let query = paver_lint::sql::render_view_query(
+            spec.query.as_deref(),
+            &spec.staging.database,
+            &spec.staging.name,
+            &source,
+            &extra,
+        )
+        .ok_or_else(|| {
+            format!(
+                "the view of {} v{} could not be rendered",
+                spec.pipeline, spec.version
+            )
+        })?;
+        for t in [&spec.view, &spec.offsets] {
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(t)))
+                .await?;
+        }
+        self.run(&format!(
+            "CREATE MATERIALIZED VIEW {} TO {} AS {query}",
+            table_sql(&spec.view),
+            table_sql(&spec.sink)
+        ))
+        .await?;
+        self.run(&format!(
+            "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS pipeline, toUInt32({}) AS version, `_paver_partition` AS partition, max(`_paver_offset`) AS last_offset, count() AS rows, now() AS at FROM {} GROUP BY `_paver_partition`",
+            table_sql(&spec.offsets),
+            table_sql(&spec.ledger),
+            literal(&spec.pipeline),
+            spec.version,
+            table_sql(&spec.staging)
+        ))
+        .await
+    }
+
+    /// An expression of a column type's default value, on this server.
+    fn default_of(&self, ty: &str) -> Result<String, String> {
+        // Types come from the server's own catalogue; they still go into SQL only as a
+        // string literal, and only when they look like a type.
+        if !ty
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_(), ".contains(c))
+        {
+            return Err(format!("cannot give a default for the column type `{ty}`"));
+        }
+        Ok(if self.version >= (21, 1) {
+            format!("defaultValueOfTypeName({})", literal(ty))
+        } else if ty.starts_with("Nullable(") {
+            format!("CAST(NULL, {})", literal(ty))
+        } else if ty.starts_with("Array(") {
+            format!("CAST([], {})", literal(ty))
+        } else {
+            format!(
+                "assumeNotNull(CAST(NULL, {}))",
+                literal(&format!("Nullable({ty})"))
+            )
+        })
     }
 }
 

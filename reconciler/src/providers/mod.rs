@@ -11,6 +11,9 @@ use crate::plan::{Action, Desired, Observed};
 pub struct Targets {
     pub kafka: kafka::Kafka,
     pub clickhouse: clickhouse::ClickHouse,
+    /// The state store, where the live version of every pipeline is recorded for the
+    /// ingestion workers.
+    pub state: std::path::PathBuf,
 }
 
 impl Targets {
@@ -26,6 +29,7 @@ impl Targets {
                 .filter(|d| desired.databases.contains(d))
                 .collect(),
             tables,
+            live: Default::default(),
         })
     }
 }
@@ -41,9 +45,45 @@ impl Targets {
     }
 }
 
+impl Targets {
+    /// Where the workers find the servers (no secrets).
+    pub fn endpoints(&self) -> crate::ingest::spec::Endpoints {
+        crate::ingest::spec::Endpoints {
+            clickhouse_url: self.clickhouse.url.clone(),
+            clickhouse_user: self.clickhouse.user.clone(),
+            kafka_brokers: self.kafka.brokers.clone(),
+        }
+    }
+
+    /// The cut-over: the version's views made anew over the sink as it is now, then the
+    /// live record switched (the workers follow it).
+    async fn pipelines(&self, action: &Action) -> Result<bool, String> {
+        match action {
+            Action::Activate { spec, refresh } => {
+                if let Some(view) = refresh {
+                    self.clickhouse.create_views(view).await?;
+                }
+                let store = crate::store::Store::open(&self.state).map_err(|e| e.to_string())?;
+                store
+                    .set_live(spec, &self.endpoints())
+                    .map_err(|e| e.to_string())?;
+            }
+            Action::Deactivate { pipeline } => {
+                let store = crate::store::Store::open(&self.state).map_err(|e| e.to_string())?;
+                store.clear_live(pipeline).map_err(|e| e.to_string())?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl Executes for Targets {
     async fn execute(&self, action: &Action) -> Result<(), String> {
-        if self.kafka.execute(action).await? || self.clickhouse.execute(action).await? {
+        if self.kafka.execute(action).await?
+            || self.clickhouse.execute(action).await?
+            || self.pipelines(action).await?
+        {
             Ok(())
         } else {
             Err(format!("no provider runs {action:?}"))
