@@ -350,11 +350,18 @@ async fn run_version(
             break;
         };
         stats.consumed += batch.consumed;
-        if matches!(stop, Some(Stop::Shutdown)) {
-            // Not inserted, not committed: the next start reads it again.
+        if stop.is_some() {
+            // Not inserted, not committed: the next start (of this version or the next)
+            // reads it again.
             continue;
         }
-        match ingest_batch(&ch, &producer, spec, batch, stats, shutdown).await? {
+        let guard = Guard {
+            store,
+            options,
+            spec,
+            shutdown,
+        };
+        match ingest_batch(&ch, &producer, spec, batch, stats, &guard).await? {
             Some(next) => {
                 inserts += 1;
                 fault_pause(inserts);
@@ -365,7 +372,7 @@ async fn run_version(
                 stats.last_error = None;
             }
             None => {
-                stop = Some(Stop::Shutdown);
+                stop = Some(guard.should_stop()?.unwrap_or(Stop::Shutdown));
                 let _ = stop_tx.send(true);
             }
         }
@@ -671,6 +678,22 @@ async fn consume_loop(
     }
 }
 
+/// What an insert that keeps failing checks between attempts: whether to give the batch
+/// up (shutdown, or another version went live: the batch is not committed, whoever runs
+/// next reads it again), and where to report.
+struct Guard<'a> {
+    store: &'a StoreCell,
+    options: &'a Options,
+    spec: &'a IngestSpec,
+    shutdown: &'a watch::Receiver<bool>,
+}
+
+impl Guard<'_> {
+    fn should_stop(&self) -> Result<Option<Stop>, String> {
+        check_stop(self.store, self.spec, self.shutdown)
+    }
+}
+
 /// Insert a batch and dead-letter what cannot be inserted. Returns the offsets to commit,
 /// or `None` when the worker is shutting down before the batch got in.
 async fn ingest_batch(
@@ -679,18 +702,18 @@ async fn ingest_batch(
     spec: &IngestSpec,
     batch: Batch,
     stats: &mut Stats,
-    shutdown: &watch::Receiver<bool>,
+    guard: &Guard<'_>,
 ) -> Result<Option<BTreeMap<i32, i64>>, String> {
     let mut dead = batch.dead;
     if !batch.items.is_empty() {
-        match insert_retrying(ch, spec, batch.rows.clone(), stats, shutdown).await? {
+        match insert_retrying(ch, spec, batch.rows.clone(), stats, guard).await? {
             Outcome::Inserted => stats.inserted += batch.items.len() as u64,
             Outcome::ShuttingDown => return Ok(None),
             Outcome::Rejected(_) => {
                 // Some row is bad: insert them one by one, dead-letter the rejected.
                 for item in batch.items {
                     let row = batch.rows[item.row.clone()].to_vec();
-                    match insert_retrying(ch, spec, row, stats, shutdown).await? {
+                    match insert_retrying(ch, spec, row, stats, guard).await? {
                         Outcome::Inserted => stats.inserted += 1,
                         Outcome::ShuttingDown => return Ok(None),
                         Outcome::Rejected(reason) => dead.push(Dead {
@@ -725,7 +748,7 @@ async fn insert_retrying(
     spec: &IngestSpec,
     rows: Vec<u8>,
     stats: &mut Stats,
-    shutdown: &watch::Receiver<bool>,
+    guard: &Guard<'_>,
 ) -> Result<Outcome, String> {
     let mut pause = Duration::from_millis(100);
     let rows = bytes::Bytes::from(rows);
@@ -753,7 +776,8 @@ async fn insert_retrying(
                     );
                 }
                 stats.last_error = Some(reason);
-                if *shutdown.borrow() {
+                report(guard.store, guard.options, stats);
+                if guard.should_stop()?.is_some() {
                     return Ok(Outcome::ShuttingDown);
                 }
                 tokio::time::sleep(pause).await;
