@@ -131,7 +131,11 @@ async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
         .await
         .map_err(ReconcileError::Target)?;
     let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
-    Ok(Targets { kafka, clickhouse })
+    Ok(Targets {
+        kafka,
+        clickhouse,
+        kube: None,
+    })
 }
 
 /// A revision loaded and linted, its desired state, and the targets it names.
@@ -142,6 +146,8 @@ struct Prepared {
     targets: Targets,
     /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
     report_drift_only: bool,
+    /// The Kubernetes objects the revision renders, when a Kubernetes target is configured.
+    kube_objects: Option<Vec<serde_json::Value>>,
 }
 
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
@@ -164,7 +170,10 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .iter()
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
-    let targets = connect(settings).await?;
+    let mut targets = connect(settings).await?;
+    let kube_objects = crate::kube::connect(&report.workspace, settings, &mut targets)
+        .await
+        .map_err(ReconcileError::Target)?;
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     let report_drift_only = settings
@@ -177,6 +186,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         desired,
         targets,
         report_drift_only,
+        kube_objects,
     })
 }
 
@@ -191,13 +201,24 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         Some(list) => list.iter().cloned().collect(),
         None => store.inventory()?.into_iter().map(|i| i.resource).collect(),
     };
-    let plan =
+    let mut plan =
         plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|blockers| {
             ReconcileError::Blocked {
                 sha: prepared.sha.clone(),
                 blockers,
             }
         })?;
+    if let Some(objects) = &prepared.kube_objects {
+        crate::kube::plan_into(&mut plan, objects, &prepared.targets)
+            .await
+            .map_err(|e| match e {
+                crate::kube::PlanError::Target(message) => ReconcileError::Target(message),
+                crate::kube::PlanError::Blocked(blockers) => ReconcileError::Blocked {
+                    sha: prepared.sha.clone(),
+                    blockers,
+                },
+            })?;
+    }
     Ok(Planned {
         sha: prepared.sha,
         plan,

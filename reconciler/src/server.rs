@@ -27,6 +27,8 @@ struct Shared {
     wake: Notify,
     metrics: Metrics,
     last_error: Mutex<Option<String>>,
+    /// With leader election: whether this replica leads (only the leader reconciles).
+    leadership: Option<crate::kube::lease::Leadership>,
 }
 
 #[derive(Default)]
@@ -41,12 +43,15 @@ struct Metrics {
 }
 
 /// Run until SIGINT or SIGTERM: reconcile now, then every `poll` or when a webhook says
-/// the branch moved. A reconcile in progress finishes before the process exits.
+/// the branch moved. A reconcile in progress finishes before the process exits. With an
+/// `elector` (leader election), only the leader reconciles; a replica that becomes the
+/// leader reconciles at once, and the lease is released after the last reconcile.
 pub async fn run(
     options: Options,
     listen: SocketAddr,
     poll: Duration,
     secret: Option<Vec<u8>>,
+    elector: Option<crate::kube::lease::Elector>,
 ) -> Result<(), String> {
     let shared = Arc::new(Shared {
         options,
@@ -54,6 +59,7 @@ pub async fn run(
         wake: Notify::new(),
         metrics: Metrics::default(),
         last_error: Mutex::new(None),
+        leadership: elector.as_ref().map(|_| Default::default()),
     });
     let app = Router::new()
         .route("/webhook", post(webhook))
@@ -91,8 +97,30 @@ pub async fn run(
             shared.clone(),
         )?)
     };
+    let (election_stop, election_stop_rx) = tokio::sync::watch::channel(false);
+    let election = match (elector, shared.leadership.clone()) {
+        (Some(elector), Some(leadership)) => {
+            let woken = shared.clone();
+            Some(tokio::spawn(crate::kube::lease::run(
+                elector,
+                leadership,
+                election_stop_rx,
+                move |leader| {
+                    if leader {
+                        eprintln!("paver: this replica leads: it applies revisions");
+                        woken.wake.notify_one();
+                    } else {
+                        eprintln!("paver: this replica follows: it serves status only");
+                    }
+                },
+            )))
+        }
+        _ => None,
+    };
     loop {
-        reconcile_once(&shared).await;
+        if shared.leadership.as_ref().is_none_or(|l| l.is_leader()) {
+            reconcile_once(&shared).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = shared.wake.notified() => {}
@@ -103,6 +131,11 @@ pub async fn run(
         }
     }
     eprintln!("paver: stopping");
+    // The lease goes only after the last reconcile: a follower must not start meanwhile.
+    let _ = election_stop.send(true);
+    if let Some(election) = election {
+        let _ = election.await;
+    }
     let _ = server.await;
     Ok(())
 }
@@ -294,6 +327,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "interrupted": interrupted,
             "managed": managed,
             "lastError": last_error,
+            "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
         }))
         .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
@@ -401,6 +435,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "Webhook requests with a bad signature.",
         m.webhooks_rejected.load(Ordering::Relaxed).to_string(),
     );
+    if let Some(leadership) = &shared.leadership {
+        metric(
+            "paver_leader",
+            "gauge",
+            "1 when this replica holds the lease and applies revisions.",
+            u8::from(leadership.is_leader()).to_string(),
+        );
+    }
     if let Some(active) = active {
         out.push_str(&format!(
             "# HELP paver_active_revision_info The active revision.\n# TYPE paver_active_revision_info gauge\npaver_active_revision_info{{sha=\"{}\"}} 1\n",

@@ -11,6 +11,8 @@ use crate::plan::{Action, Desired, Observed};
 pub struct Targets {
     pub kafka: kafka::Kafka,
     pub clickhouse: clickhouse::ClickHouse,
+    /// Kubernetes, when a target is configured (see [`crate::kube`]).
+    pub kube: Option<crate::kube::provider::Kube>,
 }
 
 impl Targets {
@@ -43,7 +45,11 @@ impl Targets {
 
 impl Executes for Targets {
     async fn execute(&self, action: &Action) -> Result<(), String> {
-        if self.kafka.execute(action).await? || self.clickhouse.execute(action).await? {
+        let kube = match &self.kube {
+            Some(kube) => kube.execute(action).await?,
+            None => false,
+        };
+        if kube || self.kafka.execute(action).await? || self.clickhouse.execute(action).await? {
             Ok(())
         } else {
             Err(format!("no provider runs {action:?}"))
