@@ -71,6 +71,8 @@ fn simulate(world: &mut Observed, action: &Action) {
                 t.columns.retain(|(n, _)| n != name);
             }
         }
+        // Kubernetes objects are modelled in kube_plan_props.rs.
+        Action::ApplyObject { .. } | Action::DeleteObject { .. } => {}
     }
 }
 
