@@ -377,7 +377,7 @@ impl Emitter<'_> {
             let (ns, short) = split_full(&full);
             // Both spellings of a reference: the short name where it resolves to the same
             // full name, the full name elsewhere.
-            return if ns == enclosing && i % 2 == 0 {
+            return if ns == enclosing && i.is_multiple_of(2) {
                 quote(short)
             } else {
                 quote(&full)
@@ -1616,7 +1616,7 @@ fn generate_pairs(stats: &mut BTreeMap<&'static str, usize>) -> (Vec<Case>, Gen)
     for i in 0..80 * scale() {
         let a = g.base_schema();
         let mut b = g.base_schema();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             if let (Ty::Named(x), Ty::Named(y)) = (&a.root, &b.root) {
                 let name = a.defs[*x].name.clone();
                 if !b.has_name(&name) {

@@ -9,6 +9,7 @@
 pub mod desired;
 pub mod executor;
 pub mod ingest;
+pub mod kube;
 pub mod plan;
 pub mod providers;
 pub mod reconcile;

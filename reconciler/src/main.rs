@@ -1,4 +1,4 @@
-//! `paver`: plan and apply a platform repo revision to Kafka and ClickHouse.
+//! `paver`: plan and apply a platform repo revision to Kafka, ClickHouse and Kubernetes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +66,8 @@ enum Command {
         /// or `external` (none here: run `paver ingest --pipeline <name>` processes).
         #[arg(long, default_value = "embedded", value_parser = ["embedded", "external"])]
         ingest: String,
+        #[command(flatten)]
+        election: Election,
     },
     /// Ingest one pipeline in a process of its own (to scale out beyond `paver run`'s
     /// embedded workers): follows the pipeline's live version in the state store,
@@ -89,6 +91,16 @@ enum Command {
         /// Milliseconds a batch waits for more records before it is inserted.
         #[arg(long, default_value_t = 250)]
         linger_ms: u64,
+    },
+    /// Print the Kubernetes objects a revision renders from its ClickHouseClusters, as
+    /// multi-document YAML, for review in a pull request (nothing is applied).
+    Render {
+        #[command(flatten)]
+        target: Target,
+        /// The namespace of clusters that paver.yaml gives none (default: its
+        /// targets.kubernetes.namespace, else `default`).
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Wait until a revision is applied (exit 0), refused or rolled back (exit 1), or the
     /// timeout passes (exit 2). For a deploy workflow: `paver wait --revision $GITHUB_SHA`.
@@ -138,6 +150,59 @@ struct Target {
     /// The state store (SQLite).
     #[arg(long, default_value = ".paver/state.db")]
     state: PathBuf,
+}
+
+/// High availability: several `paver run` replicas, one leader.
+#[derive(Args, Debug)]
+struct Election {
+    /// Take part in leader election with a Kubernetes Lease: only the leader applies
+    /// revisions; the others serve status and take over within the lease duration (15 s)
+    /// when the leader dies.
+    #[arg(long)]
+    leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "paver")]
+    lease_name: String,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else the kubeconfig's namespace).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+}
+
+impl Election {
+    /// The elector, when leader election is on. The identity is the pod's name
+    /// (`$POD_NAME`, else `$HOSTNAME`), so that `kubectl get lease` tells who leads.
+    async fn elector(&self) -> Result<Option<paver::kube::lease::Elector>, Failure> {
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let context = std::env::var("PAVER_KUBERNETES_CONTEXT")
+            .ok()
+            .filter(|c| !c.is_empty());
+        let client = paver::kube::provider::client(context.as_deref())
+            .await
+            .map_err(|e| Failure::Other(format!("--leader-election: {e}")))?;
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let identity = ["POD_NAME", "HOSTNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| format!("paver-{}", std::process::id()));
+        eprintln!(
+            "paver: leader election on lease {namespace}/{} as {identity}",
+            self.lease_name
+        );
+        Ok(Some(paver::kube::lease::Elector::new(
+            client,
+            paver::kube::lease::LeaseConfig::new(&self.lease_name, &namespace, &identity),
+        )))
+    }
 }
 
 impl Target {
@@ -304,7 +369,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             poll_seconds,
             webhook_secret_env,
             ingest,
+            election,
         } => {
+            let elector = election.elector().await?;
             let secret = std::env::var(&webhook_secret_env)
                 .ok()
                 .filter(|s| !s.is_empty())
@@ -318,6 +385,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 std::time::Duration::from_secs(poll_seconds.max(1)),
                 secret,
                 ingest == "embedded",
+                elector,
             )
             .await
             .map_err(Failure::Other)?;
@@ -346,6 +414,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             paver::ingest::worker::run(options, stop_rx)
                 .await
                 .map_err(Failure::Other)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render { target, namespace } => {
+            let (_, objects) = paver::kube::render_revision(&target.options(), namespace)?;
+            print!("{}", paver::kube::yaml::documents(&objects));
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait {

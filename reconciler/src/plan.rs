@@ -220,7 +220,7 @@ pub enum Action {
     },
     /// The two views of a pipeline version (replaced if they exist: they hold no data).
     CreateViews {
-        spec: ViewSpec,
+        spec: Box<ViewSpec>,
     },
     DropViews {
         view: TableName,
@@ -230,12 +230,23 @@ pub enum Action {
     /// (`refresh`), and the ingestion switches to it (the previous version's worker stops
     /// and hands over its offsets).
     Activate {
-        spec: crate::ingest::spec::IngestSpec,
-        refresh: Option<ViewSpec>,
+        spec: Box<crate::ingest::spec::IngestSpec>,
+        refresh: Option<Box<ViewSpec>>,
     },
     /// No version of the pipeline is live (it left the repo).
     Deactivate {
         pipeline: String,
+    },
+    /// Server-side apply of a Kubernetes object (field manager `paver`, forced). `create`:
+    /// nothing was there; `changes`: the fields that differ from what is there.
+    ApplyObject {
+        object: serde_json::Value,
+        create: bool,
+        changes: Vec<String>,
+    },
+    /// Delete a Kubernetes object paver owns.
+    DeleteObject {
+        object: crate::kube::ObjectRef,
     },
 }
 
@@ -575,7 +586,9 @@ fn plan_pipelines(
             if missing && !refreshed {
                 steps.push(Step {
                     resource: table_id(&spec.view),
-                    action: Action::CreateViews { spec: spec.clone() },
+                    action: Action::CreateViews {
+                        spec: Box::new(spec.clone()),
+                    },
                     compensation: Some(Action::DropViews {
                         view: spec.view.clone(),
                         offsets: spec.offsets.clone(),
@@ -598,11 +611,11 @@ fn plan_pipelines(
                     steps.push(Step {
                         resource: pipeline_id(name),
                         action: Action::Activate {
-                            spec: want,
+                            spec: Box::new(want),
                             refresh: None,
                         },
                         compensation: Some(Action::Activate {
-                            spec: now.clone(),
+                            spec: Box::new(now.clone()),
                             refresh: None,
                         }),
                         irreversible: false,
@@ -614,12 +627,12 @@ fn plan_pipelines(
                 steps.push(Step {
                     resource: pipeline_id(name),
                     action: Action::Activate {
-                        spec: want,
-                        refresh: Some(live.view.clone()),
+                        spec: Box::new(want),
+                        refresh: Some(Box::new(live.view.clone())),
                     },
                     compensation: Some(match current {
                         Some(now) => Action::Activate {
-                            spec: now.clone(),
+                            spec: Box::new(now.clone()),
                             refresh: None,
                         },
                         None => Action::Deactivate {
@@ -688,7 +701,7 @@ fn plan_pipelines(
                     pipeline: name.clone(),
                 },
                 compensation: Some(Action::Activate {
-                    spec: now.clone(),
+                    spec: Box::new(now.clone()),
                     refresh: None,
                 }),
                 irreversible: false,
@@ -864,6 +877,103 @@ pub fn describe(action: &Action) -> (char, String) {
             },
         ),
         Action::Deactivate { pipeline } => ('-', format!("stop the ingestion of pipeline {pipeline}")),
+        Action::ApplyObject {
+            object,
+            create,
+            changes,
+        } => describe_apply(object, *create, changes),
+        Action::DeleteObject { object } => ('-', format!("delete {object}")),
+    }
+}
+
+// ---- Kubernetes: the objects rendered from ClickHouseClusters (crate::kube) --------------
+
+fn describe_apply(object: &serde_json::Value, create: bool, changes: &[String]) -> (char, String) {
+    let name = crate::kube::ObjectRef::of(object)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "an object".to_string());
+    if create {
+        ('+', format!("create {name} (server-side apply)"))
+    } else if changes.is_empty() {
+        ('~', format!("apply {name}"))
+    } else {
+        ('~', format!("apply {name}: {}", changes.join(", ")))
+    }
+}
+
+/// The Kubernetes steps from `observed` to `desired` (rendered objects): create what is
+/// missing (undo: delete it), apply what differs (undo: apply what paver had applied
+/// before), delete what paver owns and the revision no longer renders (undo: apply it
+/// again). An object in the way that paver does not own is a blocker, never taken over.
+/// Appended to [`plan`]'s steps when a Kubernetes target is configured.
+pub fn plan_kube(
+    desired: &[serde_json::Value],
+    observed: &BTreeMap<crate::kube::ObjectRef, serde_json::Value>,
+) -> Result<Vec<Step>, Vec<Blocker>> {
+    use crate::kube::{self, ObjectRef};
+    let mut steps = Vec::new();
+    let mut blockers = Vec::new();
+    let mut wanted = BTreeSet::new();
+    for object in desired {
+        let Some(r) = ObjectRef::of(object) else {
+            continue;
+        };
+        wanted.insert(r.clone());
+        let apply = kube::with_applied(object);
+        match observed.get(&r) {
+            None => steps.push(Step {
+                resource: r.id(),
+                action: Action::ApplyObject {
+                    object: apply,
+                    create: true,
+                    changes: Vec::new(),
+                },
+                compensation: Some(Action::DeleteObject { object: r }),
+                irreversible: false,
+            }),
+            Some(have)
+                if have["metadata"]["labels"][kube::MANAGED_BY].as_str() != Some(kube::MANAGER) =>
+            {
+                blockers.push(Blocker {
+                    resource: r.id(),
+                    message: format!("{r} exists and paver did not create it (it has no `{}: {}` label): paver never takes over what it does not manage", kube::MANAGED_BY, kube::MANAGER),
+                });
+            }
+            Some(have) if !kube::contains(have, &apply) => steps.push(Step {
+                resource: r.id(),
+                action: Action::ApplyObject {
+                    changes: kube::differences(have, object),
+                    object: apply,
+                    create: false,
+                },
+                compensation: Some(Action::ApplyObject {
+                    object: kube::previous(have),
+                    create: false,
+                    changes: Vec::new(),
+                }),
+                irreversible: false,
+            }),
+            Some(_) => {}
+        }
+    }
+    for (r, have) in observed {
+        if !wanted.contains(r) && kube::is_paver_owned(have) {
+            steps.push(Step {
+                resource: r.id(),
+                action: Action::DeleteObject { object: r.clone() },
+                compensation: Some(Action::ApplyObject {
+                    object: kube::previous(have),
+                    create: true,
+                    changes: Vec::new(),
+                }),
+                irreversible: false,
+            });
+        }
+    }
+    if blockers.is_empty() {
+        Ok(steps)
+    } else {
+        Err(blockers)
     }
 }
 

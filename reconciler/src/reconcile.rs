@@ -140,6 +140,7 @@ async fn connect(
         kafka,
         clickhouse,
         state: state.to_path_buf(),
+        kube: None,
     })
 }
 
@@ -152,6 +153,8 @@ struct Prepared {
     targets: Targets,
     /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
     report_drift_only: bool,
+    /// The Kubernetes objects the revision renders, when a Kubernetes target is configured.
+    kube_objects: Option<Vec<serde_json::Value>>,
 }
 
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
@@ -174,7 +177,10 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .iter()
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
-    let targets = connect(settings, &options.state).await?;
+    let mut targets = connect(settings, &options.state).await?;
+    let kube_objects = crate::kube::connect(&report.workspace, settings, &mut targets)
+        .await
+        .map_err(ReconcileError::Target)?;
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     let report_drift_only = settings
@@ -188,6 +194,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         desired,
         targets,
         report_drift_only,
+        kube_objects,
     })
 }
 
@@ -208,13 +215,24 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         Some(list) => list.iter().cloned().collect(),
         None => store.inventory()?.into_iter().map(|i| i.resource).collect(),
     };
-    let plan =
+    let mut plan =
         plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|blockers| {
             ReconcileError::Blocked {
                 sha: prepared.sha.clone(),
                 blockers,
             }
         })?;
+    if let Some(objects) = &prepared.kube_objects {
+        crate::kube::plan_into(&mut plan, objects, &prepared.targets)
+            .await
+            .map_err(|e| match e {
+                crate::kube::PlanError::Target(message) => ReconcileError::Target(message),
+                crate::kube::PlanError::Blocked(blockers) => ReconcileError::Blocked {
+                    sha: prepared.sha.clone(),
+                    blockers,
+                },
+            })?;
+    }
     Ok(Planned {
         sha: prepared.sha,
         plan,

@@ -27,6 +27,8 @@ struct Shared {
     wake: Notify,
     metrics: Metrics,
     last_error: Mutex<Option<String>>,
+    /// With leader election: whether this replica leads (only the leader reconciles).
+    leadership: Option<crate::kube::lease::Leadership>,
 }
 
 #[derive(Default)]
@@ -41,13 +43,16 @@ struct Metrics {
 }
 
 /// Run until SIGINT or SIGTERM: reconcile now, then every `poll` or when a webhook says
-/// the branch moved. A reconcile in progress finishes before the process exits.
+/// the branch moved. A reconcile in progress finishes before the process exits. With an
+/// `elector` (leader election), only the leader reconciles; a replica that becomes the
+/// leader reconciles at once, and the lease is released after the last reconcile.
 pub async fn run(
     options: Options,
     listen: SocketAddr,
     poll: Duration,
     secret: Option<Vec<u8>>,
     ingest: bool,
+    elector: Option<crate::kube::lease::Elector>,
 ) -> Result<(), String> {
     let shared = Arc::new(Shared {
         options,
@@ -55,6 +60,7 @@ pub async fn run(
         wake: Notify::new(),
         metrics: Metrics::default(),
         last_error: Mutex::new(None),
+        leadership: elector.as_ref().map(|_| Default::default()),
     });
     let app = Router::new()
         .route("/webhook", post(webhook))
@@ -81,9 +87,11 @@ pub async fn run(
     });
     // The ingestion workers of the live pipelines (unless they run as `paver ingest`).
     let workers = ingest.then(|| {
+        let leadership = shared.leadership.clone();
         tokio::spawn(crate::ingest::worker::supervise(
             shared.options.state.clone(),
             stop_rx.clone(),
+            move || leadership.as_ref().is_none_or(|l| l.is_leader()),
         ))
     });
     let mut stop = stop_rx;
@@ -100,8 +108,30 @@ pub async fn run(
             shared.clone(),
         )?)
     };
+    let (election_stop, election_stop_rx) = tokio::sync::watch::channel(false);
+    let election = match (elector, shared.leadership.clone()) {
+        (Some(elector), Some(leadership)) => {
+            let woken = shared.clone();
+            Some(tokio::spawn(crate::kube::lease::run(
+                elector,
+                leadership,
+                election_stop_rx,
+                move |leader| {
+                    if leader {
+                        eprintln!("paver: this replica leads: it applies revisions");
+                        woken.wake.notify_one();
+                    } else {
+                        eprintln!("paver: this replica follows: it serves status only");
+                    }
+                },
+            )))
+        }
+        _ => None,
+    };
     loop {
-        reconcile_once(&shared).await;
+        if shared.leadership.as_ref().is_none_or(|l| l.is_leader()) {
+            reconcile_once(&shared).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = shared.wake.notified() => {}
@@ -112,6 +142,11 @@ pub async fn run(
         }
     }
     eprintln!("paver: stopping");
+    // The lease goes only after the last reconcile: a follower must not start meanwhile.
+    let _ = election_stop.send(true);
+    if let Some(election) = election {
+        let _ = election.await;
+    }
     if let Some(workers) = workers {
         let _ = workers.await;
     }
@@ -220,7 +255,7 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -309,6 +344,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "managed": managed,
             "pipelines": pipelines,
             "lastError": last_error,
+            "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
         }))
         .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
@@ -432,18 +468,27 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "Webhook requests with a bad signature.",
         m.webhooks_rejected.load(Ordering::Relaxed).to_string(),
     );
+    if let Some(leadership) = &shared.leadership {
+        metric(
+            "paver_leader",
+            "gauge",
+            "1 when this replica holds the lease and applies revisions.",
+            u8::from(leadership.is_leader()).to_string(),
+        );
+    }
     if let Some(active) = active {
         out.push_str(&format!(
             "# HELP paver_active_revision_info The active revision.\n# TYPE paver_active_revision_info gauge\npaver_active_revision_info{{sha=\"{}\"}} 1\n",
             active.sha
         ));
     }
-    let families: [(
-        &str,
-        &str,
-        &str,
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
         fn(&crate::store::PipelineStatus) -> Option<f64>,
-    ); 5] = [
+    );
+    let families: [Family; 5] = [
         (
             "paver_pipeline_live_version",
             "gauge",

@@ -111,11 +111,13 @@ fn simulate(world: &mut Observed, action: &Action) {
                     .tables
                     .insert(v.offsets.clone(), ObservedTable::default());
             }
-            world.live.insert(spec.pipeline.clone(), spec.clone());
+            world.live.insert(spec.pipeline.clone(), (**spec).clone());
         }
         Action::Deactivate { pipeline } => {
             world.live.remove(pipeline);
         }
+        // Kubernetes objects are modelled in kube_plan_props.rs.
+        Action::ApplyObject { .. } | Action::DeleteObject { .. } => {}
     }
 }
 

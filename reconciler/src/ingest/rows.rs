@@ -99,9 +99,9 @@ impl Decoder {
             line.push_str(&value);
             line.push(',');
         }
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "\"_paver_partition\":{partition},\"_paver_offset\":{offset}}}\n"
+            "\"_paver_partition\":{partition},\"_paver_offset\":{offset}}}"
         );
         out.extend_from_slice(line.as_bytes());
         Ok(())

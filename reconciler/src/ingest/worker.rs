@@ -841,25 +841,41 @@ async fn dead_letter(producer: &FutureProducer, spec: &IngestSpec, d: &Dead) -> 
 }
 
 /// The embedded workers of `paver run`: one per pipeline that has a live version, started
-/// as pipelines go live; each stops on shutdown after its batch in progress.
-pub async fn supervise(state: PathBuf, mut shutdown: watch::Receiver<bool>) {
-    let mut running: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+/// as pipelines go live; each stops on shutdown after its batch in progress. With leader
+/// election, only the leader ingests (`leads` says whether this replica does): a replica
+/// that stops leading stops its workers.
+pub async fn supervise(
+    state: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+    leads: impl Fn() -> bool + Send + 'static,
+) {
+    let mut running: BTreeMap<String, (watch::Sender<bool>, tokio::task::JoinHandle<()>)> =
+        BTreeMap::new();
     loop {
-        if let Ok(store) = Store::open(&state) {
+        if !leads() {
+            for (_, (stop, handle)) in std::mem::take(&mut running) {
+                let _ = stop.send(true);
+                let _ = handle.await;
+            }
+        } else if let Ok(store) = Store::open(&state) {
             for live in store.live().unwrap_or_default() {
                 let name = live.spec.pipeline;
-                if running.get(&name).is_some_and(|h| !h.is_finished()) {
+                if running.get(&name).is_some_and(|(_, h)| !h.is_finished()) {
                     continue;
                 }
                 let options = Options::new(state.clone(), &name, "embedded");
-                let stop = shutdown.clone();
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let task_name = name.clone();
                 running.insert(
-                    name.clone(),
-                    tokio::spawn(async move {
-                        if let Err(e) = run(options, stop).await {
-                            eprintln!("paver ingest {name}: stopped: {e}");
-                        }
-                    }),
+                    name,
+                    (
+                        stop_tx,
+                        tokio::spawn(async move {
+                            if let Err(e) = run(options, stop_rx).await {
+                                eprintln!("paver ingest {task_name}: stopped: {e}");
+                            }
+                        }),
+                    ),
                 );
             }
         }
@@ -868,7 +884,8 @@ pub async fn supervise(state: PathBuf, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => break,
         }
     }
-    for (_, handle) in running {
+    for (_, (stop, handle)) in running {
+        let _ = stop.send(true);
         let _ = handle.await;
     }
 }

@@ -14,6 +14,8 @@ pub struct Targets {
     /// The state store, where the live version of every pipeline is recorded for the
     /// ingestion workers.
     pub state: std::path::PathBuf,
+    /// Kubernetes, when a target is configured (see [`crate::kube`]).
+    pub kube: Option<crate::kube::provider::Kube>,
 }
 
 impl Targets {
@@ -80,7 +82,12 @@ impl Targets {
 
 impl Executes for Targets {
     async fn execute(&self, action: &Action) -> Result<(), String> {
-        if self.kafka.execute(action).await?
+        let kube = match &self.kube {
+            Some(kube) => kube.execute(action).await?,
+            None => false,
+        };
+        if kube
+            || self.kafka.execute(action).await?
             || self.clickhouse.execute(action).await?
             || self.pipelines(action).await?
         {
