@@ -129,6 +129,15 @@ fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(),
                 store.manage(&id, &crate::plan::fingerprint_json(view), revision)?;
             }
         }
+        // A new generation's physical tables are paver's.
+        if let Action::SwitchGeneration {
+            create, original, ..
+        } = &step.action
+        {
+            for t in std::iter::once(create).chain(original) {
+                store.manage(&crate::plan::table_id(t), "generation", revision)?;
+            }
+        }
         // Retired pipeline versions are no longer paver's.
         if matches!(
             step.action,

@@ -154,6 +154,9 @@ pub struct ObservedTable {
     pub columns: Vec<(String, String)>,
     pub partition_by: String,
     pub order_by: String,
+    /// The engine's name (`MergeTree`, `Merge`, `Null`, `MaterializedView`, …).
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// What exists in Kafka and ClickHouse (only the names paver could manage are observed).
@@ -236,6 +239,27 @@ pub enum Action {
     /// No version of the pipeline is live (it left the repo).
     Deactivate {
         pipeline: String,
+    },
+    /// A sink needs a new physical table (its keys or a column type change): `create`
+    /// gets the new layout, every physical table gets every column, and `table` becomes
+    /// (or is replaced by) a Merge table over `<table>__v<N>`, switched in one RENAME. A
+    /// MergeTree `table` is renamed to `original` in that same RENAME.
+    SwitchGeneration {
+        table: TableName,
+        create: TableName,
+        spec: Box<Table>,
+        original: Option<TableName>,
+        others: Vec<TableName>,
+    },
+    /// The undo: `original` back under the sink's name, the columns the switch added to
+    /// older tables dropped (`(table, column)`, by their names after the undo), and
+    /// `create` dropped if still empty.
+    UnswitchGeneration {
+        table: TableName,
+        create: TableName,
+        original: Option<TableName>,
+        #[serde(default)]
+        added: Vec<(TableName, String)>,
     },
     /// Server-side apply of a Kubernetes object (field manager `paver`, forced). `create`:
     /// nothing was there; `changes`: the fields that differ from what is there.
@@ -430,63 +454,52 @@ pub fn plan(
         }
     }
 
+    // The sink of every pipeline: created, evolved in place, or given a new physical
+    // table (a new generation) when its keys or a column type change; `physical` is where
+    // the live version's transform writes.
+    let mut physical = BTreeMap::new();
     for (table, want) in &desired.tables {
-        let id = table_id(table);
-        let Some(have) = observed.tables.get(table) else {
-            steps.push(Step {
-                resource: id,
-                action: Action::CreateTable {
-                    table: table.clone(),
-                    spec: want.clone(),
-                },
-                compensation: Some(Action::DropTable {
-                    table: table.clone(),
-                }),
-                irreversible: false,
-            });
-            continue;
-        };
-        if !managed.contains(&id) {
-            block(id, format!("the table `{table}` exists and paver did not create it: paver never takes over or drops what it does not manage"));
-            continue;
-        }
-        if normalize_key(&want.order_by) != normalize_key(&have.order_by) {
-            block(id.clone(), format!("table `{table}` is ordered by `{}`; {} wants `{}`: ORDER BY needs a new table version", have.order_by, want.owner, want.order_by));
-        }
-        let want_partition = want
-            .partition_by
-            .as_deref()
-            .map(normalize_key)
-            .unwrap_or_default();
-        if want_partition != normalize_key(&have.partition_by) {
-            block(id.clone(), format!("table `{table}` is partitioned by `{}`; {} wants `{}`: PARTITION BY needs a new table version", have.partition_by, want.owner, want.partition_by.as_deref().unwrap_or("")));
-        }
-        for column in &want.columns {
-            match have.columns.iter().find(|(n, _)| *n == column.name) {
-                None => steps.push(Step {
-                    resource: id.clone(),
-                    action: Action::AddColumn {
-                        table: table.clone(),
-                        column: column.clone(),
-                        transform: want.transform.clone(),
-                    },
-                    compensation: Some(Action::DropColumn {
-                        table: table.clone(),
-                        name: column.name.clone(),
-                    }),
-                    irreversible: false,
-                }),
-                Some((_, ty)) => {
-                    if let Some(want_ty) = &column.ty {
-                        if !paver_lint::clickhouse::holds(ty, want_ty) {
-                            block(id.clone(), format!("column `{}` of `{table}` is {ty}; {} writes {want_ty}: a column type change needs a new table version", column.name, want.owner));
-                        }
-                    }
-                }
-            }
+        let generation = desired
+            .pipelines
+            .values()
+            .find(|p| {
+                p.versions
+                    .get(&p.live)
+                    .is_some_and(|v| &v.view.sink == table)
+            })
+            .map(|p| p.live)
+            .unwrap_or(1);
+        let previous = desired
+            .pipelines
+            .iter()
+            .find(|(_, p)| {
+                p.versions
+                    .get(&p.live)
+                    .is_some_and(|v| &v.view.sink == table)
+            })
+            .and_then(|(name, _)| observed.live.get(name))
+            .map(|s| s.version);
+        if let Some(target) = plan_sink(
+            table,
+            want,
+            observed,
+            managed,
+            generation,
+            previous,
+            &mut steps,
+            &mut blockers,
+        ) {
+            physical.insert(table.clone(), target);
         }
     }
-    plan_pipelines(desired, observed, managed, &mut steps, &mut blockers);
+    plan_pipelines(
+        desired,
+        observed,
+        managed,
+        &physical,
+        &mut steps,
+        &mut blockers,
+    );
     // What paver created and the revision no longer has: kept, never dropped (data and
     // consumers may still depend on it); reported so that someone can retire it by hand.
     for id in managed {
@@ -495,7 +508,15 @@ pub fn plan(
                 !desired.topics.contains_key(name) && observed.topics.contains_key(name)
             }
             Some(("table", name)) => {
-                !name.contains(".__paver_") && !desired.tables.keys().any(|t| t.to_string() == name)
+                let generation_of = |t: &TableName| {
+                    name.strip_prefix(&format!("{t}__v"))
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                };
+                !name.contains(".__paver_")
+                    && !desired
+                        .tables
+                        .keys()
+                        .any(|t| t.to_string() == name || generation_of(t))
             }
             _ => false,
         };
@@ -516,6 +537,214 @@ pub fn plan(
     })
 }
 
+/// Why a table cannot take what a revision wants in place (its keys, a column's type).
+fn incompatibilities(table: &TableName, want: &Table, have: &ObservedTable) -> Vec<String> {
+    let mut out = Vec::new();
+    if normalize_key(&want.order_by) != normalize_key(&have.order_by) {
+        out.push(format!(
+            "`{table}` is ordered by `{}`; {} wants `{}`",
+            have.order_by, want.owner, want.order_by
+        ));
+    }
+    let want_partition = want
+        .partition_by
+        .as_deref()
+        .map(normalize_key)
+        .unwrap_or_default();
+    if want_partition != normalize_key(&have.partition_by) {
+        out.push(format!(
+            "`{table}` is partitioned by `{}`; {} wants `{}`",
+            have.partition_by,
+            want.owner,
+            want.partition_by.as_deref().unwrap_or("")
+        ));
+    }
+    for column in &want.columns {
+        if let (Some((_, ty)), Some(want_ty)) = (
+            have.columns.iter().find(|(n, _)| *n == column.name),
+            &column.ty,
+        ) {
+            if !paver_lint::clickhouse::holds(ty, want_ty) {
+                out.push(format!(
+                    "column `{}` of `{table}` is {ty}; {} writes {want_ty}",
+                    column.name, want.owner
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The physical tables of a sink that became a Merge table: `<name>__v<N>`, newest first.
+pub fn generations(table: &TableName, observed: &Observed) -> Vec<(u32, TableName)> {
+    let prefix = format!("{}__v", table.name);
+    let mut out: Vec<(u32, TableName)> = observed
+        .tables
+        .keys()
+        .filter(|t| t.database == table.database)
+        .filter_map(|t| Some((t.name.strip_prefix(&prefix)?.parse().ok()?, t.clone())))
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+fn generation_name(table: &TableName, n: u32) -> TableName {
+    TableName {
+        database: table.database.clone(),
+        name: format!("{}__v{n}", table.name),
+    }
+}
+
+fn add_missing_columns(
+    table: &TableName,
+    want: &Table,
+    have: &ObservedTable,
+    steps: &mut Vec<Step>,
+    resource: &str,
+) {
+    for column in &want.columns {
+        if !have.columns.iter().any(|(n, _)| *n == column.name) {
+            steps.push(Step {
+                resource: resource.to_string(),
+                action: Action::AddColumn {
+                    table: table.clone(),
+                    column: column.clone(),
+                    transform: want.transform.clone(),
+                },
+                compensation: Some(Action::DropColumn {
+                    table: table.clone(),
+                    name: column.name.clone(),
+                }),
+                irreversible: false,
+            });
+        }
+    }
+}
+
+/// The steps of one sink table; returns the physical table the live version writes into.
+#[allow(clippy::too_many_arguments)]
+fn plan_sink(
+    table: &TableName,
+    want: &Table,
+    observed: &Observed,
+    managed: &BTreeSet<String>,
+    generation: u32,
+    previous: Option<u32>,
+    steps: &mut Vec<Step>,
+    blockers: &mut Vec<Blocker>,
+) -> Option<TableName> {
+    let id = table_id(table);
+    let Some(have) = observed.tables.get(table) else {
+        steps.push(Step {
+            resource: id,
+            action: Action::CreateTable {
+                table: table.clone(),
+                spec: want.clone(),
+            },
+            compensation: Some(Action::DropTable {
+                table: table.clone(),
+            }),
+            irreversible: false,
+        });
+        return Some(table.clone());
+    };
+    if !managed.contains(&id) {
+        blockers.push(Blocker { resource: id, message: format!("the table `{table}` exists and paver did not create it: paver never takes over or drops what it does not manage") });
+        return None;
+    }
+    let new_generation = |original: Option<TableName>,
+                          others: Vec<TableName>,
+                          steps: &mut Vec<Step>,
+                          blockers: &mut Vec<Blocker>| {
+        let create = generation_name(table, generation);
+        if observed.tables.contains_key(&create)
+            || original
+                .as_ref()
+                .is_some_and(|o| observed.tables.contains_key(o))
+        {
+            blockers.push(Blocker {
+                resource: table_id(table),
+                message: format!("`{table}` needs a new physical table, and `{create}` exists already: remove it or release the change as a newer version"),
+            });
+            return None;
+        }
+        let action = Action::SwitchGeneration {
+            table: table.clone(),
+            create: create.clone(),
+            spec: Box::new(want.clone()),
+            original: original.clone(),
+            others: others.clone(),
+        };
+        // What the switch adds to the older tables, for its undo.
+        let mut added = Vec::new();
+        let older: Vec<(&TableName, TableName)> = match &original {
+            Some(_) => vec![(table, table.clone())],
+            None => others.iter().map(|t| (t, t.clone())).collect(),
+        };
+        for (observed_as, undo_as) in older {
+            if let Some(h) = observed.tables.get(observed_as) {
+                for c in &want.columns {
+                    if !h.columns.iter().any(|(n, _)| *n == c.name) {
+                        added.push((undo_as.clone(), c.name.clone()));
+                    }
+                }
+            }
+        }
+        steps.push(Step {
+            resource: table_id(table),
+            compensation: Some(Action::UnswitchGeneration {
+                table: table.clone(),
+                create: create.clone(),
+                original,
+                added,
+            }),
+            action,
+            irreversible: false,
+        });
+        Some(create)
+    };
+    if have.engine != "Merge" {
+        let problems = incompatibilities(table, want, have);
+        if problems.is_empty() {
+            add_missing_columns(table, want, have, steps, &id);
+            return Some(table.clone());
+        }
+        // Keys or a type changed: the table's rows stay where they are, under a new name;
+        // a new physical table takes the new layout; `db.table` becomes a Merge table
+        // that reads them all, switched in one RENAME.
+        let original = generation_name(
+            table,
+            previous.unwrap_or(generation.saturating_sub(1)).max(1),
+        );
+        let original = if original.name == generation_name(table, generation).name {
+            generation_name(table, 0)
+        } else {
+            original
+        };
+        return new_generation(Some(original), Vec::new(), steps, blockers);
+    }
+    // Already a Merge of generations: the newest physical table that can take the
+    // revision in place, else a new one.
+    let physicals = generations(table, observed);
+    let others: Vec<TableName> = physicals.iter().map(|(_, t)| t.clone()).collect();
+    for (_, p) in &physicals {
+        let Some(ph) = observed.tables.get(p) else {
+            continue;
+        };
+        if incompatibilities(p, want, ph).is_empty() {
+            // Every physical table and the Merge table get the new columns (18.16's Merge
+            // reads a column only if every table has it).
+            for t in others.iter().chain(std::iter::once(table)) {
+                if let Some(h) = observed.tables.get(t) {
+                    add_missing_columns(t, want, h, steps, &id);
+                }
+            }
+            return Some(p.clone());
+        }
+    }
+    new_generation(None, others, steps, blockers)
+}
+
 /// The steps of the pipelines: the ledger of each database, each retained version's
 /// staging table and views, the cut-over to the live version, and the retirement of
 /// versions no longer retained (their staging tables and views hold no data: the rows are
@@ -524,6 +753,7 @@ fn plan_pipelines(
     desired: &Desired,
     observed: &Observed,
     managed: &BTreeSet<String>,
+    physical: &BTreeMap<TableName, TableName>,
     steps: &mut Vec<Step>,
     blockers: &mut Vec<Blocker>,
 ) {
@@ -562,8 +792,16 @@ fn plan_pipelines(
         };
         let current = observed.live.get(name);
         let switching = current.map(|c| c.version) != Some(pipeline.live);
+        // The views write into the physical table the live version's layout lives in.
+        let with_target = |v: &ViewSpec| {
+            let mut v = v.clone();
+            if let Some(p) = physical.get(&v.sink) {
+                v.sink = p.clone();
+            }
+            v
+        };
         for (version, v) in &pipeline.versions {
-            let spec = &v.view;
+            let spec = &with_target(&v.view);
             if !owned(&spec.staging, blockers) || !owned(&spec.view, blockers) {
                 continue;
             }
@@ -628,7 +866,7 @@ fn plan_pipelines(
                     resource: pipeline_id(name),
                     action: Action::Activate {
                         spec: Box::new(want),
-                        refresh: Some(Box::new(live.view.clone())),
+                        refresh: Some(Box::new(with_target(&live.view))),
                     },
                     compensation: Some(match current {
                         Some(now) => Action::Activate {
@@ -877,6 +1115,21 @@ pub fn describe(action: &Action) -> (char, String) {
             },
         ),
         Action::Deactivate { pipeline } => ('-', format!("stop the ingestion of pipeline {pipeline}")),
+        Action::SwitchGeneration { table, create, spec, original, .. } => (
+            '~',
+            format!(
+                "new physical table {create} (ORDER BY {}) for {table}; {table} becomes a Merge over all of them{}",
+                spec.order_by,
+                original
+                    .as_ref()
+                    .map(|o| format!(", its rows kept as {o}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Action::UnswitchGeneration { table, create, .. } => (
+            '~',
+            format!("switch {table} back from its new physical table {create}"),
+        ),
         Action::ApplyObject {
             object,
             create,

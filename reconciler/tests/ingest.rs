@@ -160,11 +160,15 @@ impl Platform {
     }
 
     fn write_pipeline(&self, version: u32, schema: &str, query: &str) {
+        self.write_pipeline_ordered(version, schema, query, "(id, at)");
+    }
+
+    fn write_pipeline_ordered(&self, version: u32, schema: &str, query: &str, order: &str) {
         let pipeline = self.pipeline();
         self.write(
             &format!("pipelines/{pipeline}/v{version}.yaml"),
             &format!(
-                "apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: {version}\n  owner: team-e2e\nspec:\n  source:\n    type: kafka\n    topic: {}\n    consumerGroup: {pipeline}\n    schema: {schema}\n    deadLetterTopic: {}\n  transform:\n    type: sql\n    query: {query}\n  sink:\n    type: clickhouse\n    cluster: main\n    table: {}\n    orderKey: (id, at)\n",
+                "apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: {version}\n  owner: team-e2e\nspec:\n  source:\n    type: kafka\n    topic: {}\n    consumerGroup: {pipeline}\n    schema: {schema}\n    deadLetterTopic: {}\n  transform:\n    type: sql\n    query: {query}\n  sink:\n    type: clickhouse\n    cluster: main\n    table: {}\n    orderKey: {order}\n",
                 self.topic(),
                 self.dlq(),
                 self.table()
@@ -415,6 +419,169 @@ fn kill(child: &mut Child, signal: &str) {
         .args([signal, &child.id().to_string()])
         .status();
     let _ = child.wait();
+}
+
+/// `paver run` on the platform's remote (embedded workers, polling every second); its
+/// address.
+fn serve(p: &Platform) -> (Child, String) {
+    let port = free_port();
+    let server = p
+        .command(&[
+            "run",
+            "--repo",
+            &p.remote_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(p.dir.path().join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+/// `paver wait` for a revision: it must be applied.
+fn wait_applied(p: &Platform, url: &str, sha: &str) {
+    let out = p
+        .command(&[
+            "wait",
+            "--revision",
+            sha,
+            "--timeout",
+            "90s",
+            "--server",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        p.log("run.log")
+    );
+}
+
+/// Polls `SELECT count()` of a table from another thread: every failure, and any count
+/// that went down, is recorded.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Poller {
+    fn start(table: &str) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (s, f, table) = (stop.clone(), failures.clone(), table.to_string());
+        let thread = std::thread::spawn(move || {
+            let rt = runtime();
+            let ch = rt
+                .block_on(ClickHouse::connect(&clickhouse_url(), None, None))
+                .unwrap();
+            let (mut last, mut polls) = (0usize, 0usize);
+            while !s.load(Ordering::SeqCst) {
+                match rt.block_on(ch.rows(&format!("SELECT count() FROM {table}"))) {
+                    Ok(rows) => {
+                        let n: usize = rows[0][0].parse().unwrap();
+                        if n < last {
+                            f.lock()
+                                .unwrap()
+                                .push(format!("count went from {last} to {n}"));
+                        }
+                        last = n;
+                    }
+                    Err(e) => f.lock().unwrap().push(e),
+                }
+                polls += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            polls
+        });
+        Poller {
+            stop,
+            failures,
+            thread,
+        }
+    }
+
+    /// Stop; the table must have answered every poll.
+    fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let polls = self.thread.join().unwrap();
+        assert!(polls > 20, "the table was polled {polls} times only");
+        let failures = self.failures.lock().unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+}
+
+#[test]
+fn a_key_change_gets_a_new_physical_table_and_db_table_reads_them_all() {
+    let ch = ch();
+    let p = Platform::new("gen");
+    p.base(2);
+    let first = p.push("pipeline v1");
+    let (mut server, url) = serve(&p);
+    wait_applied(&p, &url, &first);
+    let table = p.table();
+    let poller = Poller::start(&table);
+    let producer = Producer::new(&p.topic());
+    let mut ledger = Ledger::default();
+    produce(&producer, &mut ledger, 1, 300, None);
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
+
+    // v2 orders the sink differently: a new physical table, db.table a Merge over both.
+    p.write_pipeline_ordered(
+        2,
+        "events@1",
+        "SELECT id, kind, at, amount FROM source WHERE kind != 'noise'",
+        "(kind, id)",
+    );
+    let second = p.push("pipeline v2: ORDER BY (kind, id)");
+    produce(&producer, &mut ledger, 2, 200, None);
+    wait_applied(&p, &url, &second);
+    wait_for_worker(&p, 2, Duration::from_secs(60));
+    let mut late = Ledger::default();
+    produce(&producer, &mut late, 3, 200, None);
+    let by_v2 = late.ids.len();
+    ledger.ids.extend(late.ids);
+    ledger.malformed.extend(late.malformed);
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
+    let db = p.prefix.replace('-', "_");
+    let engine = query(
+        &ch,
+        &format!("SELECT engine FROM system.tables WHERE database = '{db}' AND name = 'events'"),
+    );
+    assert_eq!(engine[0][0], "Merge");
+    let keys = query(&ch, &format!("SELECT name, engine_full FROM system.tables WHERE database = '{db}' AND name LIKE 'events__v%' ORDER BY name"));
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys[1][0] == "events__v2" && keys[1][1].contains("ORDER BY (kind, id)"),
+        "{keys:?}"
+    );
+    assert!(count(&ch, &format!("{db}.events__v2")) >= by_v2);
+
+    // git revert: v1 writes into its own layout's table again; db.table still reads all.
+    std::fs::remove_file(p.work.join(format!("pipelines/{}/v2.yaml", p.pipeline()))).unwrap();
+    let revert = p.push("Revert v2");
+    wait_applied(&p, &url, &revert);
+    wait_for_worker(&p, 1, Duration::from_secs(60));
+    let in_v1 = count(&ch, &format!("{db}.{}", keys[0][0]));
+    let mut after = Ledger::default();
+    produce(&producer, &mut after, 4, 200, None);
+    let by_v1 = after.ids.len();
+    ledger.ids.extend(after.ids);
+    ledger.malformed.extend(after.malformed);
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
+    assert_eq!(count(&ch, &format!("{db}.{}", keys[0][0])), in_v1 + by_v1);
+    poller.finish();
+    assert_exactly_once(&ch, &table, &ledger);
+    assert_dead_letters(&p, &ledger);
+    kill(&mut server, "-TERM");
 }
 
 #[test]

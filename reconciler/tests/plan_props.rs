@@ -54,6 +54,7 @@ fn simulate(world: &mut Observed, action: &Action) {
                         .collect(),
                     partition_by: spec.partition_by.clone().unwrap_or_default(),
                     order_by: spec.order_by.clone(),
+                    engine: "MergeTree".into(),
                 },
             );
         }
@@ -84,6 +85,7 @@ fn simulate(world: &mut Observed, action: &Action) {
                     columns: cols,
                     partition_by: String::new(),
                     order_by: String::new(),
+                    engine: "Null".into(),
                 },
             );
         }
@@ -115,6 +117,69 @@ fn simulate(world: &mut Observed, action: &Action) {
         }
         Action::Deactivate { pipeline } => {
             world.live.remove(pipeline);
+        }
+        Action::SwitchGeneration {
+            table,
+            create,
+            spec,
+            original,
+            ..
+        } => {
+            // As the provider does: every physical table gets every column.
+            let mut columns: Vec<(String, String)> = spec
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty.clone().unwrap_or_default()))
+                .collect();
+            let mut old = world.tables.remove(table).unwrap_or_default();
+            for c in &old.columns {
+                if !columns.iter().any(|(n, _)| *n == c.0) {
+                    columns.push(c.clone());
+                }
+            }
+            for c in &columns {
+                if !old.columns.iter().any(|(n, _)| *n == c.0) {
+                    old.columns.push(c.clone());
+                }
+            }
+            world.tables.insert(
+                create.clone(),
+                ObservedTable {
+                    columns: columns.clone(),
+                    partition_by: spec.partition_by.clone().unwrap_or_default(),
+                    order_by: spec.order_by.clone(),
+                    engine: "MergeTree".into(),
+                },
+            );
+            if let Some(original) = original {
+                world.tables.insert(original.clone(), old);
+            }
+            world.tables.insert(
+                table.clone(),
+                ObservedTable {
+                    columns,
+                    engine: "Merge".into(),
+                    ..Default::default()
+                },
+            );
+        }
+        Action::UnswitchGeneration {
+            table,
+            create,
+            original,
+            added,
+        } => {
+            world.tables.remove(create);
+            if let Some(original) = original {
+                if let Some(old) = world.tables.remove(original) {
+                    world.tables.insert(table.clone(), old);
+                }
+            }
+            for (t, column) in added {
+                if let Some(h) = world.tables.get_mut(t) {
+                    h.columns.retain(|(n, _)| n != column);
+                }
+            }
         }
         // Kubernetes objects are modelled in kube_plan_props.rs.
         Action::ApplyObject { .. } | Action::DeleteObject { .. } => {}
@@ -211,6 +276,7 @@ prop_compose! {
                 columns: cols.into_iter().map(|c| (c, "String".to_string())).collect(),
                 partition_by: String::new(),
                 order_by: "id".into(),
+                engine: "MergeTree".into(),
             });
         }
         o

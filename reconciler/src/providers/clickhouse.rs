@@ -215,14 +215,14 @@ impl ClickHouse {
         }
         let list = wanted.join(", ");
         for row in self
-            .rows(&format!("SELECT database, name, engine_full FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'"))
+            .rows(&format!("SELECT database, name, engine_full, engine FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'"))
             .await?
         {
-            if let [db, name, engine] = row.as_slice() {
-                let (partition_by, order_by) = keys_of(engine);
+            if let [db, name, engine_full, engine] = row.as_slice() {
+                let (partition_by, order_by) = keys_of(engine_full);
                 tables.insert(
                     TableName { database: db.clone(), name: name.clone() },
-                    ObservedTable { columns: Vec::new(), partition_by, order_by },
+                    ObservedTable { columns: Vec::new(), partition_by, order_by, engine: engine.clone() },
                 );
             }
         }
@@ -451,6 +451,32 @@ impl ClickHouse {
                 .await?
             }
             Action::CreateViews { spec } => self.create_views(spec).await?,
+            Action::SwitchGeneration {
+                table,
+                create,
+                spec,
+                original,
+                others,
+            } => self.switch_generation(table, create, spec, original.as_ref(), others).await?,
+            Action::UnswitchGeneration {
+                table,
+                create,
+                original,
+                added,
+            } => {
+                self.unswitch_generation(table, create, original.as_ref())
+                    .await?;
+                for (t, column) in added {
+                    if self.column_exists(t, column).await? {
+                        self.run(&format!(
+                            "ALTER TABLE {} DROP COLUMN {}",
+                            table_sql(t),
+                            quote(column)
+                        ))
+                        .await?;
+                    }
+                }
+            }
             Action::DropViews { view, offsets } => {
                 for t in [view, offsets] {
                     self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(t)))
@@ -545,6 +571,174 @@ impl ClickHouse {
             table_sql(&spec.staging)
         ))
         .await
+    }
+
+    async fn columns_of(&self, table: &TableName) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .rows(&format!(
+                "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
+                literal(&table.database),
+                literal(&table.name)
+            ))
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.clone())))
+            .collect())
+    }
+
+    /// A new physical table for a sink (see `Action::SwitchGeneration`). Every step is
+    /// safe to run again.
+    async fn switch_generation(
+        &self,
+        table: &TableName,
+        create: &TableName,
+        spec: &Table,
+        original: Option<&TableName>,
+        others: &[TableName],
+    ) -> Result<(), String> {
+        self.create_table(create, spec).await?;
+        // Every physical table gets every column (a Merge reads a column only if every
+        // table it reads has it).
+        let mut physicals: Vec<TableName> = others.to_vec();
+        if original.is_some() {
+            physicals.push(table.clone());
+        }
+        physicals.push(create.clone());
+        let mut union: Vec<(String, String)> = Vec::new();
+        for p in physicals.iter().rev() {
+            for (n, t) in self.columns_of(p).await? {
+                if !union.iter().any(|(u, _)| *u == n) {
+                    union.push((n, t));
+                }
+            }
+        }
+        for p in &physicals {
+            let have = self.columns_of(p).await?;
+            for (n, t) in &union {
+                if !have.iter().any(|(h, _)| h == n) {
+                    self.run(&format!(
+                        "ALTER TABLE {} ADD COLUMN {} {t}",
+                        table_sql(p),
+                        quote(n)
+                    ))
+                    .await?;
+                }
+            }
+        }
+        let next = TableName {
+            database: table.database.clone(),
+            name: format!("{}__paver_next", table.name),
+        };
+        let regex: String = table
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect();
+        let defs: Vec<String> = union
+            .iter()
+            .map(|(n, t)| format!("{} {t}", quote(n)))
+            .collect();
+        self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
+            .await?;
+        self.run(&format!(
+            "CREATE TABLE {} ({}) ENGINE = Merge({}, {})",
+            table_sql(&next),
+            defs.join(", "),
+            literal(&table.database),
+            literal(&format!("^{regex}__v[0-9]+$"))
+        ))
+        .await?;
+        // The switch: one RENAME, so that `db.table` always answers.
+        match original {
+            Some(original) => {
+                self.run(&format!(
+                    "RENAME TABLE {} TO {}, {} TO {}",
+                    table_sql(table),
+                    table_sql(original),
+                    table_sql(&next),
+                    table_sql(table)
+                ))
+                .await
+            }
+            None => {
+                let previous = TableName {
+                    database: table.database.clone(),
+                    name: format!("{}__paver_prev", table.name),
+                };
+                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&previous)))
+                    .await?;
+                self.run(&format!(
+                    "RENAME TABLE {} TO {}, {} TO {}",
+                    table_sql(table),
+                    table_sql(&previous),
+                    table_sql(&next),
+                    table_sql(table)
+                ))
+                .await?;
+                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&previous)))
+                    .await
+            }
+        }
+    }
+
+    /// The undo of a switch: the original table back under the sink's name, and the new
+    /// physical table dropped, unless rows reached it (then it stays, read by the Merge).
+    async fn unswitch_generation(
+        &self,
+        table: &TableName,
+        create: &TableName,
+        original: Option<&TableName>,
+    ) -> Result<(), String> {
+        let exists = |t: &TableName| {
+            format!(
+                "SELECT count() FROM system.tables WHERE database = {} AND name = {}",
+                literal(&t.database),
+                literal(&t.name)
+            )
+        };
+        let rows_in_new = if self.rows(&exists(create)).await?[0][0] == "1" {
+            self.rows(&format!("SELECT count() FROM {}", table_sql(create)))
+                .await?[0][0]
+                .clone()
+        } else {
+            "absent".to_string()
+        };
+        if let Some(original) = original {
+            if rows_in_new == "0" || rows_in_new == "absent" {
+                if self.rows(&exists(original)).await?[0][0] == "1" {
+                    let next = TableName {
+                        database: table.database.clone(),
+                        name: format!("{}__paver_next", table.name),
+                    };
+                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
+                        .await?;
+                    self.run(&format!(
+                        "RENAME TABLE {} TO {}, {} TO {}",
+                        table_sql(table),
+                        table_sql(&next),
+                        table_sql(original),
+                        table_sql(table)
+                    ))
+                    .await?;
+                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
+                        .await?;
+                }
+            } else {
+                // Rows reached the new table: the Merge stays, so that none disappears.
+                return Ok(());
+            }
+        }
+        if rows_in_new == "0" {
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(create)))
+                .await?;
+        }
+        Ok(())
     }
 
     /// An expression of a column type's default value, on this server.

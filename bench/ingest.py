@@ -1,0 +1,180 @@
+"""Ingestion throughput, topic to ClickHouse, for 1 KB Avro events: `paver ingest` beside a
+reference Python loop (confluent-kafka + fastavro + HTTP inserts; see
+ingest_reference.py), on the same machine, broker and ClickHouse, in the same run.
+
+Reports wall time, events/s, CPU seconds of the ingesting process (user + system) and
+events per CPU-second ("per core"), and peak RSS. ClickHouse's own work is the same for
+both (the same rows land in a MergeTree table) and is not counted.
+
+Usage: python3 bench/ingest.py PAVER_BINARY [--events N] [--partitions P]
+(bench/ingest.sh builds paver, starts the servers, and calls this with the venv's Python.)
+"""
+import argparse
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import benchlib  # noqa: E402
+
+from confluent_kafka import Producer  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA = {
+    "type": "record", "name": "Event", "namespace": "dev.paver.bench",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "kind", "type": "string"},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "amount", "type": "double"},
+        {"name": "payload", "type": "string"},
+    ],
+}
+
+
+def ch(url, sql):
+    req = urllib.request.Request(url + "/", data=sql.encode(), method="POST")
+    return urllib.request.urlopen(req, timeout=60).read().decode().strip()
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def zigzag(v):
+    n = (v << 1) ^ (v >> 63)
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def avro_string(s):
+    b = s.encode()
+    return zigzag(len(b)) + b
+
+
+def proc_cpu_rss(pid):
+    """(user+system CPU seconds, peak RSS KiB) of a running process."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    return cpu, hwm
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("paver")
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--partitions", type=int, default=2)
+    args = ap.parse_args()
+    url = os.environ.get("PAVER_CLICKHOUSE_URL", "http://127.0.0.1:8123")
+    brokers = os.environ.get("PAVER_KAFKA_BROKERS", "127.0.0.1:9092")
+    stamp = str(int(time.time()))
+    topic = f"bench-ingest-{stamp}"
+    pipeline = f"bench-ingest-{stamp}"
+    db = f"bench_ingest_{stamp}"
+    work = tempfile.mkdtemp(prefix="paver-bench-ingest-")
+    repo = os.path.join(work, "repo")
+    # The platform repo: a topic, its dead-letter topic, the subject, a cluster, a pipeline.
+    for name, parts in [(topic, args.partitions), (topic + "-dlq", 1)]:
+        write(f"{repo}/topics/{name}/v1.yaml",
+              f"apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: {name}\n  version: 1\n  owner: team-bench\n"
+              f"spec:\n  partitions: {parts}\n  replicationFactor: 1\n  config:\n    retention.ms: \"604800000\"\n")
+    write(f"{repo}/schemas/events/v1.avsc", json.dumps(SCHEMA, indent=2))
+    write(f"{repo}/clusters/main/v1.yaml",
+          "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-bench\n"
+          "spec:\n  replication: 1\n  shards: 1\n  memoryGB: 16\n  retentionDays: 30\n")
+    write(f"{repo}/pipelines/{pipeline}/v1.yaml",
+          f"apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: 1\n  owner: team-bench\n"
+          f"spec:\n  source:\n    type: kafka\n    topic: {topic}\n    consumerGroup: {pipeline}\n    schema: events@1\n    deadLetterTopic: {topic}-dlq\n"
+          f"  transform:\n    type: sql\n    query: SELECT id, kind, at, amount, payload FROM source\n"
+          f"  sink:\n    type: clickhouse\n    cluster: main\n    table: {db}.events\n    orderKey: (id, at)\n")
+    state = os.path.join(work, "state.db")
+    env = dict(os.environ, PAVER_CLICKHOUSE_URL=url, PAVER_KAFKA_BROKERS=brokers)
+    subprocess.run([args.paver, "apply", "--repo", repo, "--state", state], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    # The reference's table: the same columns and keys as paver's sink.
+    ch(url, f"CREATE TABLE {db}.reference AS {db}.events")
+
+    # 1 KB events, in the single-object encoding.
+    fingerprint = fingerprint_of(SCHEMA)
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20, "batch.num.messages": 10000})
+    payload = "x" * 900
+    print(f"==> producing {args.events} events of ~1 KB to {topic} ({args.partitions} partitions)", file=sys.stderr)
+    for i in range(args.events):
+        body = (avro_string(f"user-{i:09d}") + avro_string("click") + zigzag(1_767_225_600_000 + i)
+                + struct.pack("<d", 12.5) + avro_string(payload))
+        producer.produce(topic, b"\xc3\x01" + fingerprint + body, key=f"{i}".encode())
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(120)
+    size = len(b"\xc3\x01" + fingerprint + body)
+
+    rows = []
+    # paver ingest
+    t0 = time.perf_counter()
+    p = subprocess.Popen([args.paver, "ingest", "--pipeline", pipeline, "--state", state],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu = hwm = 0
+    while True:
+        n = int(ch(url, f"SELECT count() FROM {db}.events"))
+        cpu, hwm = proc_cpu_rss(p.pid)
+        if n >= args.events:
+            break
+        if time.perf_counter() - t0 > 600:
+            sys.exit("paver ingest did not finish in 10 minutes")
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    p.terminate()
+    p.wait()
+    rows.append(("paver ingest", wall, cpu, hwm / 1024))
+
+    # The reference loop.
+    argv = [sys.executable, os.path.join(ROOT, "bench", "ingest_reference.py"), brokers, topic,
+            str(args.partitions), url, f"{db}.reference", f"{repo}/schemas/events/v1.avsc", str(args.events)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code, wall, rss, _, err = benchlib.run(argv, ROOT, capture=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code != 0:
+        sys.exit(f"the reference failed: {err[-2000:]}")
+    ref_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    n = int(ch(url, f"SELECT count() FROM {db}.reference"))
+    assert n == args.events, f"reference inserted {n}"
+    rows.append(("Python: confluent-kafka + fastavro + HTTP", wall, ref_cpu, rss / 1024))
+
+    print(f"\nIngestion of {args.events} events of {size} bytes, {args.partitions} partitions, topic to ClickHouse")
+    print(f"machine: {benchlib.cpu_model()}, {benchlib.nproc()} cores; paver {benchlib.git_rev(ROOT)}; "
+          f"ClickHouse {ch(url, 'SELECT version()')}; peak RSS: {benchlib.RSS_SOURCE} (reference), VmHWM (paver)\n")
+    print("| tool | wall s | events/s | CPU s | events per CPU-second | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, wall, cpu, rss in rows:
+        print(f"| {name} | {wall:.2f} | {args.events / wall:,.0f} | {cpu:.2f} | {args.events / max(cpu, 0.001):,.0f} | {rss:.0f} |")
+    (_, pw, pc, _), (_, rw, rc, _) = rows
+    print(f"\nratio (paver / reference): {rw / pw:.1f}x events/s, {rc / max(pc, 0.001):.1f}x events per CPU-second")
+    ch(url, f"DROP DATABASE IF EXISTS {db}")
+
+
+def fingerprint_of(schema):
+    """CRC-64-AVRO of the schema's Parsing Canonical Form (fastavro computes it)."""
+    from fastavro.schema import to_parsing_canonical_form, fingerprint
+    canonical = to_parsing_canonical_form(schema)
+    return int(fingerprint(canonical, "CRC-64-AVRO"), 16).to_bytes(8, "little")
+
+
+if __name__ == "__main__":
+    main()
