@@ -584,7 +584,7 @@ pub fn generations(table: &TableName, observed: &Observed) -> Vec<(u32, TableNam
         .filter(|t| t.database == table.database)
         .filter_map(|t| Some((t.name.strip_prefix(&prefix)?.parse().ok()?, t.clone())))
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|g| std::cmp::Reverse(g.0));
     out
 }
 
