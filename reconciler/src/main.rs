@@ -91,6 +91,10 @@ enum Command {
         /// Milliseconds a batch waits for more records before it is inserted.
         #[arg(long, default_value_t = 250)]
         linger_ms: u64,
+        /// What librdkafka may prefetch, in KiB (with the queue of 2 batches, what bounds
+        /// the worker's memory while ClickHouse is slow or down).
+        #[arg(long, default_value_t = 16 * 1024)]
+        prefetch_kib: usize,
     },
     /// Print the Kubernetes objects a revision renders from its ClickHouseClusters, as
     /// multi-document YAML, for review in a pull request (nothing is applied).
@@ -397,6 +401,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             partitions,
             batch_rows,
             linger_ms,
+            prefetch_kib,
         } => {
             let mut options = paver::ingest::worker::Options::new(
                 state,
@@ -406,6 +411,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             options.partitions = partitions;
             options.batch_rows = batch_rows.max(1);
             options.linger = std::time::Duration::from_millis(linger_ms);
+            options.prefetch_kib = prefetch_kib.max(1);
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 paver::server::shutdown_signal().await;

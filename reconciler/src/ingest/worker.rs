@@ -243,7 +243,14 @@ async fn run_version(
                 "queued.max.messages.kbytes",
                 options.prefetch_kib.to_string(),
             )
-            .set("fetch.max.bytes", "4194304")
+            .set(
+                "fetch.max.bytes",
+                if options.prefetch_kib >= 4096 {
+                    "4194304"
+                } else {
+                    "1100000"
+                },
+            )
             .set("max.partition.fetch.bytes", "1048576")
             .set("session.timeout.ms", "6000")
             .create()
@@ -705,14 +712,16 @@ async fn ingest_batch(
     guard: &Guard<'_>,
 ) -> Result<Option<BTreeMap<i32, i64>>, String> {
     let mut dead = batch.dead;
+    // One buffer for the batch and for its rows one by one (no copy).
+    let rows = bytes::Bytes::from(batch.rows);
     if !batch.items.is_empty() {
-        match insert_retrying(ch, spec, batch.rows.clone(), stats, guard).await? {
+        match insert_retrying(ch, spec, rows.clone(), stats, guard).await? {
             Outcome::Inserted => stats.inserted += batch.items.len() as u64,
             Outcome::ShuttingDown => return Ok(None),
             Outcome::Rejected(_) => {
                 // Some row is bad: insert them one by one, dead-letter the rejected.
                 for item in batch.items {
-                    let row = batch.rows[item.row.clone()].to_vec();
+                    let row = rows.slice(item.row.clone());
                     match insert_retrying(ch, spec, row, stats, guard).await? {
                         Outcome::Inserted => stats.inserted += 1,
                         Outcome::ShuttingDown => return Ok(None),
@@ -746,12 +755,11 @@ enum Outcome {
 async fn insert_retrying(
     ch: &ClickHouse,
     spec: &IngestSpec,
-    rows: Vec<u8>,
+    rows: bytes::Bytes,
     stats: &mut Stats,
     guard: &Guard<'_>,
 ) -> Result<Outcome, String> {
     let mut pause = Duration::from_millis(100);
-    let rows = bytes::Bytes::from(rows);
     loop {
         let attempt = async {
             if !views_exist(ch, spec)
