@@ -8,6 +8,7 @@
 
 pub mod desired;
 pub mod executor;
+pub mod http;
 pub mod ingest;
 pub mod kube;
 pub mod plan;

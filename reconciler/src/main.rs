@@ -290,7 +290,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut options = target.options();
             if let Some(server) = inventory_from {
                 let url = format!("{}/inventory", server.trim_end_matches('/'));
-                let list = http_get_json(&url)
+                let list = paver::http::get_json(&url)
                     .await
                     .map_err(Failure::Other)?
                     .unwrap_or_default();
@@ -302,7 +302,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         .collect(),
                 );
                 let url = format!("{}/live", server.trim_end_matches('/'));
-                let live = http_get_json(&url)
+                let live = paver::http::get_json(&url)
                     .await
                     .map_err(Failure::Other)?
                     .unwrap_or_default();
@@ -441,7 +441,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             loop {
                 let record = match &server {
                     // A server that is not up yet (or restarting) is waited for, too.
-                    Some(url) => match http_get_json(&format!(
+                    Some(url) => match paver::http::get_json(&format!(
                         "{}/revisions/{revision}",
                         url.trim_end_matches('/')
                     ))
@@ -496,7 +496,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             server: Some(server),
             ..
         } => {
-            let status = http_get_json(&format!("{}/status", server.trim_end_matches('/')))
+            let status = paver::http::get_json(&format!("{}/status", server.trim_end_matches('/')))
                 .await
                 .map_err(Failure::Other)?
                 .unwrap_or_default();
@@ -511,7 +511,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             limit,
             ..
         } => {
-            let list = http_get_json(&format!(
+            let list = paver::http::get_json(&format!(
                 "{}/history?limit={limit}",
                 server.trim_end_matches('/')
             ))
@@ -563,41 +563,4 @@ fn parse_duration(text: &str) -> Option<std::time::Duration> {
         _ => return None,
     };
     Some(std::time::Duration::from_secs(seconds))
-}
-
-/// A GET of JSON from a `paver run` (plain HTTP/1.1: the status endpoint is meant for the
-/// cluster network or a port-forward). `Ok(None)` on 404.
-async fn http_get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}`: only http:// servers are supported"))?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .map_err(|e| format!("cannot reach {host}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("a malformed HTTP response")?;
-    let code = head.split_whitespace().nth(1).unwrap_or("");
-    match code {
-        "200" => serde_json::from_str(body)
-            .map(Some)
-            .map_err(|e| format!("not JSON: {e}")),
-        "404" => Ok(None),
-        other => Err(format!("{url} answered {other}")),
-    }
 }

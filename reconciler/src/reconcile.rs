@@ -136,11 +136,16 @@ async fn connect(
         .await
         .map_err(ReconcileError::Target)?;
     let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
+    let schema_registry = std::env::var("PAVER_SCHEMA_REGISTRY_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| from_file(&["targets", "schemaRegistry", "url"]));
     Ok(Targets {
         kafka,
         clickhouse,
         state: state.to_path_buf(),
         kube: None,
+        schema_registry,
     })
 }
 

@@ -938,3 +938,89 @@ fn a_stopped_clickhouse_slows_consumption_with_bounded_memory_and_ingestion_resu
     eprintln!("backpressure: baseline {baseline} KiB, peak {peak} KiB while {produced_kib} KiB waited in Kafka");
     kill(&mut worker, "-TERM");
 }
+
+/// A stand-in for the Confluent Schema Registry's read API (`GET /schemas/ids/{id}`): no
+/// Schema Registry can be installed on these machines (Confluent's is on
+/// packages.confluent.io, Karapace is not on PyPI), so the test serves the documented
+/// answer itself. Id 21 is events@1; every other id is unknown (404, as the registry).
+fn registry_double() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = if path == "/schemas/ids/21" {
+                ("200 OK", serde_json::json!({ "schema": V1 }).to_string())
+            } else if path == "/stop" {
+                return;
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"error_code":40403,"message":"Schema not found"}"#.to_string(),
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn the_confluent_wire_format_is_read_through_the_schema_registry() {
+    let ch = ch();
+    let (registry, handle) = registry_double();
+    let p = Platform::new("sr");
+    p.base(1);
+    p.push("pipeline v1");
+    let out = p
+        .command(&["apply", "--repo", &p.remote_url])
+        .env("PAVER_SCHEMA_REGISTRY_URL", &registry)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let producer = Producer::new(&p.topic());
+    let mut ledger = Ledger::default();
+    // Confluent framing: 00, the schema id (big endian), the Avro datum.
+    let framed = |id: u32, event: &[u8]| {
+        let mut m = vec![0u8];
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&event[10..]);
+        m
+    };
+    let mut messages = Vec::new();
+    for i in 0..60 {
+        let id = format!("sr-{i:03}");
+        let e = event(&id, "click", None);
+        messages.push((id.clone(), if i % 2 == 0 { framed(21, &e) } else { e }));
+        ledger.ids.insert(id, 1);
+    }
+    let unknown = vec![(
+        "sr-unknown".to_string(),
+        framed(22, &event("sr-unknown", "click", None)),
+    )];
+    let positions = producer.send(&messages);
+    assert_eq!(positions.len(), 60);
+    ledger.malformed.extend(producer.send(&unknown));
+    let mut worker = p.ingest(
+        &[("PAVER_SCHEMA_REGISTRY_URL", registry.as_str())],
+        "sr.log",
+    );
+    wait_for_count(&ch, &p.table(), ledger.ids.len(), Duration::from_secs(60));
+    assert_exactly_once(&ch, &p.table(), &ledger);
+    let dead = dead_letters(&p.dlq());
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.contains("no schema id 22"), "{dead:?}");
+    kill(&mut worker, "-TERM");
+    let _ = std::net::TcpStream::connect(registry.trim_start_matches("http://"))
+        .and_then(|mut s| std::io::Write::write_all(&mut s, b"GET /stop HTTP/1.1\r\n\r\n"));
+    let _ = handle.join();
+}

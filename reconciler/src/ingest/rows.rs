@@ -12,9 +12,39 @@ use serde_json::Value as Json;
 use super::codec::{self, Datum};
 use super::spec::IngestSpec;
 
+/// Why a record has no row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowError {
+    /// It cannot be ingested: the reason goes to the dead-letter topic.
+    Dead(String),
+    /// It is in the Confluent wire format with a schema id the decoder has not seen: ask
+    /// the Schema Registry, [`Decoder::learn`] the answer, and try again.
+    UnknownId(u32),
+}
+
+impl RowError {
+    /// What the dead-letter header says.
+    pub fn reason(&self) -> String {
+        match self {
+            RowError::Dead(reason) => reason.clone(),
+            RowError::UnknownId(id) => format!("schema id {id} is unknown"),
+        }
+    }
+}
+
+impl From<String> for RowError {
+    fn from(reason: String) -> Self {
+        RowError::Dead(reason)
+    }
+}
+
 /// The writer schemas of a pipeline version and how to write its rows.
 pub struct Decoder {
     writers: HashMap<u64, (u32, codec::Schema)>,
+    /// Confluent schema ids seen: the fingerprint of a released version, or why not.
+    ids: HashMap<u32, Result<u64, String>>,
+    /// Whether a Schema Registry is configured (the Confluent wire format is read).
+    pub registry: bool,
     /// (name, ClickHouse type as paver maps Avro, the type the server has).
     columns: Vec<(String, String, String)>,
     defaults: HashMap<String, Json>,
@@ -52,9 +82,58 @@ impl Decoder {
             .collect();
         Ok(Decoder {
             writers,
+            ids: HashMap::new(),
+            registry: false,
             columns,
             defaults,
         })
+    }
+
+    /// What the Schema Registry says schema `id` is (its JSON text, or the lookup's
+    /// error). Only a schema that is a released version of the subject is accepted: the
+    /// registry names the writer's schema, the repo says what may be read.
+    pub fn learn(&mut self, id: u32, schema: Result<String, String>) {
+        let known = schema.and_then(|text| {
+            let json: Json =
+                serde_json::from_str(&text).map_err(|e| format!("schema id {id}: {e}"))?;
+            let parsed = codec::Schema::parse(&json).map_err(|e| format!("schema id {id}: {e}"))?;
+            if self.writers.contains_key(&parsed.fingerprint) {
+                Ok(parsed.fingerprint)
+            } else {
+                Err(format!(
+                    "schema id {id} of the Schema Registry is not a released version of the subject"
+                ))
+            }
+        });
+        self.ids.insert(id, known);
+    }
+
+    /// The writer's schema and the datum's bytes of a message: the single-object
+    /// encoding, or (with a registry) the Confluent wire format (`00`, a 4-byte big-endian
+    /// schema id, the datum).
+    fn writer<'m>(&self, message: &'m [u8]) -> Result<(&(u32, codec::Schema), &'m [u8]), RowError> {
+        if message.first() == Some(&0) && message.len() >= 5 {
+            let id = u32::from_be_bytes([message[1], message[2], message[3], message[4]]);
+            if !self.registry {
+                return Err(RowError::Dead(format!(
+                    "Confluent wire format (schema id {id}), and no Schema Registry is configured (targets.schemaRegistry.url or PAVER_SCHEMA_REGISTRY_URL)"
+                )));
+            }
+            return match self.ids.get(&id) {
+                None => Err(RowError::UnknownId(id)),
+                Some(Err(reason)) => Err(RowError::Dead(reason.clone())),
+                Some(Ok(fp)) => Ok((&self.writers[fp], &message[5..])),
+            };
+        }
+        let (fingerprint, body) = codec::single_object(message)
+            .ok_or_else(|| "not Avro single-object encoded (no C3 01 header)".to_string())?;
+        let writer = self.writers.get(&fingerprint).ok_or_else(|| {
+            format!(
+                "written with an unknown schema (fingerprint {}): not a released version of the subject",
+                hex(&fingerprint.to_le_bytes())
+            )
+        })?;
+        Ok((writer, body))
     }
 
     /// Append the row of one message (one line, `\n` included) to `out`, with its source
@@ -65,20 +144,15 @@ impl Decoder {
         partition: i32,
         offset: i64,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
-        let (fingerprint, body) = codec::single_object(message)
-            .ok_or_else(|| "not Avro single-object encoded (no C3 01 header)".to_string())?;
-        let (version, schema) = self.writers.get(&fingerprint).ok_or_else(|| {
-            format!(
-                "written with an unknown schema (fingerprint {}): not a released version of the subject",
-                hex(&fingerprint.to_le_bytes())
-            )
-        })?;
+    ) -> Result<(), RowError> {
+        let ((version, schema), body) = self.writer(message)?;
         let datum = schema
             .decode(body)
             .map_err(|e| format!("cannot decode with schema version {version}: {e}"))?;
         let Datum::Record(fields) = datum else {
-            return Err("the record is not an Avro record".to_string());
+            return Err(RowError::Dead(
+                "the record is not an Avro record".to_string(),
+            ));
         };
         let mut line = String::with_capacity(body.len() * 2 + 64);
         line.push('{');
@@ -442,14 +516,52 @@ mod tests {
         assert!(new
             .row(b"nope", 0, 0, &mut out)
             .unwrap_err()
+            .reason()
             .contains("single-object"));
         let unknown = message(r#"{"type":"record","name":"X","fields":[]}"#, &[]);
         assert!(new
             .row(&unknown, 0, 0, &mut out)
             .unwrap_err()
+            .reason()
             .contains("unknown schema"));
         assert!(new.row(&message(V2, &body[..2]), 0, 0, &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_confluent_wire_format_names_a_released_version_through_the_registry() {
+        let cols = [
+            ("id", "Int64"),
+            ("at", "DateTime64(3)"),
+            ("s", "Nullable(String)"),
+        ];
+        let mut d = Decoder::new(&spec(V2, &[V1, V2], &cols), |t| t.to_string()).unwrap();
+        // id 7 (00 00 00 07), written with V1: id = 1, at = 0.
+        let framed = [0u8, 0, 0, 0, 7, 2, 0];
+        let mut out = Vec::new();
+        // No registry configured: a dead letter that says so.
+        assert!(
+            matches!(d.row(&framed, 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("no Schema Registry"))
+        );
+        d.registry = true;
+        assert_eq!(d.row(&framed, 0, 0, &mut out), Err(RowError::UnknownId(7)));
+        d.learn(7, Ok(V1.to_string()));
+        d.row(&framed, 0, 5, &mut out).unwrap();
+        assert!(String::from_utf8(out.clone())
+            .unwrap()
+            .starts_with("{\"id\":1,"));
+        // A registry schema that is not released in the repo is refused.
+        d.learn(
+            8,
+            Ok(r#"{"type":"record","name":"Other","fields":[]}"#.to_string()),
+        );
+        assert!(
+            matches!(d.row(&[0, 0, 0, 0, 8], 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("not a released version"))
+        );
+        d.learn(9, Err("registry down".to_string()));
+        assert!(
+            matches!(d.row(&[0, 0, 0, 0, 9, 1], 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("registry down"))
+        );
     }
 
     #[test]

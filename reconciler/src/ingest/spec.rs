@@ -41,4 +41,7 @@ pub struct Endpoints {
     pub clickhouse_url: String,
     pub clickhouse_user: Option<String>,
     pub kafka_brokers: String,
+    /// The Schema Registry (`targets.schemaRegistry.url`), for the Confluent wire format.
+    #[serde(default)]
+    pub schema_registry: Option<String>,
 }

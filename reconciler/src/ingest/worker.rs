@@ -31,7 +31,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use super::rows::Decoder;
+use super::rows::{Decoder, RowError};
 use super::spec::{Endpoints, IngestSpec};
 use crate::providers::clickhouse::{quote_table, ClickHouse, InsertError};
 use crate::providers::kafka::Kafka;
@@ -204,6 +204,10 @@ fn endpoints_now(recorded: &Endpoints) -> Endpoints {
             .or_else(|| recorded.clickhouse_user.clone()),
         kafka_brokers: std::env::var("PAVER_KAFKA_BROKERS")
             .unwrap_or_else(|_| recorded.kafka_brokers.clone()),
+        schema_registry: std::env::var("PAVER_SCHEMA_REGISTRY_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| recorded.schema_registry.clone()),
     }
 }
 
@@ -229,7 +233,8 @@ async fn run_version(
         password().as_deref(),
     )
     .await?;
-    let decoder = Decoder::new(spec, |t| ch.adapt_type(t))?;
+    let mut decoder = Decoder::new(spec, |t| ch.adapt_type(t))?;
+    decoder.registry = endpoints.schema_registry.is_some();
     wait_for_views(&ch, spec).await?;
 
     let consumer: Arc<StreamConsumer> = Arc::new(
@@ -321,6 +326,7 @@ async fn run_version(
     let consume = tokio::spawn(consume_loop(
         consumer.clone(),
         decoder,
+        endpoints.schema_registry.clone(),
         options.clone(),
         tx,
         stop_rx,
@@ -601,9 +607,22 @@ async fn commit(
     Ok(())
 }
 
+/// What the Schema Registry at `url` says schema `id` is (`GET /schemas/ids/{id}`).
+async fn registry_schema(url: &str, id: u32) -> Result<String, String> {
+    let answer = crate::http::get_json(&format!("{}/schemas/ids/{id}", url.trim_end_matches('/')))
+        .await
+        .map_err(|e| format!("the Schema Registry: {e}"))?
+        .ok_or_else(|| format!("the Schema Registry has no schema id {id}"))?;
+    answer["schema"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("the Schema Registry's answer for id {id} has no schema"))
+}
+
 async fn consume_loop(
     consumer: Arc<StreamConsumer>,
-    decoder: Decoder,
+    mut decoder: Decoder,
+    registry: Option<String>,
     options: Options,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
@@ -635,7 +654,14 @@ async fn consume_loop(
                     match m.payload() {
                         Some(payload) => {
                             let at = batch.rows.len();
-                            match decoder.row(payload, partition, offset, &mut batch.rows) {
+                            let mut result =
+                                decoder.row(payload, partition, offset, &mut batch.rows);
+                            if let (Err(RowError::UnknownId(id)), Some(url)) = (&result, &registry)
+                            {
+                                decoder.learn(*id, registry_schema(url, *id).await);
+                                result = decoder.row(payload, partition, offset, &mut batch.rows);
+                            }
+                            match result {
                                 Ok(()) => batch.items.push(Item {
                                     partition,
                                     offset,
@@ -643,12 +669,12 @@ async fn consume_loop(
                                     payload: Some(payload.to_vec()),
                                     row: at..batch.rows.len(),
                                 }),
-                                Err(reason) => batch.dead.push(Dead {
+                                Err(e) => batch.dead.push(Dead {
                                     partition,
                                     offset,
                                     key,
                                     payload: Some(payload.to_vec()),
-                                    reason,
+                                    reason: e.reason(),
                                 }),
                             }
                         }

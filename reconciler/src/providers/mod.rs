@@ -14,6 +14,8 @@ pub struct Targets {
     /// The state store, where the live version of every pipeline is recorded for the
     /// ingestion workers.
     pub state: std::path::PathBuf,
+    /// The Schema Registry, for the Confluent wire format (recorded for the workers).
+    pub schema_registry: Option<String>,
     /// Kubernetes, when a target is configured (see [`crate::kube`]).
     pub kube: Option<crate::kube::provider::Kube>,
 }
@@ -54,6 +56,7 @@ impl Targets {
             clickhouse_url: self.clickhouse.url.clone(),
             clickhouse_user: self.clickhouse.user.clone(),
             kafka_brokers: self.kafka.brokers.clone(),
+            schema_registry: self.schema_registry.clone(),
         }
     }
 

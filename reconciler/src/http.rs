@@ -1,0 +1,77 @@
+//! A minimal HTTP/1.1 GET of JSON over plain TCP (http:// only): what `paver status
+//! --server`, `wait` and the Schema Registry lookups need, without an HTTP client crate.
+
+/// A GET of JSON from a `paver run` (plain HTTP/1.1: the status endpoint is meant for the
+/// cluster network or a port-forward). `Ok(None)` on 404.
+pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}`: only http:// servers are supported"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("cannot reach {host}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("a malformed HTTP response")?;
+    let code = head.split_whitespace().nth(1).unwrap_or("");
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    let decoded;
+    let body = if chunked {
+        decoded = dechunk(body)?;
+        decoded.as_str()
+    } else {
+        body
+    };
+    match code {
+        "200" => serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| format!("not JSON: {e}")),
+        "404" => Ok(None),
+        other => Err(format!("{url} answered {other}")),
+    }
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut body: &str) -> Result<String, String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").ok_or("a malformed chunk")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "a malformed chunk size")?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = rest.get(..size).ok_or("a truncated chunk")?;
+        out.push_str(chunk);
+        body = rest.get(size..).unwrap_or("").trim_start_matches("\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            super::dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n").unwrap(),
+            "{\"a\":1}"
+        );
+        assert!(super::dechunk("zz\r\n").is_err());
+    }
+}
