@@ -7,9 +7,7 @@
 //! that they run in parallel on the same servers.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use paver::plan::Topic;
@@ -39,41 +37,19 @@ fn servers() -> (ClickHouse, Kafka) {
 }
 
 /// A platform repo with a bare remote, a work tree that pushes to it, and a state store.
-struct Platform {
-    _dir: tempfile::TempDir,
-    work: PathBuf,
-    remote_url: String,
-    state: PathBuf,
-    /// Unique per test: topics `<p>-events`, database `<p_>`.
-    prefix: String,
-}
+/// Names unique per test: topics `<prefix>-events`, database `<prefix_>`.
+struct Platform(common::Repo);
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+impl std::ops::Deref for Platform {
+    type Target = common::Repo;
+    fn deref(&self) -> &common::Repo {
+        &self.0
+    }
+}
 
 impl Platform {
     fn new(test: &str) -> Platform {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        git2::Repository::init_bare(&remote).unwrap();
-        let work = dir.path().join("work");
-        let repo = git2::Repository::init(&work).unwrap();
-        repo.set_head("refs/heads/main").unwrap();
-        let remote_url = format!("file://{}", remote.display());
-        repo.remote("origin", &remote_url).unwrap();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-            % 1_000_000;
-        let prefix = format!("e2e-{test}-{}-{stamp}-{n}", std::process::id());
-        Platform {
-            state: dir.path().join("state/paver.db"),
-            _dir: dir,
-            work,
-            remote_url,
-            prefix,
-        }
+        Platform(common::Repo::new("e2e", test))
     }
 
     fn topic(&self, name: &str) -> String {
@@ -84,40 +60,12 @@ impl Platform {
         self.prefix.replace('-', "_")
     }
 
-    fn write(&self, path: &str, text: &str) {
-        let target = self.work.join(path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, text).unwrap();
-    }
-
-    fn remove(&self, path: &str) {
-        std::fs::remove_file(self.work.join(path)).unwrap();
-    }
-
-    /// Commit the work tree and push it to the remote's `main`; returns the commit.
-    fn push(&self, message: &str) -> String {
-        let repo = git2::Repository::open(&self.work).unwrap();
-        let sha = common::commit(&repo, message, None);
-        common::push_main(&repo);
-        sha
-    }
-
     fn paver(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paver"));
-        cmd.args(args)
-            .args(["--state", self.state.to_str().unwrap()])
-            .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
-            .env("PAVER_KAFKA_BROKERS", brokers())
-            .env_remove("PAVER_FAULT_PAUSE_AFTER_STEPS");
-        cmd
     }
 
     fn apply(&self) -> Output {
@@ -523,7 +471,7 @@ fn a_saved_plan_is_refused_when_the_world_moved() {
     let p = Platform::new("saved");
     p.base();
     p.push("v1");
-    let plan_file = p._dir.path().join("plan.json");
+    let plan_file = p.dir.path().join("plan.json");
     let out = p.paver(
         &[
             "plan",
@@ -679,7 +627,7 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
     assert_eq!(status["active"]["sha"], second);
     // A pull request's preview from elsewhere (a CI runner, no state of its own): the
     // running reconciler's inventory says what paver manages.
-    let fresh = p._dir.path().join("elsewhere.db");
+    let fresh = p.dir.path().join("elsewhere.db");
     let preview = Command::new(env!("CARGO_BIN_EXE_paver"))
         .args([
             "plan",

@@ -5,9 +5,8 @@
 //! that stops makes the worker wait with bounded memory.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,40 +75,19 @@ fn event(id: &str, kind: &str, region: Option<&str>) -> Vec<u8> {
     out
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// A platform repo of the test's own (see `common::Repo`).
+struct Platform(common::Repo);
 
-/// A platform repo with a bare remote, a state store, and names of its own.
-struct Platform {
-    dir: tempfile::TempDir,
-    work: PathBuf,
-    remote_url: String,
-    state: PathBuf,
-    prefix: String,
+impl std::ops::Deref for Platform {
+    type Target = common::Repo;
+    fn deref(&self) -> &common::Repo {
+        &self.0
+    }
 }
 
 impl Platform {
     fn new(test: &str) -> Platform {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = dir.path().join("remote.git");
-        git2::Repository::init_bare(&remote).unwrap();
-        let work = dir.path().join("work");
-        let repo = git2::Repository::init(&work).unwrap();
-        repo.set_head("refs/heads/main").unwrap();
-        let remote_url = format!("file://{}", remote.display());
-        repo.remote("origin", &remote_url).unwrap();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-            % 1_000_000;
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        Platform {
-            state: dir.path().join("state/paver.db"),
-            prefix: format!("ing-{test}-{}-{stamp}-{n}", std::process::id()),
-            dir,
-            work,
-            remote_url,
-        }
+        Platform(common::Repo::new("ing", test))
     }
 
     fn topic(&self) -> String {
@@ -123,19 +101,6 @@ impl Platform {
     }
     fn table(&self) -> String {
         format!("{}.events", self.prefix.replace('-', "_"))
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let target = self.work.join(path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, text).unwrap();
-    }
-
-    fn push(&self, message: &str) -> String {
-        let repo = git2::Repository::open(&self.work).unwrap();
-        let sha = common::commit(&repo, message, None);
-        common::push_main(&repo);
-        sha
     }
 
     /// Topics, both schema versions, a cluster, and pipeline v1.
@@ -174,17 +139,6 @@ impl Platform {
                 self.table()
             ),
         );
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paver"));
-        cmd.args(args)
-            .args(["--state", self.state.to_str().unwrap()])
-            .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
-            .env("PAVER_KAFKA_BROKERS", brokers())
-            .env_remove("PAVER_FAULT_PAUSE_AFTER_STEPS")
-            .env_remove("PAVER_FAULT_PAUSE_AFTER_INSERT");
-        cmd
     }
 
     fn apply(&self) {
@@ -281,7 +235,7 @@ fn produce(p: &Producer, ledger: &mut Ledger, phase: u32, count: usize, region: 
     for i in 0..count {
         let id = format!("p{phase}-{i:05}");
         if i % 10 == 9 {
-            messages.push((id, b"\x00not avro at all".to_vec()));
+            messages.push((id, b"\xffnot avro at all".to_vec()));
             kinds.push(0);
         } else if i % 25 == 24 {
             messages.push((id.clone(), event(&id, "noise", region)));

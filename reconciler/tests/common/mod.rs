@@ -74,3 +74,74 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A platform repo for a test: a bare remote, a work tree that pushes to it, a state
+/// store, and a prefix for names unique to the test (tests run in parallel on the same
+/// servers).
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+    pub work: std::path::PathBuf,
+    pub remote_url: String,
+    pub state: std::path::PathBuf,
+    /// `<kind>-<test>-<pid>-<stamp>-<n>`.
+    pub prefix: String,
+}
+
+impl Repo {
+    pub fn new(kind: &str, test: &str) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote.git");
+        git2::Repository::init_bare(&remote).unwrap();
+        let work = dir.path().join("work");
+        let repo = git2::Repository::init(&work).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        let remote_url = format!("file://{}", remote.display());
+        repo.remote("origin", &remote_url).unwrap();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000;
+        Repo {
+            state: dir.path().join("state/paver.db"),
+            prefix: format!("{kind}-{test}-{}-{stamp}-{n}", std::process::id()),
+            dir,
+            work,
+            remote_url,
+        }
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let target = self.work.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, text).unwrap();
+    }
+
+    pub fn remove(&self, path: &str) {
+        std::fs::remove_file(self.work.join(path)).unwrap();
+    }
+
+    /// Commit the work tree and push it to the remote's `main`; returns the commit.
+    pub fn push(&self, message: &str) -> String {
+        let repo = git2::Repository::open(&self.work).unwrap();
+        let sha = commit(&repo, message, None);
+        push_main(&repo);
+        sha
+    }
+
+    /// `paver <args> --state <the test's store>`, pointed at the test servers, with no
+    /// fault injection inherited.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paver"));
+        cmd.args(args)
+            .args(["--state", self.state.to_str().unwrap()])
+            .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
+            .env("PAVER_KAFKA_BROKERS", brokers())
+            .env_remove("PAVER_FAULT_PAUSE_AFTER_STEPS")
+            .env_remove("PAVER_FAULT_PAUSE_AFTER_INSERT");
+        cmd
+    }
+}
