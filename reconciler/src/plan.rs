@@ -881,7 +881,11 @@ fn plan_pipelines(
                 });
             }
         }
-        // Retirement of the versions that are no longer kept.
+        // Retirement of the versions that are no longer kept. Not the version that is live
+        // until this revision's cut-over: its worker may still be inserting into its staging
+        // table for a moment, and a Null table without its views would swallow those rows.
+        // It is retired by the next reconcile.
+        let live_now = current.map(|c| c.version);
         for (table, have) in &observed.tables {
             if table.database != pipeline.database {
                 continue;
@@ -889,7 +893,10 @@ fn plan_pipelines(
             let Some(version) = version_of_staging(name, &table.name) else {
                 continue;
             };
-            if pipeline.versions.contains_key(&version) || !managed.contains(&table_id(table)) {
+            if pipeline.versions.contains_key(&version)
+                || !managed.contains(&table_id(table))
+                || live_now == Some(version)
+            {
                 continue;
             }
             let view = TableName {
@@ -1243,6 +1250,90 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    fn pipeline_version(version: u32) -> PipelineVersion {
+        let t = |n: String| TableName {
+            database: "db".into(),
+            name: n,
+        };
+        let staging = t(staging_name("p", version));
+        let view = ViewSpec {
+            pipeline: "p".into(),
+            version,
+            staging: staging.clone(),
+            view: t(format!("{}_mv", staging.name)),
+            offsets: t(format!("{}_mv_offsets", staging.name)),
+            sink: t("s".into()),
+            ledger: t(LEDGER.into()),
+            source_columns: vec![],
+            query: None,
+        };
+        PipelineVersion {
+            version,
+            ingest: crate::ingest::spec::IngestSpec {
+                pipeline: "p".into(),
+                version,
+                topic: "t".into(),
+                group: format!("g-v{version}"),
+                previous_group: None,
+                dead_letter_topic: "d".into(),
+                staging,
+                views: vec![view.view.clone(), view.offsets.clone()],
+                ledger: view.ledger.clone(),
+                columns: vec![],
+                reader: String::new(),
+                writers: vec![],
+            },
+            view,
+        }
+    }
+
+    #[test]
+    fn a_reverted_version_is_retired_only_once_its_worker_has_stopped() {
+        let v1 = pipeline_version(1);
+        let v2 = pipeline_version(2);
+        let mut desired = Desired::default();
+        desired.pipelines.insert(
+            "p".into(),
+            Pipeline {
+                live: 1,
+                versions: BTreeMap::from([(1, v1.clone())]),
+                database: "db".into(),
+            },
+        );
+        // v2 was live and has its resources; the revision (a revert) wants v1 only.
+        let mut observed = Observed::default();
+        let mut managed = BTreeSet::new();
+        for v in [&v1, &v2] {
+            for t in [&v.view.staging, &v.view.view, &v.view.offsets] {
+                observed.tables.insert(t.clone(), ObservedTable::default());
+                managed.insert(table_id(t));
+            }
+        }
+        observed
+            .tables
+            .insert(v1.view.ledger.clone(), ObservedTable::default());
+        managed.insert(table_id(&v1.view.ledger));
+        observed.live.insert("p".into(), v2.ingest.clone());
+        let retires = |p: &Plan| {
+            p.steps.iter().any(
+                |s| matches!(&s.action, Action::DropTable { table } if *table == v2.view.staging),
+            )
+        };
+        let revert = plan(&desired, &observed, &managed, "r").unwrap();
+        assert!(
+            matches!(&revert.steps[0].action, Action::Activate { spec, refresh: Some(_) } if spec.version == 1 && spec.previous_group.as_deref() == Some("g-v2"))
+        );
+        assert!(!retires(&revert), "{:?}", revert.steps);
+        // The next reconcile, v1 live: v2's views and staging table go.
+        observed.live.insert("p".into(), v1.ingest.clone());
+        let next = plan(&desired, &observed, &managed, "r").unwrap();
+        assert!(retires(&next), "{:?}", next.steps);
+        assert!(next
+            .steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::DropViews { view, .. } if *view == v2.view.view)));
     }
 
     #[test]
