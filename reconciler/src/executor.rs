@@ -134,8 +134,9 @@ fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(),
             create, original, ..
         } = &step.action
         {
+            let hash = crate::plan::fingerprint_json(&step.action);
             for t in std::iter::once(create).chain(original) {
-                store.manage(&crate::plan::table_id(t), "generation", revision)?;
+                store.manage(&crate::plan::table_id(t), &hash, revision)?;
             }
         }
         // Retired pipeline versions are no longer paver's.

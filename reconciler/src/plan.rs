@@ -459,24 +459,15 @@ pub fn plan(
     // the live version's transform writes.
     let mut physical = BTreeMap::new();
     for (table, want) in &desired.tables {
-        let generation = desired
-            .pipelines
-            .values()
-            .find(|p| {
-                p.versions
-                    .get(&p.live)
-                    .is_some_and(|v| &v.view.sink == table)
-            })
-            .map(|p| p.live)
-            .unwrap_or(1);
-        let previous = desired
-            .pipelines
-            .iter()
-            .find(|(_, p)| {
-                p.versions
-                    .get(&p.live)
-                    .is_some_and(|v| &v.view.sink == table)
-            })
+        // The pipeline whose live version writes this sink: its version names a new
+        // generation, and the version live until now names the table it replaces.
+        let owner = desired.pipelines.iter().find(|(_, p)| {
+            p.versions
+                .get(&p.live)
+                .is_some_and(|v| &v.view.sink == table)
+        });
+        let generation = owner.map_or(1, |(_, p)| p.live);
+        let previous = owner
             .and_then(|(name, _)| observed.live.get(name))
             .map(|s| s.version);
         if let Some(target) = plan_sink(

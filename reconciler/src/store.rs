@@ -377,12 +377,16 @@ impl Store {
         spec: &crate::ingest::spec::IngestSpec,
         endpoints: &crate::ingest::spec::Endpoints,
     ) -> Result<(), StoreError> {
-        let json = |v: &dyn erased::Json| v.to_json();
         self.conn.execute(
             "INSERT INTO pipelines (name, version, spec, endpoints) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET version = excluded.version, spec = excluded.spec,
                endpoints = excluded.endpoints, activated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![spec.pipeline, spec.version, json(spec), json(endpoints)],
+            params![
+                spec.pipeline,
+                spec.version,
+                serde_json::to_string(spec).unwrap_or_default(),
+                serde_json::to_string(endpoints).unwrap_or_default()
+            ],
         )?;
         Ok(())
     }
@@ -484,17 +488,6 @@ impl Store {
                 })
             })
             .collect())
-    }
-}
-
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::rows::{Decoder, RowError};
 use super::spec::{Endpoints, IngestSpec};
-use crate::providers::clickhouse::{quote_table, ClickHouse, InsertError};
+use crate::providers::clickhouse::{literal, table_sql, ClickHouse, InsertError};
 use crate::providers::kafka::Kafka;
 use crate::store::{PipelineStatus, Store};
 
@@ -332,63 +332,49 @@ async fn run_version(
         stop_rx,
     ));
     let mut last_report = Instant::now();
-    let mut last_check = Instant::now();
     let mut inserted_at_report = stats.inserted;
     let mut inserts = 0usize;
     let mut stop = None;
     loop {
-        let batch = tokio::select! {
-            b = rx.recv() => b,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if last_report.elapsed() >= Duration::from_secs(1) {
-                    update_rates(stats, &consumer, spec, &start, &mut inserted_at_report, &mut last_report);
-                    report(store, options, stats);
-                }
-                if stop.is_none() && last_check.elapsed() >= Duration::from_secs(1) {
-                    last_check = Instant::now();
-                    stop = check_stop(store, spec, shutdown)?;
-                    if stop.is_some() {
-                        let _ = stop_tx.send(true);
-                    }
-                }
-                continue;
-            }
+        let received = tokio::select! {
+            b = rx.recv() => match b {
+                Some(batch) => Some(batch),
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(500)) => None,
             _ = shutdown.changed() => {
                 stop = Some(Stop::Shutdown);
                 let _ = stop_tx.send(true);
-                continue;
+                None
             }
         };
-        let Some(batch) = batch else {
-            break;
-        };
-        stats.consumed += batch.consumed;
-        if stop.is_some() {
-            // Not inserted, not committed: the next start (of this version or the next)
-            // reads it again.
-            continue;
-        }
-        let guard = Guard {
-            store,
-            options,
-            spec,
-            shutdown,
-        };
-        match ingest_batch(&ch, &producer, spec, batch, stats, &guard).await? {
-            Some(next) => {
-                inserts += 1;
-                fault_pause(inserts);
-                commit(&consumer, &spec.topic, &next).await?;
-                for (p, o) in next {
-                    start.insert(p, o);
+        if let Some(batch) = received {
+            stats.consumed += batch.consumed;
+            // Once stopping, a batch is neither inserted nor committed: the next start (of
+            // this version or the next) reads it again.
+            if stop.is_none() {
+                let guard = Guard {
+                    store,
+                    options,
+                    spec,
+                    shutdown,
+                };
+                match ingest_batch(&ch, &producer, spec, batch, stats, &guard).await? {
+                    Some(next) => {
+                        inserts += 1;
+                        fault_pause(inserts);
+                        commit(&consumer, &spec.topic, &next).await?;
+                        start.extend(next);
+                        stats.last_error = None;
+                    }
+                    None => {
+                        stop = Some(guard.should_stop()?.unwrap_or(Stop::Shutdown));
+                        let _ = stop_tx.send(true);
+                    }
                 }
-                stats.last_error = None;
-            }
-            None => {
-                stop = Some(guard.should_stop()?.unwrap_or(Stop::Shutdown));
-                let _ = stop_tx.send(true);
             }
         }
+        // Once a second: the status, and whether another version went live.
         if last_report.elapsed() >= Duration::from_secs(1) {
             update_rates(
                 stats,
@@ -399,12 +385,11 @@ async fn run_version(
                 &mut last_report,
             );
             report(store, options, stats);
-        }
-        if stop.is_none() && last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            stop = check_stop(store, spec, shutdown)?;
-            if stop.is_some() {
-                let _ = stop_tx.send(true);
+            if stop.is_none() {
+                stop = check_stop(store, spec, shutdown)?;
+                if stop.is_some() {
+                    let _ = stop_tx.send(true);
+                }
             }
         }
     }
@@ -544,21 +529,14 @@ async fn wait_for_views(ch: &ClickHouse, spec: &IngestSpec) -> Result<(), String
 }
 
 async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, String> {
-    let names: Vec<String> = spec
-        .views
-        .iter()
-        .map(|v| format!("'{}'", v.name.replace('\\', "\\\\").replace('\'', "\\'")))
-        .collect();
+    let names: Vec<String> = spec.views.iter().map(|v| literal(&v.name)).collect();
     if names.is_empty() {
         return Ok(true);
     }
     let rows = ch
         .rows(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{}' AND name IN ({})",
-            spec.staging
-                .database
-                .replace('\\', "\\\\")
-                .replace('\'', "\\'"),
+            "SELECT count() FROM system.tables WHERE database = {} AND name IN ({})",
+            literal(&spec.staging.database),
             names.join(", ")
         ))
         .await?;
@@ -573,9 +551,9 @@ async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, String>
 async fn ledger_offsets(ch: &ClickHouse, spec: &IngestSpec) -> Result<BTreeMap<i32, i64>, String> {
     let rows = ch
         .rows(&format!(
-            "SELECT partition, max(last_offset) FROM {} WHERE pipeline = '{}' GROUP BY partition",
-            quote_table(&spec.ledger),
-            spec.pipeline.replace('\\', "\\\\").replace('\'', "\\'")
+            "SELECT partition, max(last_offset) FROM {} WHERE pipeline = {} GROUP BY partition",
+            table_sql(&spec.ledger),
+            literal(&spec.pipeline)
         ))
         .await?;
     Ok(rows
@@ -825,31 +803,20 @@ async fn dead_letter(producer: &FutureProducer, spec: &IngestSpec, d: &Dead) -> 
     let partition = d.partition.to_string();
     let offset = d.offset.to_string();
     let version = spec.version.to_string();
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "paver.error",
-            value: Some(d.reason.as_str()),
+    let fields = [
+        ("paver.error", d.reason.as_str()),
+        ("paver.pipeline", spec.pipeline.as_str()),
+        ("paver.version", version.as_str()),
+        ("paver.source.topic", spec.topic.as_str()),
+        ("paver.source.partition", partition.as_str()),
+        ("paver.source.offset", offset.as_str()),
+    ];
+    let headers = fields.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(*value),
         })
-        .insert(Header {
-            key: "paver.pipeline",
-            value: Some(spec.pipeline.as_str()),
-        })
-        .insert(Header {
-            key: "paver.version",
-            value: Some(version.as_str()),
-        })
-        .insert(Header {
-            key: "paver.source.topic",
-            value: Some(spec.topic.as_str()),
-        })
-        .insert(Header {
-            key: "paver.source.partition",
-            value: Some(partition.as_str()),
-        })
-        .insert(Header {
-            key: "paver.source.offset",
-            value: Some(offset.as_str()),
-        });
+    });
     let mut pause = Duration::from_millis(200);
     loop {
         let mut record: FutureRecord<'_, [u8], [u8]> =

@@ -28,13 +28,9 @@ pub fn quote(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
-fn table_sql(t: &TableName) -> String {
-    format!("{}.{}", quote(&t.database), quote(&t.name))
-}
-
 /// `db`.`table`, quoted.
-pub fn quote_table(t: &TableName) -> String {
-    table_sql(t)
+pub fn table_sql(t: &TableName) -> String {
+    format!("{}.{}", quote(&t.database), quote(&t.name))
 }
 
 /// Why an insert failed: the data itself (it will never pass), or anything else (the
@@ -63,7 +59,7 @@ pub fn error_code(text: &str) -> Option<u32> {
 }
 
 /// A string literal.
-fn literal(text: &str) -> String {
+pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -302,8 +298,7 @@ impl ClickHouse {
                     )
                 })
                 .collect();
-            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
-                .await?;
+            self.drop_table(&probe).await?;
             self.run(&format!(
                 "CREATE TABLE {} ({}) ENGINE = Null",
                 table_sql(&probe),
@@ -318,8 +313,7 @@ impl ClickHouse {
                 Some(q) => self.meta(&format!("SELECT * FROM ({q}) LIMIT 0")).await,
                 None => Err("the transform could not be rendered".to_string()),
             };
-            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
-                .await?;
+            self.drop_table(&probe).await?;
             inferred.extend(result?);
         }
         columns
@@ -367,6 +361,25 @@ impl ClickHouse {
         self.run(&ddl).await
     }
 
+    /// `DROP TABLE IF EXISTS` (idempotent, as compensations must be).
+    async fn drop_table(&self, table: &TableName) -> Result<(), String> {
+        self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(table)))
+            .await
+    }
+
+    /// Drop a column if the table has it (idempotent).
+    async fn drop_column(&self, table: &TableName, name: &str) -> Result<(), String> {
+        if self.column_exists(table, name).await? {
+            self.run(&format!(
+                "ALTER TABLE {} DROP COLUMN {}",
+                table_sql(table),
+                quote(name)
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn column_exists(&self, table: &TableName, name: &str) -> Result<bool, String> {
         let rows = self
             .rows(&format!(
@@ -392,8 +405,7 @@ impl ClickHouse {
             }
             Action::CreateTable { table, spec } => self.create_table(table, spec).await?,
             Action::DropTable { table } => {
-                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(table)))
-                    .await?
+                self.drop_table(table).await?
             }
             Action::AddColumn {
                 table,
@@ -413,16 +425,7 @@ impl ClickHouse {
                     .await?;
                 }
             }
-            Action::DropColumn { table, name } => {
-                if self.column_exists(table, name).await? {
-                    self.run(&format!(
-                        "ALTER TABLE {} DROP COLUMN {}",
-                        table_sql(table),
-                        quote(name)
-                    ))
-                    .await?;
-                }
-            }
+            Action::DropColumn { table, name } => self.drop_column(table, name).await?,
             Action::CreateStaging { table, columns } => {
                 let mut defs: Vec<String> = columns
                     .iter()
@@ -467,20 +470,12 @@ impl ClickHouse {
                 self.unswitch_generation(table, create, original.as_ref())
                     .await?;
                 for (t, column) in added {
-                    if self.column_exists(t, column).await? {
-                        self.run(&format!(
-                            "ALTER TABLE {} DROP COLUMN {}",
-                            table_sql(t),
-                            quote(column)
-                        ))
-                        .await?;
-                    }
+                    self.drop_column(t, column).await?;
                 }
             }
             Action::DropViews { view, offsets } => {
                 for t in [view, offsets] {
-                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(t)))
-                        .await?;
+                    self.drop_table(t).await?;
                 }
             }
             _ => return Ok(false),
@@ -553,8 +548,7 @@ impl ClickHouse {
             )
         })?;
         for t in [&spec.view, &spec.offsets] {
-            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(t)))
-                .await?;
+            self.drop_table(t).await?;
         }
         self.run(&format!(
             "CREATE MATERIALIZED VIEW {} TO {} AS {query}",
@@ -644,8 +638,7 @@ impl ClickHouse {
             .iter()
             .map(|(n, t)| format!("{} {t}", quote(n)))
             .collect();
-        self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
-            .await?;
+        self.drop_table(&next).await?;
         self.run(&format!(
             "CREATE TABLE {} ({}) ENGINE = Merge({}, {})",
             table_sql(&next),
@@ -671,8 +664,7 @@ impl ClickHouse {
                     database: table.database.clone(),
                     name: format!("{}__paver_prev", table.name),
                 };
-                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&previous)))
-                    .await?;
+                self.drop_table(&previous).await?;
                 self.run(&format!(
                     "RENAME TABLE {} TO {}, {} TO {}",
                     table_sql(table),
@@ -681,8 +673,7 @@ impl ClickHouse {
                     table_sql(table)
                 ))
                 .await?;
-                self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&previous)))
-                    .await
+                self.drop_table(&previous).await
             }
         }
     }
@@ -716,8 +707,7 @@ impl ClickHouse {
                         database: table.database.clone(),
                         name: format!("{}__paver_next", table.name),
                     };
-                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
-                        .await?;
+                    self.drop_table(&next).await?;
                     self.run(&format!(
                         "RENAME TABLE {} TO {}, {} TO {}",
                         table_sql(table),
@@ -726,8 +716,7 @@ impl ClickHouse {
                         table_sql(table)
                     ))
                     .await?;
-                    self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&next)))
-                        .await?;
+                    self.drop_table(&next).await?;
                 }
             } else {
                 // Rows reached the new table: the Merge stays, so that none disappears.
@@ -735,8 +724,7 @@ impl ClickHouse {
             }
         }
         if rows_in_new == "0" {
-            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(create)))
-                .await?;
+            self.drop_table(create).await?;
         }
         Ok(())
     }
