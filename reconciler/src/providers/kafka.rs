@@ -15,7 +15,17 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
-use crate::plan::{Action, Topic};
+use crate::error::ProviderError;
+use crate::plan::{KafkaAction, Topic};
+
+/// A librdkafka error, sorted by its code (no code: transient, the client could not talk).
+fn kafka_error(e: rdkafka::error::KafkaError, what: impl std::fmt::Display) -> ProviderError {
+    let text = format!("{what}: {e}");
+    match e.rdkafka_error_code() {
+        Some(code) => ProviderError::from_kafka(code, text),
+        None => ProviderError::transient(text),
+    }
+}
 
 /// An admin connection to a Kafka cluster.
 pub struct Kafka {
@@ -112,17 +122,10 @@ impl Kafka {
         Ok(found)
     }
 
-    /// Run a Kafka action; `Ok(false)` when the action is not Kafka's.
-    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
-        if matches!(
-            action,
-            Action::CreateTopic { .. }
-                | Action::DeleteTopic { .. }
-                | Action::CreatePartitions { .. }
-                | Action::AlterTopicConfig { .. }
-        ) {
-            self.count();
-        }
+    /// Run a Kafka action; its error says whether trying again may help.
+    pub async fn execute(&self, action: &KafkaAction) -> Result<(), ProviderError> {
+        use KafkaAction as Action;
+        self.count();
         match action {
             Action::CreateTopic { name, topic } => {
                 let mut new = NewTopic::new(
@@ -137,9 +140,11 @@ impl Kafka {
                     .admin
                     .create_topics([&new], &Self::options())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| kafka_error(e, format!("creating topic `{name}`")))?;
                 for r in results {
-                    r.map_err(|(t, e)| format!("creating topic `{t}`: {e}"))?;
+                    r.map_err(|(t, e)| {
+                        ProviderError::from_kafka(e, format!("creating topic `{t}`: {e}"))
+                    })?;
                 }
             }
             Action::DeleteTopic { name } => {
@@ -147,11 +152,16 @@ impl Kafka {
                     .admin
                     .delete_topics(&[name.as_str()], &Self::options())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| kafka_error(e, format!("deleting topic `{name}`")))?;
                 for r in results {
                     match r {
                         Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                        Err((t, e)) => return Err(format!("deleting topic `{t}`: {e}")),
+                        Err((t, e)) => {
+                            return Err(ProviderError::from_kafka(
+                                e,
+                                format!("deleting topic `{t}`: {e}"),
+                            ))
+                        }
                     }
                 }
             }
@@ -161,21 +171,38 @@ impl Kafka {
                     .admin
                     .create_partitions([&new], &Self::options())
                     .await
-                    .map_err(|e| format!("CreatePartitions for topic `{name}`: {e}"))?;
+                    .map_err(|e| kafka_error(e, format!("CreatePartitions for topic `{name}`")))?;
                 for r in results {
-                    r.map_err(|(t, e)| format!("CreatePartitions for topic `{t}`: {e}"))?;
+                    r.map_err(|(t, e)| {
+                        ProviderError::from_kafka(
+                            e,
+                            format!("CreatePartitions for topic `{t}`: {e}"),
+                        )
+                    })?;
                 }
             }
             Action::AlterTopicConfig { name, set, delete } => {
                 let native = self.admin.inner().native_ptr() as usize;
                 let (name, set, delete) = (name.clone(), set.clone(), delete.clone());
-                tokio::task::block_in_place(move || {
+                // A blocking C call: on a thread of its own (block_in_place would panic on
+                // a current-thread runtime). The admin client outlives it: it is awaited.
+                let what = format!("altering the config of topic `{name}`");
+                tokio::task::spawn_blocking(move || {
                     incremental_alter(native, &name, &set, &delete)
+                })
+                .await
+                .map_err(|e| ProviderError::transient(format!("{what}: {e}")))?
+                .map_err(|e| {
+                    let text = format!("{what}: {e}");
+                    if e.contains("timed out") || e.contains("Timed out") {
+                        ProviderError::transient(text)
+                    } else {
+                        ProviderError::permanent(text)
+                    }
                 })?;
             }
-            _ => return Ok(false),
         }
-        Ok(true)
+        Ok(())
     }
 }
 
