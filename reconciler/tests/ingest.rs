@@ -1021,11 +1021,16 @@ fn after_the_handover_is_confirmed_every_record_goes_through_the_new_version() {
     );
     p.push("pipeline v2: region");
     p.apply();
+    let asked = Instant::now();
     assert_eq!(
         confirmed(2),
         HandoverOutcome::Confirmed,
         "{}",
         p.log("worker.log")
+    );
+    eprintln!(
+        "handover: confirmed {:?} after `paver apply` returned",
+        asked.elapsed()
     );
 
     // Everything read from now on goes through v2.
