@@ -44,42 +44,34 @@ pub async fn execute(
     Ok(())
 }
 
-/// Wait until every worker of `pipeline` that is alive runs `version`: its status record
-/// names that version (a worker records its version only from inside the version's run,
-/// after the previous run returned), or it is older than [`STALE_MS`] (no worker).
+/// Wait until every worker of `pipeline` that is alive (a heartbeat fresher than
+/// [`crate::ingest::handover::FRESH`]) runs `version`. A worker reports a version only once
+/// nothing of the previous one is in flight (see [`crate::ingest::supervisor`]).
 async fn await_handover(
     store: &Store,
     pipeline: &str,
     version: Option<u32>,
     timeout: Duration,
 ) -> Result<(), ProviderError> {
+    use crate::ingest::handover::outcome_now;
     let started = std::time::Instant::now();
     loop {
-        let status = store
-            .pipeline_status()
-            .map_err(|e| ProviderError::transient(e.to_string()))?
-            .into_iter()
-            .find(|s| s.name == pipeline);
-        let now = crate::policy::now_ms();
-        let pending = status.filter(|s| {
-            let fresh = crate::policy::unix_ms(&s.updated_at)
-                .is_some_and(|at| now.saturating_sub(at) < STALE_MS);
-            fresh && Some(s.version) != version
-        });
-        let Some(pending) = pending else {
-            return Ok(());
-        };
-        if started.elapsed() >= timeout {
-            return Err(ProviderError::transient(format!(
-                "the worker of pipeline {pipeline} ({}) still runs v{} after {}s; the cut-over waits for it to stop inserting into that version's staging table",
-                pending.worker,
-                pending.version,
-                timeout.as_secs()
-            )));
+        let workers = store
+            .workers_of(pipeline)
+            .map_err(|e| ProviderError::transient(e.to_string()))?;
+        match outcome_now(&workers, version, crate::store::now_ms()) {
+            Ok(_) => return Ok(()),
+            Err(behind) if started.elapsed() >= timeout => {
+                return Err(ProviderError::transient(format!(
+                    "the worker {} of pipeline {pipeline} still runs {} after {}s; the cut-over waits for it to stop inserting into the previous version's staging table",
+                    behind.worker,
+                    behind
+                        .version
+                        .map_or("no version".to_string(), |v| format!("v{v}")),
+                    timeout.as_secs()
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-
-/// A worker whose status is older than this is not running.
-const STALE_MS: u64 = 3_000;

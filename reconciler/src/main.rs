@@ -455,7 +455,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             });
             paver::ingest::worker::run(options, stop_rx)
                 .await
-                .map_err(Failure::Other)?;
+                .map_err(|e| Failure::Other(e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { target, namespace } => {

@@ -176,6 +176,13 @@ CREATE TABLE IF NOT EXISTS pipeline_status (
     last_error    TEXT,
     updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+CREATE TABLE IF NOT EXISTS ingest_workers (
+    pipeline     TEXT NOT NULL,
+    worker       TEXT NOT NULL,
+    version      INTEGER NULL,
+    heartbeat_ms INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, worker)
+);
 CREATE TABLE IF NOT EXISTS inventory (
     resource TEXT PRIMARY KEY,
     hash     TEXT NOT NULL,
@@ -503,6 +510,68 @@ impl Store {
     }
 }
 
+/// What an ingestion worker last said it runs: the hand-off record of a cut-over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerRecord {
+    /// Unique per worker process and pipeline (`<host> pid <N>`).
+    pub worker: String,
+    /// The version it runs; `None` while the pipeline has no live version (or it has
+    /// stopped the old one and not yet started another).
+    pub version: Option<u32>,
+    /// When it last said so, in Unix milliseconds.
+    pub heartbeat_ms: i64,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// A worker's heartbeat: it runs `version` of `pipeline` (and inserts into no other
+    /// version's staging table).
+    pub fn worker_report(
+        &self,
+        pipeline: &str,
+        worker: &str,
+        version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO ingest_workers (pipeline, worker, version, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (pipeline, worker) DO UPDATE SET version = excluded.version,
+               heartbeat_ms = excluded.heartbeat_ms",
+            params![pipeline, worker, version, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The workers of a pipeline, as they last reported (stale ones included).
+    pub fn workers_of(&self, pipeline: &str) -> Result<Vec<WorkerRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT worker, version, heartbeat_ms FROM ingest_workers WHERE pipeline = ?1 ORDER BY worker",
+        )?;
+        let rows = stmt.query_map(params![pipeline], |r| {
+            Ok(WorkerRecord {
+                worker: r.get(0)?,
+                version: r.get(1)?,
+                heartbeat_ms: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A worker stopped cleanly: it runs nothing any more.
+    pub fn forget_worker(&self, pipeline: &str, worker: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM ingest_workers WHERE pipeline = ?1 AND worker = ?2",
+            params![pipeline, worker],
+        )?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Per pipeline: the live version and what its worker last reported (for `status`).
     pub fn pipelines_summary(&self) -> Result<Vec<serde_json::Value>, StoreError> {
@@ -574,6 +643,28 @@ mod tests {
                 .into(),
             ),
         )
+    }
+
+    #[test]
+    fn workers_report_their_version_and_are_forgotten_on_a_clean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("paver.db")).unwrap();
+        store.worker_report("p", "host pid 1", Some(1)).unwrap();
+        store.worker_report("p", "host pid 2", None).unwrap();
+        store.worker_report("q", "host pid 1", Some(7)).unwrap();
+        store.worker_report("p", "host pid 1", Some(2)).unwrap();
+        let workers = store.workers_of("p").unwrap();
+        assert_eq!(
+            workers
+                .iter()
+                .map(|w| (w.worker.as_str(), w.version))
+                .collect::<Vec<_>>(),
+            [("host pid 1", Some(2)), ("host pid 2", None)]
+        );
+        assert!(workers.iter().all(|w| w.heartbeat_ms > 0));
+        store.forget_worker("p", "host pid 1").unwrap();
+        assert_eq!(store.workers_of("p").unwrap().len(), 1);
+        assert_eq!(store.workers_of("q").unwrap()[0].version, Some(7));
     }
 
     #[test]

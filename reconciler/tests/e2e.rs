@@ -938,18 +938,12 @@ fn a_group_gets_offsets_before_it_starts_and_they_read_back() {
     let group = format!("{}-v2", p.prefix);
     let topic = p.topic("events");
     let rt = runtime();
-    let before = rt
-        .block_on(async { tokio::task::block_in_place(|| kafka.group_offsets(&group, &topic, 3)) })
-        .unwrap();
+    let before = rt.block_on(kafka.group_offsets(&group, &topic, 3)).unwrap();
     assert!(before.is_empty(), "{before:?}");
     let wanted = BTreeMap::from([(0, 5i64), (1, 7), (2, 9)]);
-    rt.block_on(async {
-        tokio::task::block_in_place(|| kafka.set_group_offsets(&group, &topic, &wanted))
-    })
-    .unwrap();
-    let after = rt
-        .block_on(async { tokio::task::block_in_place(|| kafka.group_offsets(&group, &topic, 3)) })
+    rt.block_on(kafka.set_group_offsets(&group, &topic, &wanted))
         .unwrap();
+    let after = rt.block_on(kafka.group_offsets(&group, &topic, 3)).unwrap();
     assert_eq!(after, wanted);
 }
 

@@ -1011,3 +1011,113 @@ fn the_confluent_wire_format_is_read_through_the_schema_registry() {
         .and_then(|mut s| std::io::Write::write_all(&mut s, b"GET /stop HTTP/1.1\r\n\r\n"));
     let _ = handle.join();
 }
+
+/// The cut-over's hand-off: once `await_handover` confirms that the worker runs v2, no
+/// record read from then on goes through v1 (its staging table gets nothing more).
+#[test]
+fn after_the_handover_is_confirmed_every_record_goes_through_the_new_version() {
+    use paver::ingest::handover::{await_handover, HandoverOutcome};
+    let ch = ch();
+    let p = Platform::new("handover");
+    p.base(2);
+    p.push("pipeline v1");
+    p.apply();
+    let table = p.table();
+    let producer = Producer::new(&p.topic());
+    let mut ledger = Ledger::default();
+    let mut worker = p.ingest(&[], "worker.log");
+    produce(&producer, &mut ledger, 1, 200, None);
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
+    let rt = runtime();
+    let confirmed = |version: u32| {
+        rt.block_on(await_handover(
+            &p.state,
+            &p.pipeline(),
+            Some(version),
+            Duration::from_secs(30),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        confirmed(1),
+        HandoverOutcome::Confirmed,
+        "{}",
+        p.log("worker.log")
+    );
+
+    // v2 goes live while v1 is ingesting: v2 fills `region`, v1 leaves it empty.
+    produce(&producer, &mut ledger, 2, 200, Some("eu"));
+    p.write_pipeline(
+        2,
+        "events@2",
+        "SELECT id, kind, at, amount, region FROM source WHERE kind != 'noise'",
+    );
+    p.push("pipeline v2: region");
+    p.apply();
+    let asked = Instant::now();
+    assert_eq!(
+        confirmed(2),
+        HandoverOutcome::Confirmed,
+        "{}",
+        p.log("worker.log")
+    );
+    eprintln!(
+        "handover: confirmed {:?} after `paver apply` returned",
+        asked.elapsed()
+    );
+
+    // Everything read from now on goes through v2.
+    let mut after = Ledger::default();
+    let sent = {
+        let mut messages = Vec::new();
+        for i in 0..150 {
+            let id = format!("p3-{i:05}");
+            messages.push((id.clone(), event(&id, "click", Some("us"))));
+            after.ids.insert(id, 3);
+        }
+        producer.send(&messages)
+    };
+    let first_after: BTreeMap<i32, i64> = sent.iter().fold(BTreeMap::new(), |mut m, (p, o)| {
+        let first = m.entry(*p).or_insert(*o);
+        *first = (*first).min(*o);
+        m
+    });
+    let v2_ids: BTreeSet<String> = after.ids.keys().cloned().collect();
+    ledger.ids.extend(after.ids);
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
+    assert_exactly_once(&ch, &table, &ledger);
+    let regions: BTreeMap<String, String> = query(&ch, &format!("SELECT id, region FROM {table}"))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    for id in &v2_ids {
+        assert_eq!(regions[id], "us", "{id} was read after the handover");
+    }
+    // The ledger: v1 inserted no offset produced after the handover.
+    let db = p.prefix.replace('-', "_");
+    let v1_last = query(
+        &ch,
+        &format!(
+            "SELECT partition, max(last_offset) FROM {db}.__paver_offsets WHERE pipeline = '{}' AND version = 1 GROUP BY partition",
+            p.pipeline()
+        ),
+    );
+    for row in v1_last {
+        let (partition, last): (i32, i64) = (row[0].parse().unwrap(), row[1].parse().unwrap());
+        if let Some(first) = first_after.get(&partition) {
+            assert!(
+                last < *first,
+                "v1 inserted offset {last} of partition {partition}, produced after the handover (from {first})"
+            );
+        }
+    }
+    kill(&mut worker, "-TERM");
+    assert_eq!(
+        worker.wait().ok().and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        p.log("worker.log")
+    );
+    // A clean stop: the worker is forgotten, nothing is left to wait for.
+    assert_eq!(confirmed(2), HandoverOutcome::NoWorkers);
+}

@@ -1,10 +1,44 @@
 //! Ingestion: reading a pipeline's topic into ClickHouse. The wire format ([`codec`]),
-//! records to rows ([`rows`]), the live version's description ([`spec`]) and the worker
-//! ([`worker`]): consume, decode, insert into the version's staging table (its views run
-//! the transform into the sink and record the offsets in the ledger), dead-letter what
-//! cannot be ingested, commit offsets after the insert.
+//! records to rows ([`rows`], with the Schema Registry in [`registry`]), the live version's
+//! description ([`spec`]) and the worker: [`supervisor`] follows the live version and
+//! heartbeats which one it runs, [`worker`] runs one version (consume, [`batch`], start at
+//! [`offsets`]), [`sink`] inserts into the version's staging table (its views run the
+//! transform into the sink and record the offsets in the ledger), [`dead_letter`] writes
+//! what cannot be ingested, [`status`] is what it reports, [`handover`] is the cut-over's
+//! wait for the workers, and [`stop`] is the one stop token every wait honours.
 
+pub mod batch;
 pub mod codec;
+pub mod dead_letter;
+pub mod handover;
+pub mod offsets;
+pub mod registry;
 pub mod rows;
+pub mod sink;
 pub mod spec;
+pub mod status;
+pub mod stop;
+pub mod supervisor;
 pub mod worker;
+
+/// Why a worker could not run a pipeline version (it tries again; nothing it read is
+/// committed).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("ClickHouse: {0}")]
+    ClickHouse(String),
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    #[error("Kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("the pipeline's schemas: {0}")]
+    Schemas(String),
+    #[error("the views of v{version} ({views}) do not exist: refusing to insert into a staging table that would swallow rows")]
+    ViewsMissing { version: u32, views: String },
+    #[error(transparent)]
+    DeadLetter(#[from] dead_letter::DeadLetterError),
+    #[error("a background task of the worker failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

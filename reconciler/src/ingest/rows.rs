@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde_json::Value as Json;
 
 use super::codec::{self, Datum};
+use super::registry::Answer;
 use super::spec::IngestSpec;
 
 /// Why a record has no row.
@@ -89,23 +90,36 @@ impl Decoder {
         })
     }
 
-    /// What the Schema Registry says schema `id` is (its JSON text, or the lookup's
-    /// error). Only a schema that is a released version of the subject is accepted: the
-    /// registry names the writer's schema, the repo says what may be read.
-    pub fn learn(&mut self, id: u32, schema: Result<String, String>) {
-        let known = schema.and_then(|text| {
-            let json: Json =
-                serde_json::from_str(&text).map_err(|e| format!("schema id {id}: {e}"))?;
-            let parsed = codec::Schema::parse(&json).map_err(|e| format!("schema id {id}: {e}"))?;
-            if self.writers.contains_key(&parsed.fingerprint) {
-                Ok(parsed.fingerprint)
-            } else {
-                Err(format!(
-                    "schema id {id} of the Schema Registry is not a released version of the subject"
-                ))
-            }
-        });
+    /// What the Schema Registry definitively said schema `id` is (a transient failure is
+    /// no answer: nothing is remembered, and the id is asked again). Only a schema that is
+    /// a released version of the subject is accepted: the registry names the writer's
+    /// schema, the repo says what may be read.
+    pub fn learn(&mut self, id: u32, answer: Answer) {
+        let known = match answer {
+            Answer::NotFound => Err(format!("the Schema Registry has no schema id {id}")),
+            Answer::Schema(text) => (|| {
+                let json: Json =
+                    serde_json::from_str(&text).map_err(|e| format!("schema id {id}: {e}"))?;
+                let parsed =
+                    codec::Schema::parse(&json).map_err(|e| format!("schema id {id}: {e}"))?;
+                if self.writers.contains_key(&parsed.fingerprint) {
+                    Ok(parsed.fingerprint)
+                } else {
+                    Err(format!(
+                        "schema id {id} of the Schema Registry is not a released version of the subject"
+                    ))
+                }
+            })(),
+        };
         self.ids.insert(id, known);
+    }
+
+    /// The Confluent schema id of a message that the registry must be asked about first.
+    pub fn unknown_id(&self, message: &[u8]) -> Option<u32> {
+        match self.writer(message) {
+            Err(RowError::UnknownId(id)) => Some(id),
+            _ => None,
+        }
     }
 
     /// The writer's schema and the datum's bytes of a message: the single-object
@@ -545,7 +559,9 @@ mod tests {
         );
         d.registry = true;
         assert_eq!(d.row(&framed, 0, 0, &mut out), Err(RowError::UnknownId(7)));
-        d.learn(7, Ok(V1.to_string()));
+        assert_eq!(d.unknown_id(&framed), Some(7));
+        d.learn(7, Answer::Schema(V1.to_string()));
+        assert_eq!(d.unknown_id(&framed), None);
         d.row(&framed, 0, 5, &mut out).unwrap();
         assert!(String::from_utf8(out.clone())
             .unwrap()
@@ -553,15 +569,50 @@ mod tests {
         // A registry schema that is not released in the repo is refused.
         d.learn(
             8,
-            Ok(r#"{"type":"record","name":"Other","fields":[]}"#.to_string()),
+            Answer::Schema(r#"{"type":"record","name":"Other","fields":[]}"#.to_string()),
         );
         assert!(
             matches!(d.row(&[0, 0, 0, 0, 8], 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("not a released version"))
         );
-        d.learn(9, Err("registry down".to_string()));
+        d.learn(9, Answer::NotFound);
         assert!(
-            matches!(d.row(&[0, 0, 0, 0, 9, 1], 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("registry down"))
+            matches!(d.row(&[0, 0, 0, 0, 9, 1], 0, 0, &mut out), Err(RowError::Dead(r)) if r.contains("no schema id 9"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_cannot_answer_now_is_asked_again_not_remembered() {
+        use crate::ingest::registry::{lookup, RegistryError};
+        let cols = [
+            ("id", "Int64"),
+            ("at", "DateTime64(3)"),
+            ("s", "Nullable(String)"),
+        ];
+        let mut d = Decoder::new(&spec(V2, &[V1, V2], &cols), |t| t.to_string()).unwrap();
+        d.registry = true;
+        let framed = [0u8, 0, 0, 0, 7, 2, 0];
+        // The registry is down (nobody listens): no answer, nothing learnt.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down = lookup(
+            &format!("http://127.0.0.1:{port}"),
+            7,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+        assert!(matches!(
+            down,
+            Err(RegistryError::Unavailable { id: 7, .. })
+        ));
+        let mut out = Vec::new();
+        assert_eq!(d.row(&framed, 0, 0, &mut out), Err(RowError::UnknownId(7)));
+        assert_eq!(d.unknown_id(&framed), Some(7), "asked again, not dead");
+        // Back up: the answer is learnt and the record decodes.
+        d.learn(7, Answer::Schema(V1.to_string()));
+        d.row(&framed, 0, 0, &mut out).unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{
@@ -27,9 +28,11 @@ fn kafka_error(e: rdkafka::error::KafkaError, what: impl std::fmt::Display) -> P
     }
 }
 
-/// An admin connection to a Kafka cluster.
+/// An admin connection to a Kafka cluster. librdkafka's blocking calls run on tokio's
+/// blocking threads (`spawn_blocking`), so that the provider works on any runtime, a
+/// current-thread one included.
 pub struct Kafka {
-    admin: AdminClient<DefaultClientContext>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
     pub brokers: String,
     /// Admin and metadata requests sent, for the "requests per reconcile" count.
     pub requests: std::sync::atomic::AtomicU64,
@@ -46,7 +49,7 @@ impl Kafka {
             .create()
             .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
         Ok(Kafka {
-            admin,
+            admin: Arc::new(admin),
             brokers: brokers.to_string(),
             requests: Default::default(),
         })
@@ -72,24 +75,31 @@ impl Kafka {
         wanted: &BTreeMap<String, Topic>,
     ) -> Result<BTreeMap<String, Topic>, String> {
         self.count();
-        let metadata =
-            tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, TIMEOUT))
-                .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
-        let mut found = BTreeMap::new();
-        for t in metadata.topics() {
-            if !wanted.contains_key(t.name()) || t.error().is_some() {
-                continue;
+        let admin = self.admin.clone();
+        let names: Vec<String> = wanted.keys().cloned().collect();
+        let mut found = blocking(move || {
+            let metadata = admin.inner().fetch_metadata(None, TIMEOUT)?;
+            let mut found = BTreeMap::new();
+            for t in metadata.topics() {
+                if !names.iter().any(|n| n == t.name()) || t.error().is_some() {
+                    continue;
+                }
+                let partitions = t.partitions();
+                found.insert(
+                    t.name().to_string(),
+                    Topic {
+                        partitions: partitions.len() as i32,
+                        replication_factor: partitions
+                            .first()
+                            .map_or(0, |p| p.replicas().len() as i32),
+                        config: BTreeMap::new(),
+                    },
+                );
             }
-            let partitions = t.partitions();
-            found.insert(
-                t.name().to_string(),
-                Topic {
-                    partitions: partitions.len() as i32,
-                    replication_factor: partitions.first().map_or(0, |p| p.replicas().len() as i32),
-                    config: BTreeMap::new(),
-                },
-            );
-        }
+            Ok::<_, rdkafka::error::KafkaError>(found)
+        })
+        .await?
+        .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
         if found.is_empty() {
             return Ok(found);
         }
@@ -182,12 +192,12 @@ impl Kafka {
                 }
             }
             Action::AlterTopicConfig { name, set, delete } => {
-                let native = self.admin.inner().native_ptr() as usize;
+                let admin = self.admin.clone();
                 let (name, set, delete) = (name.clone(), set.clone(), delete.clone());
-                // A blocking C call: on a thread of its own (block_in_place would panic on
-                // a current-thread runtime). The admin client outlives it: it is awaited.
                 let what = format!("altering the config of topic `{name}`");
-                tokio::task::spawn_blocking(move || {
+                blocking(move || {
+                    // `admin` (moved here) keeps the client alive during the call.
+                    let native = admin.inner().native_ptr() as usize;
                     incremental_alter(native, &name, &set, &delete)
                 })
                 .await
@@ -220,7 +230,7 @@ impl Kafka {
 
     /// The offsets `group` has committed on `topic`, by partition (partitions without a
     /// committed offset are left out).
-    pub fn group_offsets(
+    pub async fn group_offsets(
         &self,
         group: &str,
         topic: &str,
@@ -234,7 +244,8 @@ impl Kafka {
         for p in 0..partitions {
             list.add_partition(topic, p);
         }
-        let committed = tokio::task::block_in_place(|| consumer.committed_offsets(list, TIMEOUT))
+        let committed = blocking(move || consumer.committed_offsets(list, TIMEOUT))
+            .await?
             .map_err(|e| format!("reading the offsets of group `{group}`: {e}"))?;
         Ok(committed
             .elements()
@@ -248,7 +259,7 @@ impl Kafka {
 
     /// Commit offsets for `group` on `topic` before the group starts consuming (a new
     /// pipeline version starts where the previous one stopped).
-    pub fn set_group_offsets(
+    pub async fn set_group_offsets(
         &self,
         group: &str,
         topic: &str,
@@ -263,9 +274,17 @@ impl Kafka {
             list.add_partition_offset(topic, *p, Offset::Offset(*o))
                 .map_err(|e| format!("offset {o} of partition {p}: {e}"))?;
         }
-        tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync))
+        blocking(move || consumer.commit(&list, CommitMode::Sync))
+            .await?
             .map_err(|e| format!("committing the offsets of group `{group}`: {e}"))
     }
+}
+
+/// Run a blocking librdkafka call on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("a Kafka call failed: {e}"))
 }
 
 /// IncrementalAlterConfigs for one topic, through librdkafka's C API (the `rdkafka` crate
