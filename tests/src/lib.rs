@@ -34,7 +34,26 @@ fn build_bins() -> BTreeMap<String, PathBuf> {
     } else {
         "release"
     };
-    let out = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // What cargo set for this test binary is not the build's: build scripts that rerun when
+    // such a variable changes (ring's reads CARGO_PKG_*) would rebuild at every call.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&key.as_ref())
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let out = build
         .args(["build", "--manifest-path"])
         .arg(&manifest)
         .args([
