@@ -27,7 +27,8 @@ pub struct Outcome {
 }
 
 /// Apply a plan as one transaction. Returns `Err` only when the state store fails; a
-/// failed step is an `Ok` outcome with status `RolledBack`.
+/// failed step is an `Ok` outcome with status `RolledBack`, or `Applying` when undoing it
+/// failed too (the next `recover` finishes the undo).
 pub async fn apply(
     store: &Store,
     plan: &Plan,
