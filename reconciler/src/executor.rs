@@ -85,7 +85,8 @@ pub enum ApplyError {
 }
 
 /// Apply a plan as one transaction. Returns `Err` only when the state store fails or the
-/// leadership is lost; a failed step is an `Ok` outcome with status `RolledBack`.
+/// leadership is lost; a failed step is an `Ok` outcome with status `RolledBack`, or
+/// `Applying` when undoing it failed too (the next `recover` finishes the undo).
 pub async fn apply(
     store: &Store,
     plan: &Plan,
@@ -110,20 +111,25 @@ pub async fn apply(
                 error.kind.as_str(),
                 error.message
             );
+            // The failed step itself is not undone: its compensation could drop what someone
+            // else made (a create that failed because the thing exists). A failure whose
+            // outcome is unknown (a timeout) needs a typed error to be told apart.
             let undo = compensate(store, id, &plan.steps[..seq], target).await?;
-            let message = match undo {
-                Ok(()) => message,
-                Err(undo) => format!("{message}; and undoing it failed: {undo}"),
+            let (status, message) = match undo {
+                Ok(()) => (RevisionStatus::RolledBack, message),
+                // Not finished: the revision stays `applying`, so that `recover` (the next
+                // reconcile starts with it) undoes what is left, never leaving it half done.
+                Err(undo) => (
+                    RevisionStatus::Applying,
+                    format!("{message}; and undoing it failed: {undo} (retried on the next start)"),
+                ),
             };
-            store.finish(
-                id,
-                RevisionStatus::RolledBack,
-                Some(&message),
-                Some(error.kind),
-            )?;
+            if status == RevisionStatus::RolledBack {
+                store.finish(id, status, Some(&message), Some(error.kind))?;
+            }
             return Ok(Outcome {
                 revision_id: id,
-                status: RevisionStatus::RolledBack,
+                status,
                 applied: 0,
                 error: Some(message),
                 kind: Some(error.kind),
@@ -157,7 +163,7 @@ fn pause_for_fault_injection(done: usize) {
 }
 
 /// Compensate completed steps in reverse order. The first failing compensation stops the
-/// undo (the revision stays recorded as it is, to be retried).
+/// undo (the revision stays `applying`, for `recover` to finish the undo).
 async fn compensate(
     store: &Store,
     id: i64,
@@ -228,9 +234,10 @@ fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(),
     Ok(())
 }
 
-/// On start: undo a revision that was being applied when the process stopped. Steps that
-/// were done, and the one that had started (its outcome is unknown), are compensated in
-/// reverse order. Returns the revision that was undone, if any.
+/// On start: undo a revision that was being applied when the process stopped, or whose undo
+/// failed. Steps that were done, and the one that had started (its outcome is unknown), are
+/// compensated in reverse order; compensated ones are not compensated again. Returns the
+/// revision that was undone, if any.
 pub async fn recover(
     store: &Store,
     target: &impl Executes,

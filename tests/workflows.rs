@@ -9,8 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use paver_lint::yaml::{self, Node};
 
-mod common;
-use common::{commit, copy_dir, text};
+use paver_e2e::{bin, commit, copy_dir, text};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -152,19 +151,11 @@ impl Runner {
         for f in ["output", "path", "summary"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
-        // Both binaries on PATH, as the install steps would leave them.
-        let bin = Path::new(env!("CARGO_BIN_EXE_paver"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        if !bin.join("paver-lint").exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "paver-lint", "--bin", "paver-lint"])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        Runner { dir, bin }
+        // Both binaries on PATH, as the install steps would leave them (one cargo build
+        // puts them side by side).
+        let bins = bin("paver").parent().unwrap().to_path_buf();
+        assert_eq!(bins, bin("paver-lint").parent().unwrap());
+        Runner { dir, bin: bins }
     }
 
     fn summary(&self) -> String {
@@ -367,15 +358,15 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
     repo.remote("origin", &remote_url).unwrap();
     let push = |message: &str| {
         let sha = commit(&repo, message, None);
-        common::push_main(&repo);
+        paver_e2e::push_main(&repo);
         sha
     };
     let first = push("initial");
 
     // The reconciler, polling rarely: only the workflow's webhook makes it move.
-    let port = common::free_port();
+    let port = paver_e2e::free_port();
     let server = format!("http://127.0.0.1:{port}");
-    let mut paver = Command::new(env!("CARGO_BIN_EXE_paver"))
+    let mut paver = Command::new(bin("paver"))
         .args([
             "run",
             "--repo",
@@ -386,8 +377,8 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
             "3600",
         ])
         .args(["--state", dir.path().join("state.db").to_str().unwrap()])
-        .env("PAVER_CLICKHOUSE_URL", common::clickhouse_url())
-        .env("PAVER_KAFKA_BROKERS", common::brokers())
+        .env("PAVER_CLICKHOUSE_URL", paver_e2e::clickhouse_url())
+        .env("PAVER_KAFKA_BROKERS", paver_e2e::brokers())
         .env("PAVER_WEBHOOK_SECRET", "s3cret")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

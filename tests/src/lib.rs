@@ -1,9 +1,103 @@
-//! Helpers shared by the reconciler's integration tests: the test servers' addresses, real
-//! git commits, copies of the example repo, process output.
-#![allow(dead_code)] // each test binary uses its own subset
+//! The scaffolding of paver's end-to-end suites: the binaries under test, the test servers'
+//! addresses, real git commits, platform repos, process output.
 
-use std::path::Path;
-use std::process::Output;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The path of one of the workspace's binaries (`paver`, `paver-lint`), built for this test
+/// process.
+///
+/// `CARGO_BIN_EXE_<name>` only exists for a package's own binaries, and these suites live in
+/// a package of their own. So the first call runs `cargo build -p paver -p paver-lint --bins`
+/// (the cargo that runs the tests, in the same profile) and reads the executables' paths from
+/// its JSON messages, as escargot does: they are right wherever the target and build
+/// directories are. Later calls reuse the paths. `cargo test` has released its lock by the
+/// time tests run, and the build is a no-op when the binaries are fresh.
+pub fn bin(name: &str) -> PathBuf {
+    static BINS: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    let bins = BINS.get_or_init(build_bins);
+    match bins.get(name) {
+        Some(path) => path.clone(),
+        None => panic!("no binary {name} in the workspace (built: {bins:?})"),
+    }
+}
+
+fn build_bins() -> BTreeMap<String, PathBuf> {
+    // The cargo running the tests; a test binary started by hand falls back on the one that
+    // compiled it.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    let mut build = Command::new(cargo);
+    // What cargo set for this test binary is not the build's: build scripts that rerun when
+    // such a variable changes (ring's reads CARGO_PKG_*) would rebuild at every call.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&key.as_ref())
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let out = build
+        .args(["build", "--manifest-path"])
+        .arg(&manifest)
+        .args([
+            "-p",
+            "paver",
+            "-p",
+            "paver-lint",
+            "--bins",
+            "--profile",
+            profile,
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build of the binaries under test failed: {}",
+        out.status
+    );
+    let mut bins = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(name), Some(exe)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            bins.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    for name in ["paver", "paver-lint"] {
+        assert!(
+            bins.get(name).is_some_and(|p| p.exists()),
+            "cargo build reported no executable for {name}: {bins:?}"
+        );
+    }
+    bins
+}
 
 /// ClickHouse of `scripts/test-servers` (or `PAVER_CLICKHOUSE_URL`).
 pub fn clickhouse_url() -> String {
@@ -134,8 +228,8 @@ impl Repo {
 
     /// `paver <args> --state <the test's store>`, pointed at the test servers, with no
     /// fault injection inherited.
-    pub fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paver"));
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("paver"));
         cmd.args(args)
             .args(["--state", self.state.to_str().unwrap()])
             .env("PAVER_CLICKHOUSE_URL", clickhouse_url())

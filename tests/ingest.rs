@@ -17,8 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-mod common;
-use common::{brokers, clickhouse_url, free_port, text};
+use paver_e2e::{brokers, clickhouse_url, free_port, text};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -75,19 +74,19 @@ fn event(id: &str, kind: &str, region: Option<&str>) -> Vec<u8> {
     out
 }
 
-/// A platform repo of the test's own (see `common::Repo`).
-struct Platform(common::Repo);
+/// A platform repo of the test's own (see `paver_e2e::Repo`).
+struct Platform(paver_e2e::Repo);
 
 impl std::ops::Deref for Platform {
-    type Target = common::Repo;
-    fn deref(&self) -> &common::Repo {
+    type Target = paver_e2e::Repo;
+    fn deref(&self) -> &paver_e2e::Repo {
         &self.0
     }
 }
 
 impl Platform {
     fn new(test: &str) -> Platform {
-        Platform(common::Repo::new("ing", test))
+        Platform(paver_e2e::Repo::new("ing", test))
     }
 
     fn topic(&self) -> String {

@@ -14,8 +14,7 @@ use paver::plan::Topic;
 use paver::providers::clickhouse::ClickHouse;
 use paver::providers::kafka::Kafka;
 
-mod common;
-use common::{brokers, clickhouse_url, free_port, text};
+use paver_e2e::{bin, brokers, clickhouse_url, free_port, text};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -38,18 +37,18 @@ fn servers() -> (ClickHouse, Kafka) {
 
 /// A platform repo with a bare remote, a work tree that pushes to it, and a state store.
 /// Names unique per test: topics `<prefix>-events`, database `<prefix_>`.
-struct Platform(common::Repo);
+struct Platform(paver_e2e::Repo);
 
 impl std::ops::Deref for Platform {
-    type Target = common::Repo;
-    fn deref(&self) -> &common::Repo {
+    type Target = paver_e2e::Repo;
+    fn deref(&self) -> &paver_e2e::Repo {
         &self.0
     }
 }
 
 impl Platform {
     fn new(test: &str) -> Platform {
-        Platform(common::Repo::new("e2e", test))
+        Platform(paver_e2e::Repo::new("e2e", test))
     }
 
     fn topic(&self, name: &str) -> String {
@@ -76,7 +75,7 @@ impl Platform {
     }
 
     fn status(&self) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+        let out = Command::new(bin("paver"))
             .args(["status", "--state", self.state.to_str().unwrap()])
             .output()
             .unwrap();
@@ -84,7 +83,7 @@ impl Platform {
     }
 
     fn history(&self) -> Vec<serde_json::Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+        let out = Command::new(bin("paver"))
             .args(["history", "--state", self.state.to_str().unwrap()])
             .output()
             .unwrap();
@@ -569,7 +568,7 @@ fn paver_run_holds_a_permanently_failing_revision_until_paver_retry() {
         "{status}"
     );
     // `paver retry` against the server: one more attempt.
-    let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+    let out = Command::new(paver_e2e::bin("paver"))
         .args([
             "retry",
             &bad,
@@ -783,7 +782,7 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
     // A pull request's preview from elsewhere (a CI runner, no state of its own): the
     // running reconciler's inventory says what paver manages.
     let fresh = p.dir.path().join("elsewhere.db");
-    let preview = Command::new(env!("CARGO_BIN_EXE_paver"))
+    let preview = Command::new(bin("paver"))
         .args([
             "plan",
             "--repo",
