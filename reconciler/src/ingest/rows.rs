@@ -203,6 +203,29 @@ fn from_json(json: &Json) -> Datum {
     }
 }
 
+/// The elements of a named Tuple's inside, `x Int32, label String`: (name, type) pairs,
+/// split at the top-level commas.
+fn tuple_elements(inside: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in inside.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&inside[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&inside[start..]);
+    out.into_iter()
+        .filter_map(|e| e.trim().split_once(' '))
+        .map(|(n, t)| (n.trim_matches('`'), t.trim()))
+        .collect()
+}
+
 fn inner<'a>(ty: &'a str, wrapper: &str) -> Option<&'a str> {
     ty.strip_prefix(wrapper)?.strip_suffix(')')
 }
@@ -224,6 +247,10 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Null, t) if t.starts_with("Array(") => out.push_str("[]"),
         (Datum::Null, t) if t.starts_with("Map(") => {
             out.push_str(if server == "String" { "\"{}\"" } else { "{}" })
+        }
+        (Datum::Null, t) if t.starts_with("Tuple(") => {
+            // Every element at its default (the server fills the missing ones).
+            out.push_str(if server.starts_with("Tuple(") { "{}" } else { "\"\"" })
         }
         (Datum::Null, "String") => out.push_str("\"\""),
         (Datum::Null, _) => return Err(format!("null for a {ty} column")),
@@ -303,7 +330,27 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
             }
             out.push('}');
         }
-        // Records, maps on servers without Map, and other unions: the value as JSON text.
+        // A record into a named Tuple: a JSON object, each field in its element's type.
+        (Datum::Record(fields), t) if t.starts_with("Tuple(") && server.starts_with("Tuple(") => {
+            let (types, server_types) = (
+                tuple_elements(inner(t, "Tuple(").unwrap_or("")),
+                tuple_elements(inner(server, "Tuple(").unwrap_or("")),
+            );
+            out.push('{');
+            for (n, (name, value)) in fields.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let et = types.iter().find(|(e, _)| e == name).map(|(_, t)| *t).unwrap_or("String");
+                let es = server_types.iter().find(|(e, _)| e == name).map(|(_, t)| *t).unwrap_or(et);
+                push_string(&mut out, name);
+                out.push(':');
+                out.push_str(&write_value(value, et, es)?);
+            }
+            out.push('}');
+        }
+        // Records into a String, maps on servers without Map, and other unions: the value
+        // as JSON text.
         (other, _) => push_string(&mut out, &generic(other).to_string()),
     }
     Ok(out)
