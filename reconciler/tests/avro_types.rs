@@ -69,7 +69,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("f_array", "Array(Int32)", "[1,2,3]"),
     ("f_map", "Map(String, Int64)", "{'k':5}"),
     ("f_record", "Tuple(x Int32, label String)", "(1,'z')"),
-    ("f_nullable_null", "Nullable(Int32)", "\\N"),
+    ("f_nullable_null", "Nullable(Int32)", "null"),
     ("f_nullable_int", "Nullable(Int32)", "42"),
     ("f_nullable_array", "Array(String)", "[]"),
     ("f_union", "String", ""),

@@ -625,3 +625,49 @@ mod tests {
         assert_eq!(s, "\"a\\\"b\\\\\\n\\u0001\"");
     }
 }
+
+#[cfg(test)]
+mod tuple_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_goes_into_a_named_tuple_as_an_object() {
+        let d = Datum::Record(vec![
+            ("x".into(), Datum::Int(1)),
+            ("label".into(), Datum::String("z".into())),
+        ]);
+        let t = "Tuple(x Int32, label String)";
+        assert_eq!(write_value(&d, t, t).unwrap(), r#"{"x":1,"label":"z"}"#);
+        // A server without Tuple keeps the record's JSON text.
+        assert!(write_value(&d, t, "String").unwrap().starts_with('"'));
+        assert_eq!(write_value(&Datum::Null, t, t).unwrap(), "{}");
+    }
+}
+
+#[cfg(test)]
+mod record_row_tests {
+    use super::*;
+    use crate::plan::{Column, TableName};
+
+    #[test]
+    fn a_nested_record_is_written_as_an_object() {
+        let schema = r#"{"type":"record","name":"E","fields":[{"name":"r","type":{"type":"record","name":"P","fields":[{"name":"x","type":"int"},{"name":"label","type":"string"}]}}]}"#;
+        let t = TableName { database: "d".into(), name: "t".into() };
+        let spec = IngestSpec {
+            pipeline: "p".into(), version: 1, topic: "t".into(), group: "g".into(),
+            previous_group: None, dead_letter_topic: "dlq".into(), staging: t.clone(),
+            views: vec![], ledger: t,
+            columns: vec![Column { name: "r".into(), ty: Some("Tuple(x Int32, label String)".into()) }],
+            reader: schema.into(), writers: vec![(1, schema.to_string())],
+        };
+        let d = Decoder::new(&spec, |t| t.to_string()).unwrap();
+        let s = codec::Schema::parse(&serde_json::from_str(schema).unwrap()).unwrap();
+        let mut m = vec![0xC3, 0x01];
+        m.extend_from_slice(&s.fingerprint.to_le_bytes());
+        m.extend_from_slice(&[2, 2, b'z']);
+        let mut out = Vec::new();
+        d.row(&m, 0, 0, &mut out).map_err(|_| "row").unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains(r#""r":{"x":1,"label":"z"}"#), "{line}");
+    }
+}
