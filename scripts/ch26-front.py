@@ -183,6 +183,8 @@ class Engine:
 
 
 ENGINE = None
+# CH26_FRONT_TRACE=1: one line per statement in the log.
+TRACE = bool(__import__("os").environ.get("CH26_FRONT_TRACE"))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -220,8 +222,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away (a killed worker): the statement ran, as on the server.
+            self.close_connection = True
 
     def handle_query(self, post):
         url = urllib.parse.urlsplit(self.path)
@@ -250,6 +256,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(QueryError(62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"))
         fmt = p.get("default_format") or "TabSeparated"
         settings = [(k, v) for k, v in params if k not in NOT_SETTINGS and not k.startswith("param_")]
+        if TRACE:
+            print(f"ch26-front: {query[:300]!r} {settings}", file=sys.stderr, flush=True)
         try:
             out = ENGINE.run(query, fmt, p.get("database"), settings)
         except QueryError as e:

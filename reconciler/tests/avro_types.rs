@@ -157,7 +157,7 @@ fn every_avro_type_reaches_clickhouse_with_the_type_of_the_readme_table() {
     let db = p.prefix.replace('-', "_");
     p.write(
         "clusters/main/v1.yaml",
-        "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 1\n  shards: 1\n  memoryGB: 8\n  retentionDays: 30\n",
+        "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 1\n  shards: 1\n  memoryGB: 8\n  retentionDays: 3650\n",
     );
     for name in [&topic, &dlq] {
         p.write(
