@@ -57,8 +57,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("f_date", "Date32", "2026-01-01"),
     ("f_ts_millis", "DateTime64(3)", "2026-01-01 00:00:00.123"),
     ("f_ts_micros", "DateTime64(6)", "2026-01-01 00:00:00.123456"),
-    ("f_local_ts_millis", "DateTime64(3)", "2026-01-01 00:00:01.500"),
-    ("f_local_ts_micros", "DateTime64(6)", "2026-01-01 00:00:01.000001"),
+    (
+        "f_local_ts_millis",
+        "DateTime64(3)",
+        "2026-01-01 00:00:01.500",
+    ),
+    (
+        "f_local_ts_micros",
+        "DateTime64(6)",
+        "2026-01-01 00:00:01.000001",
+    ),
     ("f_time_millis", "Int32", "3600000"),
     ("f_time_micros", "Int64", "3600000001"),
     ("f_uuid", "UUID", "0b5f8a1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b"),
@@ -147,7 +155,9 @@ fn every_avro_type_reaches_clickhouse_with_the_type_of_the_readme_table() {
     let rt = runtime();
     let ch = rt
         .block_on(ClickHouse::connect(&clickhouse_url(), None, None))
-        .unwrap_or_else(|e| panic!("{e}\nstart the test servers first: scripts/test-servers start"));
+        .unwrap_or_else(|e| {
+            panic!("{e}\nstart the test servers first: scripts/test-servers start")
+        });
     let p = common::Repo::new("types", "all");
     let (topic, dlq, pipeline) = (
         format!("{}-events", p.prefix),

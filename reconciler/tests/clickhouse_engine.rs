@@ -42,7 +42,9 @@ impl Views {
     async fn new(test: &str) -> Views {
         let ch = ClickHouse::connect(&clickhouse_url(), None, None)
             .await
-            .unwrap_or_else(|e| panic!("{e}\nstart the test servers first: scripts/test-servers start"));
+            .unwrap_or_else(|e| {
+                panic!("{e}\nstart the test servers first: scripts/test-servers start")
+            });
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -131,7 +133,11 @@ impl Views {
 
     /// Insert straight into the staging table with one setting of the test's choosing,
     /// not through paver (whose inserts pin their settings).
-    async fn insert_with(&self, setting: Option<(&str, &str)>, rows: bytes::Bytes) -> Result<(), String> {
+    async fn insert_with(
+        &self,
+        setting: Option<(&str, &str)>,
+        rows: bytes::Bytes,
+    ) -> Result<(), String> {
         let mut client = clickhouse::Client::default()
             .with_url(clickhouse_url())
             .with_validation(false);
@@ -183,14 +189,21 @@ where
             .await
             .unwrap_or_else(|e| panic!("{label}: a good block failed: {e}"));
         rows += (good.end - good.start) as u64;
-        assert_eq!(views.state().await, (rows, good.end - 1), "{label}: after a good block");
+        assert_eq!(
+            views.state().await,
+            (rows, good.end - 1),
+            "{label}: after a good block"
+        );
         let bad = good.end..good.end + 4 + round % 7;
         let err = insert(Views::rows(bad.clone(), true))
             .await
             .expect_err("a block with the refused value was accepted");
         assert!(err.contains("395"), "{label}: not throwIf's error: {err}");
         let (after, ledger) = views.state().await;
-        assert_eq!(after, rows, "{label}: a block whose transform failed left rows in the sink");
+        assert_eq!(
+            after, rows,
+            "{label}: a block whose transform failed left rows in the sink"
+        );
         if ledger != good.end - 1 {
             assert!(!strict, "{label}: a block whose transform failed was recorded in the ledger (offset {ledger})");
             recorded += 1;

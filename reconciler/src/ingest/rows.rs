@@ -250,7 +250,11 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         }
         (Datum::Null, t) if t.starts_with("Tuple(") => {
             // Every element at its default (the server fills the missing ones).
-            out.push_str(if server.starts_with("Tuple(") { "{}" } else { "\"\"" })
+            out.push_str(if server.starts_with("Tuple(") {
+                "{}"
+            } else {
+                "\"\""
+            })
         }
         (Datum::Null, "String") => out.push_str("\"\""),
         (Datum::Null, _) => return Err(format!("null for a {ty} column")),
@@ -341,8 +345,16 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
                 if n > 0 {
                     out.push(',');
                 }
-                let et = types.iter().find(|(e, _)| e == name).map(|(_, t)| *t).unwrap_or("String");
-                let es = server_types.iter().find(|(e, _)| e == name).map(|(_, t)| *t).unwrap_or(et);
+                let et = types
+                    .iter()
+                    .find(|(e, _)| e == name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or("String");
+                let es = server_types
+                    .iter()
+                    .find(|(e, _)| e == name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(et);
                 push_string(&mut out, name);
                 out.push(':');
                 out.push_str(&write_value(value, et, es)?);
@@ -652,13 +664,26 @@ mod record_row_tests {
     #[test]
     fn a_nested_record_is_written_as_an_object() {
         let schema = r#"{"type":"record","name":"E","fields":[{"name":"r","type":{"type":"record","name":"P","fields":[{"name":"x","type":"int"},{"name":"label","type":"string"}]}}]}"#;
-        let t = TableName { database: "d".into(), name: "t".into() };
+        let t = TableName {
+            database: "d".into(),
+            name: "t".into(),
+        };
         let spec = IngestSpec {
-            pipeline: "p".into(), version: 1, topic: "t".into(), group: "g".into(),
-            previous_group: None, dead_letter_topic: "dlq".into(), staging: t.clone(),
-            views: vec![], ledger: t,
-            columns: vec![Column { name: "r".into(), ty: Some("Tuple(x Int32, label String)".into()) }],
-            reader: schema.into(), writers: vec![(1, schema.to_string())],
+            pipeline: "p".into(),
+            version: 1,
+            topic: "t".into(),
+            group: "g".into(),
+            previous_group: None,
+            dead_letter_topic: "dlq".into(),
+            staging: t.clone(),
+            views: vec![],
+            ledger: t,
+            columns: vec![Column {
+                name: "r".into(),
+                ty: Some("Tuple(x Int32, label String)".into()),
+            }],
+            reader: schema.into(),
+            writers: vec![(1, schema.to_string())],
         };
         let d = Decoder::new(&spec, |t| t.to_string()).unwrap();
         let s = codec::Schema::parse(&serde_json::from_str(schema).unwrap()).unwrap();
