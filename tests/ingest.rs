@@ -104,9 +104,11 @@ impl Platform {
 
     /// Topics, both schema versions, a cluster, and pipeline v1.
     fn base(&self, partitions: u32) {
+        // Retention far longer than the events' age (2026-01-01): a server with TTL drops
+        // expired rows as they are written.
         self.write(
             "clusters/main/v1.yaml",
-            "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 2\n  shards: 1\n  memoryGB: 32\n  retentionDays: 30\n",
+            "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 2\n  shards: 1\n  memoryGB: 32\n  retentionDays: 3650\n",
         );
         for (name, parts) in [(self.topic(), partitions), (self.dlq(), 1)] {
             self.write(

@@ -217,6 +217,29 @@ fn from_json(json: &Json) -> Datum {
     }
 }
 
+/// The elements of a named Tuple's inside, `x Int32, label String`: (name, type) pairs,
+/// split at the top-level commas.
+fn tuple_elements(inside: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in inside.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&inside[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&inside[start..]);
+    out.into_iter()
+        .filter_map(|e| e.trim().split_once(' '))
+        .map(|(n, t)| (n.trim_matches('`'), t.trim()))
+        .collect()
+}
+
 fn inner<'a>(ty: &'a str, wrapper: &str) -> Option<&'a str> {
     ty.strip_prefix(wrapper)?.strip_suffix(')')
 }
@@ -238,6 +261,14 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Null, t) if t.starts_with("Array(") => out.push_str("[]"),
         (Datum::Null, t) if t.starts_with("Map(") => {
             out.push_str(if server == "String" { "\"{}\"" } else { "{}" })
+        }
+        (Datum::Null, t) if t.starts_with("Tuple(") => {
+            // Every element at its default (the server fills the missing ones).
+            out.push_str(if server.starts_with("Tuple(") {
+                "{}"
+            } else {
+                "\"\""
+            })
         }
         (Datum::Null, "String") => out.push_str("\"\""),
         (Datum::Null, _) => return Err(format!("null for a {ty} column")),
@@ -317,7 +348,35 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
             }
             out.push('}');
         }
-        // Records, maps on servers without Map, and other unions: the value as JSON text.
+        // A record into a named Tuple: a JSON object, each field in its element's type.
+        (Datum::Record(fields), t) if t.starts_with("Tuple(") && server.starts_with("Tuple(") => {
+            let (types, server_types) = (
+                tuple_elements(inner(t, "Tuple(").unwrap_or("")),
+                tuple_elements(inner(server, "Tuple(").unwrap_or("")),
+            );
+            out.push('{');
+            for (n, (name, value)) in fields.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let et = types
+                    .iter()
+                    .find(|(e, _)| e == name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or("String");
+                let es = server_types
+                    .iter()
+                    .find(|(e, _)| e == name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(et);
+                push_string(&mut out, name);
+                out.push(':');
+                out.push_str(&write_value(value, et, es)?);
+            }
+            out.push('}');
+        }
+        // Records into a String, maps on servers without Map, and other unions: the value
+        // as JSON text.
         (other, _) => push_string(&mut out, &generic(other).to_string()),
     }
     Ok(out)
@@ -627,5 +686,64 @@ mod tests {
         let mut s = String::new();
         push_string(&mut s, "a\"b\\\n\u{1}");
         assert_eq!(s, "\"a\\\"b\\\\\\n\\u0001\"");
+    }
+}
+
+#[cfg(test)]
+mod tuple_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_goes_into_a_named_tuple_as_an_object() {
+        let d = Datum::Record(vec![
+            ("x".into(), Datum::Int(1)),
+            ("label".into(), Datum::String("z".into())),
+        ]);
+        let t = "Tuple(x Int32, label String)";
+        assert_eq!(write_value(&d, t, t).unwrap(), r#"{"x":1,"label":"z"}"#);
+        // A server without Tuple keeps the record's JSON text.
+        assert!(write_value(&d, t, "String").unwrap().starts_with('"'));
+        assert_eq!(write_value(&Datum::Null, t, t).unwrap(), "{}");
+    }
+}
+
+#[cfg(test)]
+mod record_row_tests {
+    use super::*;
+    use crate::plan::{Column, TableName};
+
+    #[test]
+    fn a_nested_record_is_written_as_an_object() {
+        let schema = r#"{"type":"record","name":"E","fields":[{"name":"r","type":{"type":"record","name":"P","fields":[{"name":"x","type":"int"},{"name":"label","type":"string"}]}}]}"#;
+        let t = TableName {
+            database: "d".into(),
+            name: "t".into(),
+        };
+        let spec = IngestSpec {
+            pipeline: "p".into(),
+            version: 1,
+            topic: "t".into(),
+            group: "g".into(),
+            previous_group: None,
+            dead_letter_topic: "dlq".into(),
+            staging: t.clone(),
+            views: vec![],
+            ledger: t,
+            columns: vec![Column {
+                name: "r".into(),
+                ty: Some("Tuple(x Int32, label String)".into()),
+            }],
+            reader: schema.into(),
+            writers: vec![(1, schema.to_string())],
+        };
+        let d = Decoder::new(&spec, |t| t.to_string()).unwrap();
+        let s = codec::Schema::parse(&serde_json::from_str(schema).unwrap()).unwrap();
+        let mut m = vec![0xC3, 0x01];
+        m.extend_from_slice(&s.fingerprint.to_le_bytes());
+        m.extend_from_slice(&[2, 2, b'z']);
+        let mut out = Vec::new();
+        d.row(&m, 0, 0, &mut out).map_err(|_| "row").unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains(r#""r":{"x":1,"label":"z"}"#), "{line}");
     }
 }

@@ -21,7 +21,27 @@ pub struct ClickHouse {
     pub version_text: String,
     pub url: String,
     pub user: Option<String>,
+    /// The settings of [`INSERT_SETTINGS`] this server knows, read on the first insert.
+    insert_settings: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
 }
+
+/// Settings every insert of rows carries, where the server knows them, whatever the
+/// server's or the user's profile says (see "Exactly once" in docs/architecture.md):
+/// - `async_insert=0`: the insert is one block of its own, written when the answer comes.
+///   Queued (asynchronous) inserts are merged with other clients' rows, and with
+///   `wait_for_async_insert=0` they are acknowledged before they are written: offsets
+///   would be committed for rows that may never arrive.
+/// - `parallel_view_processing=0`: the staging table's views run one after the other, in
+///   the order of their names, so that a block whose transform fails stops before the
+///   ledger's view runs. With it on, the ledger may record such a block, on 18.16 and on
+///   26.9 alike (`tests/clickhouse_engine.rs`).
+/// - `materialized_views_ignore_errors=0`: a failing transform fails the insert, instead
+///   of dropping the sink's rows while the ledger records the block.
+pub const INSERT_SETTINGS: &[(&str, &str)] = &[
+    ("async_insert", "0"),
+    ("parallel_view_processing", "0"),
+    ("materialized_views_ignore_errors", "0"),
+];
 
 /// A name in backquotes, as ClickHouse reads identifiers (names are validated by the linter
 /// already; quoting keeps them names whatever they are).
@@ -91,6 +111,7 @@ impl ClickHouse {
             version_text: String::new(),
             url: url.to_string(),
             user: user.map(str::to_string),
+            insert_settings: std::sync::OnceLock::new(),
         };
         let rows = ch
             .rows("SELECT version() AS v")
@@ -166,12 +187,39 @@ impl ClickHouse {
             .map_err(|e| format!("{e} (in `{sql}`)"))
     }
 
-    /// Insert `JSONEachRow` rows into a table in one statement.
+    /// The settings of [`INSERT_SETTINGS`] that this server has (one query, the first time).
+    async fn insert_settings(&self) -> Result<&[(&'static str, &'static str)], String> {
+        if let Some(known) = self.insert_settings.get() {
+            return Ok(known);
+        }
+        let names: Vec<String> = INSERT_SETTINGS.iter().map(|(n, _)| literal(n)).collect();
+        let have: BTreeSet<String> = self
+            .rows(&format!(
+                "SELECT name FROM system.settings WHERE name IN ({})",
+                names.join(", ")
+            ))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
+        let known = INSERT_SETTINGS
+            .iter()
+            .filter(|(n, _)| have.contains(*n))
+            .copied()
+            .collect();
+        Ok(self.insert_settings.get_or_init(|| known))
+    }
+
+    /// Insert `JSONEachRow` rows into a table in one statement, with [`INSERT_SETTINGS`].
     pub async fn insert_json_rows(
         &self,
         table: &TableName,
         rows: bytes::Bytes,
     ) -> Result<(), InsertError> {
+        let settings = self
+            .insert_settings()
+            .await
+            .map_err(InsertError::Transient)?;
         self.count();
         let classify = |e: clickhouse::error::Error| {
             let text = e.to_string();
@@ -184,6 +232,9 @@ impl ClickHouse {
             "INSERT INTO {} FORMAT JSONEachRow",
             table_sql(table)
         ));
+        for (name, value) in settings {
+            insert = insert.with_setting(*name, *value);
+        }
         insert.send(rows).await.map_err(classify)?;
         insert.end().await.map_err(classify)
     }
