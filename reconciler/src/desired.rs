@@ -9,10 +9,9 @@ use paver_lint::layout::Kind;
 use paver_lint::workspace::Workspace;
 use paver_lint::yaml::Node;
 
-use crate::ingest::spec::IngestSpec;
-use crate::plan::{
-    staging_name, Column, Desired, Pipeline, PipelineVersion, Table, TableName, Topic, Transform,
-    ViewSpec, LEDGER,
+use crate::model::{
+    staging_name, Column, Desired, IngestSpec, Pipeline, PipelineVersion, Table, TableName, Topic,
+    Transform, ViewSpec, LEDGER,
 };
 
 /// The desired state of a workspace that linted clean.

@@ -6,14 +6,57 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 
-use crate::plan::{Action, Plan, Step};
+use crate::error::{ErrorKind, ProviderError};
+use crate::plan::{
+    fingerprint_json, Action, ClickHouseAction, KafkaAction, PipelineAction, Plan, ResourceId, Step,
+};
 use crate::store::{JournalEntry, RevisionStatus, StepState, Store, StoreError};
 
 /// Something that can run actions against the real systems.
 pub trait Executes {
     /// Run one action. Compensations must be idempotent: they may run for a step whose
-    /// outcome is unknown (the process died while it ran).
-    fn execute(&self, action: &Action) -> impl Future<Output = Result<(), String>>;
+    /// outcome is unknown (the process died while it ran). `store` is the state store the
+    /// executor journals into: the cut-over records the live versions there.
+    fn execute(
+        &self,
+        action: &Action,
+        store: &Store,
+    ) -> impl Future<Output = Result<(), ProviderError>>;
+}
+
+/// The real systems: each group of actions to its provider, the pipelines' to the
+/// cut-over (which records the live versions in the store).
+impl Executes for crate::providers::Targets {
+    async fn execute(&self, action: &Action, store: &Store) -> Result<(), ProviderError> {
+        match action {
+            Action::Kafka(a) => self.kafka.execute(a).await,
+            Action::ClickHouse(a) => self.clickhouse.execute(a).await,
+            Action::Pipeline(a) => {
+                crate::cutover::execute(a, &self.clickhouse, &self.endpoints(), store).await
+            }
+            Action::Kube(a) => match &self.kube {
+                Some(kube) => kube.execute(a).await,
+                None => Err(ProviderError::permanent(
+                    "the plan has a Kubernetes step and no Kubernetes target is configured (targets.kubernetes in paver.yaml)",
+                )),
+            },
+        }
+    }
+}
+
+/// Whether this process may still apply: checked before every step. A leader that lost
+/// its lease stops before its next step; the new leader recovers the revision.
+pub trait Leadership {
+    fn still_leader(&self) -> bool;
+}
+
+/// Without leader election, this process is the only one.
+pub struct Alone;
+
+impl Leadership for Alone {
+    fn still_leader(&self) -> bool {
+        true
+    }
 }
 
 /// How an apply ended.
@@ -24,48 +67,79 @@ pub struct Outcome {
     /// Steps that ran (and stayed, when applied).
     pub applied: usize,
     pub error: Option<String>,
+    /// Whether trying the same revision again may help (set when it was rolled back).
+    pub kind: Option<ErrorKind>,
 }
 
-/// Apply a plan as one transaction. Returns `Err` only when the state store fails; a
-/// failed step is an `Ok` outcome with status `RolledBack`.
+/// Why an apply stopped without an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The lease was lost: the revision stays as the journal says, for the new leader's
+    /// recovery.
+    #[error("this replica lost its leadership before step {step} of revision {sha}: it stopped; the new leader recovers the revision")]
+    Deposed { sha: String, step: usize },
+    #[error(transparent)]
+    Fingerprint(#[from] crate::plan::FingerprintError),
+}
+
+/// Apply a plan as one transaction. Returns `Err` only when the state store fails or the
+/// leadership is lost; a failed step is an `Ok` outcome with status `RolledBack`.
 pub async fn apply(
     store: &Store,
     plan: &Plan,
     target: &impl Executes,
-) -> Result<Outcome, StoreError> {
+    leadership: &impl Leadership,
+) -> Result<Outcome, ApplyError> {
     let id = store.begin(&plan.revision, plan.steps.len(), &crate::plan::render(plan))?;
     for (seq, step) in plan.steps.iter().enumerate() {
+        if !leadership.still_leader() {
+            return Err(ApplyError::Deposed {
+                sha: plan.revision.clone(),
+                step: seq + 1,
+            });
+        }
         store.journal(id, seq, step, StepState::Started, None)?;
-        if let Err(error) = target.execute(&step.action).await {
-            store.journal(id, seq, step, StepState::Failed, Some(&error))?;
+        if let Err(error) = target.execute(&step.action, store).await {
+            store.journal(id, seq, step, StepState::Failed, Some(&error.message))?;
             let message = format!(
-                "step {} ({}) failed: {error}",
+                "step {} ({}) failed ({}): {}",
                 seq + 1,
-                crate::plan::describe(&step.action).1
+                crate::plan::describe(&step.action).1,
+                error.kind.as_str(),
+                error.message
             );
             let undo = compensate(store, id, &plan.steps[..seq], target).await?;
             let message = match undo {
                 Ok(()) => message,
                 Err(undo) => format!("{message}; and undoing it failed: {undo}"),
             };
-            store.finish(id, RevisionStatus::RolledBack, Some(&message))?;
+            store.finish(
+                id,
+                RevisionStatus::RolledBack,
+                Some(&message),
+                Some(error.kind),
+            )?;
             return Ok(Outcome {
                 revision_id: id,
                 status: RevisionStatus::RolledBack,
                 applied: 0,
                 error: Some(message),
+                kind: Some(error.kind),
             });
         }
         store.journal(id, seq, step, StepState::Done, None)?;
         pause_for_fault_injection(seq + 1);
     }
     record_inventory(store, &plan.steps, &plan.revision)?;
-    store.finish(id, RevisionStatus::Applied, None)?;
+    store.finish(id, RevisionStatus::Applied, None, None)?;
     Ok(Outcome {
         revision_id: id,
         status: RevisionStatus::Applied,
         applied: plan.steps.len(),
         error: None,
+        kind: None,
     })
 }
 
@@ -92,7 +166,7 @@ async fn compensate(
 ) -> Result<Result<(), String>, StoreError> {
     for (seq, step) in done.iter().enumerate().rev() {
         if let Some(undo) = &step.compensation {
-            if let Err(e) = target.execute(undo).await {
+            if let Err(e) = target.execute(undo, store).await {
                 return Ok(Err(format!("compensating step {}: {e}", seq + 1)));
             }
         }
@@ -101,50 +175,54 @@ async fn compensate(
     Ok(Ok(()))
 }
 
+const WHAT: &str = "a step for the inventory";
+
 /// Resources a successful revision created become paver's: the inventory.
-fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(), StoreError> {
-    let mut seen = BTreeSet::new();
+fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(), ApplyError> {
+    let mut seen: BTreeSet<ResourceId> = BTreeSet::new();
     for step in steps {
-        let created = matches!(
-            step.action,
-            Action::CreateTopic { .. }
-                | Action::CreateDatabase { .. }
-                | Action::CreateTable { .. }
-                | Action::CreateStaging { .. }
-                | Action::CreateLedger { .. }
-                | Action::CreateViews { .. }
-        );
-        if created && seen.insert(step.resource.clone()) {
-            let hash = crate::plan::fingerprint_json(&step.action);
-            store.manage(&step.resource, &hash, revision)?;
-        }
-        // The views a cut-over made are paver's like those CreateViews makes.
-        if let Action::Activate {
-            refresh: Some(view),
-            ..
-        } = &step.action
-        {
-            let id = crate::plan::table_id(&view.view);
-            if seen.insert(id.clone()) {
-                store.manage(&id, &crate::plan::fingerprint_json(view), revision)?;
+        match &step.action {
+            Action::Kafka(KafkaAction::CreateTopic { .. })
+            | Action::ClickHouse(
+                ClickHouseAction::CreateDatabase { .. }
+                | ClickHouseAction::CreateTable { .. }
+                | ClickHouseAction::CreateStaging { .. }
+                | ClickHouseAction::CreateLedger { .. }
+                | ClickHouseAction::CreateViews { .. }
+                | ClickHouseAction::RestoreViews { .. },
+            ) if seen.insert(step.resource.clone()) => {
+                store.manage(
+                    &step.resource.to_string(),
+                    &fingerprint_json(&step.action, WHAT)?,
+                    revision,
+                )?;
             }
-        }
-        // A new generation's physical tables are paver's.
-        if let Action::SwitchGeneration {
-            create, original, ..
-        } = &step.action
-        {
-            let hash = crate::plan::fingerprint_json(&step.action);
-            for t in std::iter::once(create).chain(original) {
-                store.manage(&crate::plan::table_id(t), &hash, revision)?;
+            // The views a cut-over made are paver's like those CreateViews makes.
+            Action::Pipeline(PipelineAction::Activate {
+                refresh: Some(view),
+                ..
+            }) => {
+                let id = ResourceId::table(&view.view);
+                if seen.insert(id.clone()) {
+                    store.manage(&id.to_string(), &fingerprint_json(view, WHAT)?, revision)?;
+                }
             }
-        }
-        // Retired pipeline versions are no longer paver's.
-        if matches!(
-            step.action,
-            Action::DropTable { .. } | Action::DropViews { .. }
-        ) {
-            store.forget(&step.resource)?;
+            // A new generation's physical tables are paver's.
+            Action::ClickHouse(ClickHouseAction::SwitchGeneration {
+                create, original, ..
+            }) => {
+                let h = fingerprint_json(&step.action, WHAT)?;
+                for t in std::iter::once(create).chain(original) {
+                    store.manage(&ResourceId::table(t).to_string(), &h, revision)?;
+                }
+            }
+            // Retired pipeline versions are no longer paver's.
+            Action::ClickHouse(
+                ClickHouseAction::DropTable { .. } | ClickHouseAction::DropViews { .. },
+            ) => {
+                store.forget(&step.resource.to_string())?;
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -166,7 +244,7 @@ pub async fn recover(
             continue;
         }
         if let Some(undo) = &entry.step.compensation {
-            if let Err(e) = target.execute(undo).await {
+            if let Err(e) = target.execute(undo, store).await {
                 // Leave the revision as it is: the next start tries again.
                 return Err(StoreError::Recovery(format!(
                     "undoing step {} of the interrupted revision {}: {e}",
@@ -187,6 +265,7 @@ pub async fn recover(
         interrupted.id,
         RevisionStatus::RolledBack,
         Some("interrupted (the reconciler stopped while applying it); undone on restart"),
+        Some(ErrorKind::Transient),
     )?;
     Ok(Some((interrupted.id, interrupted.sha)))
 }

@@ -4,6 +4,28 @@
 /// A GET of JSON from a `paver run` (plain HTTP/1.1: the status endpoint is meant for the
 /// cluster network or a port-forward). `Ok(None)` on 404.
 pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
+    let (code, body) = exchange("GET", url, b"").await?;
+    match code.as_str() {
+        "200" => serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|e| format!("not JSON: {e}")),
+        "404" => Ok(None),
+        other => Err(format!("{url} answered {other}")),
+    }
+}
+
+/// A POST to a `paver run` (`/retry/<sha>`); any 2xx is fine.
+pub async fn post(url: &str, body: &[u8]) -> Result<(), String> {
+    let (code, answer) = exchange("POST", url, body).await?;
+    if code.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {code}: {}", answer.trim()))
+    }
+}
+
+/// One request; the status code and the body.
+async fn exchange(method: &str, url: &str, payload: &[u8]) -> Result<(String, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
@@ -14,11 +36,15 @@ pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
     let mut stream = tokio::net::TcpStream::connect(host)
         .await
         .map_err(|e| format!("cannot reach {host}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
     stream
         .write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
+    stream.write_all(payload).await.map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
@@ -28,24 +54,16 @@ pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or("a malformed HTTP response")?;
-    let code = head.split_whitespace().nth(1).unwrap_or("");
+    let code = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
-    let decoded;
     let body = if chunked {
-        decoded = dechunk(body)?;
-        decoded.as_str()
+        dechunk(body)?
     } else {
-        body
+        body.to_string()
     };
-    match code {
-        "200" => serde_json::from_str(body)
-            .map(Some)
-            .map_err(|e| format!("not JSON: {e}")),
-        "404" => Ok(None),
-        other => Err(format!("{url} answered {other}")),
-    }
+    Ok((code, body))
 }
 
 /// The body of a `Transfer-Encoding: chunked` response.

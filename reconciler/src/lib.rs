@@ -6,12 +6,16 @@
 //! [`plan`] (pure: desired × observed) → [`executor`] (journal, steps, compensation) →
 //! [`providers`] (Kafka, ClickHouse) and [`store`] (SQLite). [`reconcile`] drives it.
 
+pub mod cutover;
 pub mod desired;
+pub mod error;
 pub mod executor;
 pub mod http;
 pub mod ingest;
 pub mod kube;
+pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod providers;
 pub mod reconcile;
 pub mod server;

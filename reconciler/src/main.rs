@@ -128,6 +128,22 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Apply a held revision again. The run loop holds a revision whose last attempt
+    /// failed for a reason that trying again cannot mend (a statement the server refuses,
+    /// a conflict); after fixing the cause outside git (a permission, a quota), this asks
+    /// the next reconcile to apply it once more. Transient failures need no retry: they
+    /// are tried again by themselves, with backoff.
+    ///
+    /// Example: `paver retry 3f2c9e1 --server http://paver:8080`
+    Retry {
+        /// The revision (commit sha) to apply again.
+        sha: String,
+        #[arg(long, default_value = ".paver/state.db")]
+        state: PathBuf,
+        /// Ask a running `paver run` (http://host:port) instead of writing the state store.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Every attempt, newest first, as JSON lines.
     History {
         #[arg(long, default_value = ".paver/state.db")]
@@ -293,7 +309,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let list = paver::http::get_json(&url)
                     .await
                     .map_err(Failure::Other)?
-                    .unwrap_or_default();
+                    .ok_or_else(|| Failure::Other(format!("{url} answered nothing")))?;
                 options.inventory = Some(
                     list.as_array()
                         .into_iter()
@@ -305,15 +321,20 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let live = paver::http::get_json(&url)
                     .await
                     .map_err(Failure::Other)?
-                    .unwrap_or_default();
-                options.live = Some(serde_json::from_value(live).unwrap_or_default());
+                    .ok_or_else(|| Failure::Other(format!("{url} answered nothing")))?;
+                options.live = Some(serde_json::from_value(live).map_err(|e| {
+                    Failure::Other(format!(
+                        "{url} answered what is not a list of live versions: {e}"
+                    ))
+                })?);
             }
             let planned = reconcile::plan(&options, &store).await?;
             match format.as_str() {
                 "markdown" => print!("{}", plan::render_markdown(&planned.plan)),
                 "json" => println!(
                     "{}",
-                    serde_json::to_string_pretty(&planned.plan).unwrap_or_default()
+                    serde_json::to_string_pretty(&planned.plan)
+                        .map_err(|e| Failure::Other(e.to_string()))?
                 ),
                 _ => print!("{}", plan::render(&planned.plan)),
             }
@@ -348,10 +369,25 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                             saved.revision, planned.sha
                         )));
                     }
-                    let outcome = paver::executor::apply(&store, &saved, &planned.targets).await?;
+                    let outcome = paver::executor::apply(
+                        &store,
+                        &saved,
+                        &planned.targets,
+                        &paver::executor::Alone,
+                    )
+                    .await
+                    .map_err(ReconcileError::from)?;
                     (planned, outcome)
                 }
-                None => reconcile::apply(&options, &store).await?,
+                None => {
+                    reconcile::apply(
+                        &options,
+                        &store,
+                        reconcile::Retry::Now,
+                        &paver::executor::Alone,
+                    )
+                    .await?
+                }
             };
             print!("{}", plan::render(&planned.plan));
             let (queries, requests) = planned.targets.requests();
@@ -423,7 +459,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { target, namespace } => {
-            let (_, objects) = paver::kube::render_revision(&target.options(), namespace)?;
+            let (_, objects) = reconcile::render_revision(&target.options(), namespace)?;
             print!("{}", paver::kube::yaml::documents(&objects));
             Ok(ExitCode::SUCCESS)
         }
@@ -455,9 +491,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     },
                     None => {
                         let store = Store::open(&state)?;
-                        store
-                            .latest_for(&revision)?
-                            .map(|r| serde_json::to_value(r).unwrap_or_default())
+                        match store.latest_for(&revision)? {
+                            Some(r) => Some(
+                                serde_json::to_value(r)
+                                    .map_err(|e| Failure::Other(e.to_string()))?,
+                            ),
+                            None => None,
+                        }
                     }
                 };
                 let status = record
@@ -492,6 +532,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
+        Command::Retry { sha, state, server } => {
+            match server {
+                Some(server) => {
+                    let url = format!("{}/retry/{sha}", server.trim_end_matches('/'));
+                    paver::http::post(&url, b"").await.map_err(Failure::Other)?;
+                }
+                None => Store::open(&state)?.request_retry(&sha)?,
+            }
+            println!("paver: {sha} will be applied again by the next reconcile");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status {
             server: Some(server),
             ..
@@ -499,10 +550,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let status = paver::http::get_json(&format!("{}/status", server.trim_end_matches('/')))
                 .await
                 .map_err(Failure::Other)?
-                .unwrap_or_default();
+                .ok_or_else(|| Failure::Other(format!("{server}/status answered nothing")))?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
+                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -517,7 +568,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ))
             .await
             .map_err(Failure::Other)?
-            .unwrap_or_default();
+            .ok_or_else(|| Failure::Other(format!("{server}/history answered nothing")))?;
             for record in list.as_array().into_iter().flatten() {
                 println!("{record}");
             }
@@ -531,17 +582,24 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 "interrupted": store.interrupted()?,
                 "managed": store.inventory()?.len(),
                 "pipelines": store.pipelines_summary()?,
+                "failure": match store.history(1)?.first() {
+                    Some(last) => paver::server::failure_of(&store.attempts_of(&last.sha)?),
+                    None => None,
+                },
             });
             println!(
                 "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
+                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::History { state, limit, .. } => {
             let store = Store::open(&state)?;
             for record in store.history(limit)? {
-                println!("{}", serde_json::to_string(&record).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string(&record).map_err(|e| Failure::Other(e.to_string()))?
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -26,7 +26,7 @@ pub struct Options {
     /// the local state store: for a pull request's plan against the live state.
     pub inventory: Option<Vec<String>>,
     /// The live pipeline versions, as that running reconciler reports them (`/live`).
-    pub live: Option<Vec<crate::ingest::spec::IngestSpec>>,
+    pub live: Option<Vec<crate::model::IngestSpec>>,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -49,6 +49,30 @@ pub enum ReconcileError {
     },
     #[error("{0}")]
     Target(String),
+    #[error("the active revision {sha} cannot be read from the repository, so the released versions cannot be checked (was the branch force-pushed, or the commit pruned?): {source}")]
+    ActiveUnreadable {
+        sha: String,
+        #[source]
+        source: Box<source::SourceError>,
+    },
+    #[error(transparent)]
+    Provider(#[from] crate::error::ProviderError),
+    #[error(transparent)]
+    Apply(#[from] executor::ApplyError),
+    #[error(transparent)]
+    Fingerprint(#[from] plan::FingerprintError),
+    #[error("revision {sha} is held: its last attempt failed ({}) and trying it again as it is cannot help: {error}. Push a new revision, or `paver retry {sha}`", .kind.as_str())]
+    Held {
+        sha: String,
+        kind: crate::error::ErrorKind,
+        error: String,
+    },
+    #[error("revision {sha} failed {} times in a row (transient); the next try is at {}", .attempt - 1, crate::policy::format_ms(*.at_ms))]
+    Waiting {
+        sha: String,
+        at_ms: u64,
+        attempt: usize,
+    },
 }
 
 /// A loaded, linted revision and its plan.
@@ -58,14 +82,9 @@ pub struct Planned {
     pub targets: Targets,
 }
 
-/// Load the wanted revision and, for a git source with an active revision, the active
-/// revision's files: the released state the new one is judged against (as the PR check
-/// judges a pull request against its base), so that even a direct push cannot edit a
-/// released version.
-fn load(
-    options: &Options,
-    store: &Store,
-) -> Result<(Revision, Option<paver_lint::workspace::Base>), ReconcileError> {
+/// Read a revision: a folder as it is, or a commit of a git remote (the branch fetched
+/// into a bare mirror beside the state store first). Blocking (git, files).
+pub fn read_revision(options: &Options) -> Result<(Revision, Option<Remote>), ReconcileError> {
     if !source::is_url(&options.repo) {
         return Ok((source::local(std::path::Path::new(&options.repo))?, None));
     }
@@ -77,35 +96,58 @@ fn load(
     let remote = Remote::open(&options.repo, &cache)?;
     let head = remote.fetch(&options.branch)?;
     let revision = remote.revision(options.revision.as_deref().unwrap_or(&head))?;
-    let base = match store.active()? {
-        Some(active) if active.sha != revision.sha => {
-            remote
-                .revision(&active.sha)
-                .ok()
-                .map(|released| paver_lint::workspace::Base {
-                    name: format!(
-                        "the active revision {}",
-                        &active.sha[..active.sha.len().min(12)]
-                    ),
-                    files: released
-                        .collected
-                        .files
-                        .into_iter()
-                        .map(|f| (f.path, f.bytes))
-                        .collect(),
-                })
+    Ok((revision, Some(remote)))
+}
+
+/// Load the wanted revision and, for a git source with an active revision, the active
+/// revision's files: the released state the new one is judged against (as the PR check
+/// judges a pull request against its base), so that even a direct push cannot edit a
+/// released version. An active commit that cannot be read is an error: without it the
+/// released-version check would silently be skipped.
+fn load(
+    options: &Options,
+    active: Option<&str>,
+) -> Result<(Revision, Option<paver_lint::workspace::Base>), ReconcileError> {
+    let (revision, remote) = read_revision(options)?;
+    let Some(remote) = remote else {
+        return Ok((revision, None));
+    };
+    let base = match active {
+        Some(active) if active != revision.sha => {
+            let released =
+                remote
+                    .revision(active)
+                    .map_err(|e| ReconcileError::ActiveUnreadable {
+                        sha: active.to_string(),
+                        source: Box::new(e),
+                    })?;
+            Some(paver_lint::workspace::Base {
+                name: format!("the active revision {}", &active[..active.len().min(12)]),
+                files: released
+                    .collected
+                    .files
+                    .into_iter()
+                    .map(|f| (f.path, f.bytes))
+                    .collect(),
+            })
         }
         _ => None,
     };
     Ok((revision, base))
 }
 
+/// Run blocking work (git, the linter, files) off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReconcileError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ReconcileError::Target(format!("a background task failed: {e}")))
+}
+
 /// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
 /// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
-async fn connect(
-    settings: Option<&Node>,
-    state: &std::path::Path,
-) -> Result<Targets, ReconcileError> {
+async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
     let from_file = |path: &[&str]| {
         settings
             .and_then(|s| s.path(path))
@@ -143,7 +185,6 @@ async fn connect(
     Ok(Targets {
         kafka,
         clickhouse,
-        state: state.to_path_buf(),
         kube: None,
         schema_registry,
     })
@@ -152,7 +193,7 @@ async fn connect(
 /// A revision loaded and linted, its desired state, and the targets it names.
 struct Prepared {
     inventory: Option<Vec<String>>,
-    live: Option<Vec<crate::ingest::spec::IngestSpec>>,
+    live: Option<Vec<crate::model::IngestSpec>>,
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
@@ -165,13 +206,24 @@ struct Prepared {
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
 /// clean is recorded as refused.
 async fn prepare(options: &Options, store: &Store) -> Result<Prepared, ReconcileError> {
-    let (revision, base) = load(options, store)?;
-    let report = paver_lint::lint_against(revision.collected, base);
+    let active = store.active()?.map(|a| a.sha);
+    let load_options = options.clone();
+    let (sha, report) = blocking(move || -> Result<_, ReconcileError> {
+        let (revision, base) = load(&load_options, active.as_deref())?;
+        Ok((
+            revision.sha,
+            paver_lint::lint_against(revision.collected, base),
+        ))
+    })
+    .await??;
     if report.errors() > 0 {
         let text = paver_lint::output::human::render(&report, false);
-        store.refuse(&revision.sha, &format!("{} lint errors", report.errors()))?;
+        // Recorded once per revision: a poll loop does not fill the history with it.
+        if store.latest_for(&sha)?.map(|r| r.status) != Some(RevisionStatus::Refused) {
+            store.refuse(&sha, &format!("{} lint errors", report.errors()))?;
+        }
         return Err(ReconcileError::Refused {
-            sha: revision.sha,
+            sha,
             errors: report.errors(),
             report: text,
         });
@@ -182,10 +234,17 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .iter()
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
-    let mut targets = connect(settings, &options.state).await?;
-    let kube_objects = crate::kube::connect(&report.workspace, settings, &mut targets)
+    let mut targets = connect(settings).await?;
+    let kube_objects = match crate::kube::connect(&report.workspace, settings)
         .await
-        .map_err(ReconcileError::Target)?;
+        .map_err(ReconcileError::Target)?
+    {
+        Some((kube, objects)) => {
+            targets.kube = Some(kube);
+            Some(objects)
+        }
+        None => None,
+    };
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     let report_drift_only = settings
@@ -195,7 +254,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     Ok(Prepared {
         inventory: options.inventory.clone(),
         live: options.live.clone(),
-        sha: revision.sha,
+        sha,
         desired,
         targets,
         report_drift_only,
@@ -205,38 +264,48 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
 
 /// Observe and plan a prepared revision.
 async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, ReconcileError> {
-    let observed = prepared
-        .targets
-        .observe(&prepared.desired)
-        .await
-        .map_err(ReconcileError::Target)?;
-    let mut observed = observed;
+    let mut observed = prepared.targets.observe(&prepared.desired).await?;
     let live = match &prepared.live {
         Some(list) => list.clone(),
         None => store.live()?.into_iter().map(|l| l.spec).collect(),
     };
     observed.live = live.into_iter().map(|s| (s.pipeline.clone(), s)).collect();
-    let managed = match &prepared.inventory {
-        Some(list) => list.iter().cloned().collect(),
+    let managed_text: Vec<String> = match &prepared.inventory {
+        Some(list) => list.clone(),
         None => store.inventory()?.into_iter().map(|i| i.resource).collect(),
     };
+    let managed = managed_text
+        .iter()
+        .map(|r| r.parse::<plan::ResourceId>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ReconcileError::Target(format!("the inventory: {e}")))?;
     let mut plan =
-        plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|blockers| {
-            ReconcileError::Blocked {
+        plan::plan(&prepared.desired, &observed, &managed, &prepared.sha).map_err(|e| match e {
+            plan::PlanError::Blocked(blockers) => ReconcileError::Blocked {
                 sha: prepared.sha.clone(),
                 blockers,
-            }
+            },
+            plan::PlanError::Fingerprint(e) => ReconcileError::Fingerprint(e),
         })?;
-    if let Some(objects) = &prepared.kube_objects {
-        crate::kube::plan_into(&mut plan, objects, &prepared.targets)
+    if let (Some(objects), Some(kube)) = (&prepared.kube_objects, &prepared.targets.kube) {
+        // The Kubernetes steps come after the others; the fingerprint then covers what was
+        // observed in Kubernetes too.
+        let observed = kube
+            .observe(objects)
             .await
-            .map_err(|e| match e {
-                crate::kube::PlanError::Target(message) => ReconcileError::Target(message),
-                crate::kube::PlanError::Blocked(blockers) => ReconcileError::Blocked {
-                    sha: prepared.sha.clone(),
-                    blockers,
-                },
+            .map_err(ReconcileError::Target)?;
+        let steps =
+            plan::plan_kube(objects, &observed).map_err(|blockers| ReconcileError::Blocked {
+                sha: prepared.sha.clone(),
+                blockers,
             })?;
+        plan.steps.extend(steps);
+        let seen: std::collections::BTreeMap<String, serde_json::Value> = observed
+            .iter()
+            .map(|(r, v)| (r.id().to_string(), crate::kube::previous(v)))
+            .collect();
+        plan.observed =
+            plan::fingerprint_json(&(&plan.observed, seen), "what was observed in Kubernetes")?;
     }
     Ok(Planned {
         sha: prepared.sha,
@@ -250,12 +319,46 @@ pub async fn plan(options: &Options, store: &Store) -> Result<Planned, Reconcile
     plan_prepared(prepare(options, store).await?, store).await
 }
 
+/// Whether the error policy applies: the run loop waits after a transient failure and
+/// holds a revision whose failure cannot pass by itself; `paver apply` by hand always tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// `paver apply`: try now.
+    Now,
+    /// `paver run`: the policy of [`crate::policy`].
+    Policy,
+}
+
 /// Undo an interrupted revision first (what exists is then as before it), then plan and
 /// apply the wanted one.
-pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome), ReconcileError> {
+pub async fn apply(
+    options: &Options,
+    store: &Store,
+    retry: Retry,
+    leadership: &impl executor::Leadership,
+) -> Result<(Planned, Outcome), ReconcileError> {
     let prepared = prepare(options, store).await?;
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
+    }
+    if retry == Retry::Policy && !store.take_retry(&prepared.sha)? {
+        match crate::policy::decide(&store.attempts_of(&prepared.sha)?, crate::policy::now_ms()) {
+            crate::policy::Decision::Go => {}
+            crate::policy::Decision::Wait { at_ms, attempt } => {
+                return Err(ReconcileError::Waiting {
+                    sha: prepared.sha,
+                    at_ms,
+                    attempt,
+                })
+            }
+            crate::policy::Decision::Hold { kind, error } => {
+                return Err(ReconcileError::Held {
+                    sha: prepared.sha,
+                    kind,
+                    error,
+                })
+            }
+        }
     }
     let report_drift_only = prepared.report_drift_only;
     let planned = plan_prepared(prepared, store).await?;
@@ -276,15 +379,44 @@ pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome
                 status: RevisionStatus::Applied,
                 applied: 0,
                 error: None,
+                kind: None,
             };
             return Ok((planned, outcome));
         }
     }
-    let outcome = executor::apply(store, &planned.plan, &planned.targets).await?;
+    let outcome = executor::apply(store, &planned.plan, &planned.targets, leadership).await?;
     Ok((planned, outcome))
 }
 
 /// Whether an outcome means the revision is live.
 pub fn succeeded(outcome: &Outcome) -> bool {
     outcome.status == RevisionStatus::Applied
+}
+
+/// The objects a revision renders, for `paver render`: the revision is read (a folder or a
+/// git URL) and linted like any other, and refused when it has errors. `namespace`
+/// replaces the default namespace of paver.yaml.
+pub fn render_revision(
+    options: &Options,
+    namespace: Option<String>,
+) -> Result<(String, Vec<serde_json::Value>), ReconcileError> {
+    use crate::kube::{render, Target};
+    let (revision, _) = read_revision(options)?;
+    let report = paver_lint::lint(revision.collected);
+    if report.errors() > 0 {
+        return Err(ReconcileError::Refused {
+            sha: revision.sha,
+            errors: report.errors(),
+            report: paver_lint::output::human::render(&report, false),
+        });
+    }
+    let settings = report
+        .workspace
+        .files
+        .iter()
+        .find(|f| f.path == "paver.yaml")
+        .and_then(|f| f.root.as_ref());
+    let target = Target::for_render(settings, namespace)
+        .map_err(|e| ReconcileError::Target(e.to_string()))?;
+    Ok((revision.sha, render::render(&report.workspace, &target)))
 }

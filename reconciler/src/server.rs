@@ -70,6 +70,7 @@ pub async fn run(
         .route("/inventory", get(inventory))
         .route("/live", get(live))
         .route("/history", get(history))
+        .route("/retry/{sha}", post(retry))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen)
@@ -203,13 +204,35 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Whether this replica may still apply (checked before every step of a revision).
+struct Leading<'a>(&'a Option<crate::kube::lease::Leadership>);
+
+impl crate::executor::Leadership for Leading<'_> {
+    fn still_leader(&self) -> bool {
+        self.0.as_ref().is_none_or(|l| l.is_leader())
+    }
+}
+
 async fn reconcile_once(shared: &Shared) {
     let started = Instant::now();
     let result = match Store::open(&shared.options.state) {
-        Ok(store) => reconcile::apply(&shared.options, &store)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(store) => reconcile::apply(
+            &shared.options,
+            &store,
+            reconcile::Retry::Policy,
+            &Leading(&shared.leadership),
+        )
+        .await
+        .map_err(|e| {
+            // Waiting out a backoff or holding a revision is the policy working, not a
+            // new failure: said once, not counted.
+            let quiet = matches!(
+                e,
+                reconcile::ReconcileError::Waiting { .. } | reconcile::ReconcileError::Held { .. }
+            );
+            (e.to_string(), quiet)
+        }),
+        Err(e) => Err((e.to_string(), false)),
     };
     let m = &shared.metrics;
     let elapsed = started.elapsed().as_millis() as u64;
@@ -227,15 +250,25 @@ async fn reconcile_once(shared: &Shared) {
                     outcome.status.as_str()
                 );
             }
+            if outcome.error.is_some() {
+                m.failures.fetch_add(1, Ordering::Relaxed);
+            }
             outcome.error
         }
-        Err(e) => Some(e),
+        Err((e, quiet)) => {
+            if !quiet {
+                m.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(e)
+        }
     };
+    let mut last = shared.last_error.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = &error {
-        m.failures.fetch_add(1, Ordering::Relaxed);
-        eprintln!("paver: {e}");
+        if last.as_deref() != Some(e.as_str()) {
+            eprintln!("paver: {e}");
+        }
     }
-    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    *last = error;
 }
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body, with the shared secret.
@@ -294,7 +327,16 @@ async fn webhook(
     if event == "ping" {
         return (StatusCode::OK, "pong").into_response();
     }
-    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let payload: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(payload) => payload,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("the payload is not JSON: {e}"),
+            )
+                .into_response()
+        }
+    };
     let wanted = format!("refs/heads/{}", shared.options.branch);
     if event == "push" && payload["ref"].as_str() == Some(wanted.as_str()) {
         shared.wake.notify_one();
@@ -331,11 +373,16 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             s.interrupted()?,
             s.inventory()?.len(),
             s.pipelines_summary()?,
+            match s.history(1)?.first() {
+                Some(l) => s.attempts_of(&l.sha)?,
+                None => Vec::new(),
+            },
         ))
     })
     .await
     {
-        Ok((active, last, interrupted, managed, pipelines)) => Json(serde_json::json!({
+        Ok((active, last, interrupted, managed, pipelines, attempts)) => Json(serde_json::json!({
+            "failure": failure_of(&attempts),
             "repo": shared.options.repo,
             "branch": shared.options.branch,
             "active": active,
@@ -354,7 +401,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn revision(State(shared): State<Arc<Shared>>, Path(sha): Path<String>) -> impl IntoResponse {
     let path = shared.options.state.clone();
     match read_store(path, move |s| s.latest_for(&sha)).await {
-        Ok(Some(record)) => Json(serde_json::to_value(record).unwrap_or_default()).into_response(),
+        Ok(Some(record)) => Json(record).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"status": "unknown"})),
@@ -376,7 +423,7 @@ async fn history(
         .unwrap_or(20);
     let path = shared.options.state.clone();
     match read_store(path, move |s| s.history(limit)).await {
-        Ok(records) => Json(serde_json::to_value(records).unwrap_or_default()).into_response(),
+        Ok(records) => Json(records).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }
@@ -411,15 +458,24 @@ async fn inventory(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let m = &shared.metrics;
     let path = shared.options.state.clone();
-    let (active, pipelines) = read_store(path, |s| Ok((s.active()?, s.pipeline_status()?)))
-        .await
-        .unwrap_or_default();
+    // Without the store, the counters still answer; the store's own figures say it is down.
+    let (store_up, (active, pipelines)) =
+        match read_store(path, |s| Ok((s.active()?, s.pipeline_status()?))).await {
+            Ok(found) => (1, found),
+            Err(_) => (0, (None, Vec::new())),
+        };
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     };
+    metric(
+        "paver_state_store_up",
+        "gauge",
+        "Whether the state store could be read for this scrape.",
+        store_up.to_string(),
+    );
     metric(
         "paver_reconciles_total",
         "counter",
@@ -529,6 +585,48 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         }
     }
     ([("content-type", "text/plain; version=0.0.4")], out)
+}
+
+/// What failed in the last attempt at a revision (its attempts, oldest first), why,
+/// whether it is retried by itself, and when.
+pub fn failure_of(attempts: &[crate::store::RevisionRecord]) -> Option<serde_json::Value> {
+    let last = attempts.last()?;
+    if last.status != crate::store::RevisionStatus::RolledBack {
+        return None;
+    }
+    let kind = last
+        .error_kind
+        .unwrap_or(crate::error::ErrorKind::Transient);
+    let next = match crate::policy::decide(attempts, crate::policy::now_ms()) {
+        crate::policy::Decision::Wait { at_ms, .. } => Some(crate::policy::format_ms(at_ms)),
+        crate::policy::Decision::Go => Some("now".to_string()),
+        crate::policy::Decision::Hold { .. } => None,
+    };
+    Some(serde_json::json!({
+        "revision": last.sha,
+        "kind": kind.as_str(),
+        "error": last.error,
+        "at": last.finished_at,
+        "nextTry": next,
+        "retry": if kind.retryable() {
+            "by itself, with backoff".to_string()
+        } else {
+            format!("held: push a new revision, or `paver retry {}`", last.sha)
+        },
+    }))
+}
+
+/// `POST /retry/<sha>`: apply a held revision again (what `paver retry <sha> --server` sends).
+async fn retry(State(shared): State<Arc<Shared>>, Path(sha): Path<String>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    let wanted = sha.clone();
+    match read_store(path, move |s| s.request_retry(&wanted)).await {
+        Ok(()) => {
+            shared.wake.notify_one();
+            (StatusCode::ACCEPTED, format!("retrying {sha}")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorKind;
 use crate::plan::Step;
 
 /// Why the store failed.
@@ -68,6 +69,9 @@ pub struct RevisionRecord {
     pub sha: String,
     pub status: RevisionStatus,
     pub error: Option<String>,
+    /// Whether the failure may pass by itself (`transient`), or waits for a new revision
+    /// or `paver retry` (`permanent`, `conflict`).
+    pub error_kind: Option<ErrorKind>,
     pub steps: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -131,6 +135,9 @@ pub struct Store {
 }
 
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS retries (
+    sha TEXT PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS revisions (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     sha         TEXT NOT NULL,
@@ -203,6 +210,13 @@ impl Store {
         if !has_plan {
             conn.execute_batch("ALTER TABLE revisions ADD COLUMN plan TEXT")?;
         }
+        // … and before failures had a kind.
+        let has_kind: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('revisions') WHERE name = 'error_kind'")?
+            .exists([])?;
+        if !has_kind {
+            conn.execute_batch("ALTER TABLE revisions ADD COLUMN error_kind TEXT")?;
+        }
         Ok(Store { conn })
     }
 
@@ -230,12 +244,41 @@ impl Store {
         id: i64,
         status: RevisionStatus,
         error: Option<&str>,
+        kind: Option<ErrorKind>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE revisions SET status = ?2, error = ?3, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            params![id, status.as_str(), error],
+            "UPDATE revisions SET status = ?2, error = ?3, error_kind = ?4, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+            params![id, status.as_str(), error, kind.map(ErrorKind::as_str)],
         )?;
         Ok(())
+    }
+
+    /// Every attempt at `sha`, oldest first (for the retry policy).
+    pub fn attempts_of(&self, sha: &str) -> Result<Vec<RevisionRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{SELECT_REVISION} WHERE sha = ?1 ORDER BY id DESC LIMIT 100"
+        ))?;
+        let rows = stmt.query_map(params![sha], revision_row)?;
+        let mut out: Vec<RevisionRecord> = rows.collect::<Result<_, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// `paver retry <sha>`: the next reconcile applies `sha` again whatever its last failure.
+    pub fn request_retry(&self, sha: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO retries (sha) VALUES (?1) ON CONFLICT (sha) DO NOTHING",
+            params![sha],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a retry of `sha` was asked for (and the request, taken).
+    pub fn take_retry(&self, sha: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM retries WHERE sha = ?1", params![sha])?
+            > 0)
     }
 
     /// Journal a step (insert or update its state).
@@ -355,8 +398,8 @@ impl Store {
 /// A live pipeline version, as recorded by the cut-over.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LiveRecord {
-    pub spec: crate::ingest::spec::IngestSpec,
-    pub endpoints: crate::ingest::spec::Endpoints,
+    pub spec: crate::model::IngestSpec,
+    pub endpoints: crate::model::Endpoints,
     pub activated_at: String,
 }
 
@@ -381,8 +424,8 @@ impl Store {
     /// Make `spec` the live version of its pipeline.
     pub fn set_live(
         &self,
-        spec: &crate::ingest::spec::IngestSpec,
-        endpoints: &crate::ingest::spec::Endpoints,
+        spec: &crate::model::IngestSpec,
+        endpoints: &crate::model::Endpoints,
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO pipelines (name, version, spec, endpoints) VALUES (?1, ?2, ?3, ?4)
@@ -391,8 +434,8 @@ impl Store {
             params![
                 spec.pipeline,
                 spec.version,
-                serde_json::to_string(spec).unwrap_or_default(),
-                serde_json::to_string(endpoints).unwrap_or_default()
+                serde_json::to_string(spec)?,
+                serde_json::to_string(endpoints)?
             ],
         )?;
         Ok(())
@@ -423,7 +466,7 @@ impl Store {
             out.push(LiveRecord {
                 spec: serde_json::from_str(&spec)
                     .map_err(|e| StoreError::Recovery(format!("a live pipeline record: {e}")))?,
-                endpoints: serde_json::from_str(&endpoints).unwrap_or_default(),
+                endpoints: serde_json::from_str(&endpoints)?,
                 activated_at,
             });
         }
@@ -561,7 +604,7 @@ impl Store {
 }
 
 const SELECT_REVISION: &str =
-    "SELECT id, sha, status, error, steps, started_at, finished_at, plan FROM revisions";
+    "SELECT id, sha, status, error, steps, started_at, finished_at, plan, error_kind FROM revisions";
 
 fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevisionRecord> {
     Ok(RevisionRecord {
@@ -573,25 +616,33 @@ fn revision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevisionRecord> {
         started_at: r.get(5)?,
         finished_at: r.get(6)?,
         plan: r.get(7)?,
+        error_kind: match r.get::<_, Option<String>>(8)?.as_deref() {
+            Some("transient") => Some(ErrorKind::Transient),
+            Some("conflict") => Some(ErrorKind::Conflict),
+            Some(_) => Some(ErrorKind::Permanent),
+            None => None,
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Step};
+    use crate::plan::{ClickHouseAction, ResourceId, Step};
 
     fn step(name: &str) -> Step {
-        Step {
-            resource: format!("database:{name}"),
-            action: Action::CreateDatabase {
+        Step::new(
+            ResourceId::database(name),
+            ClickHouseAction::CreateDatabase {
                 name: name.to_string(),
             },
-            compensation: Some(Action::DropDatabase {
-                name: name.to_string(),
-            }),
-            irreversible: false,
-        }
+            Some(
+                ClickHouseAction::DropDatabase {
+                    name: name.to_string(),
+                }
+                .into(),
+            ),
+        )
     }
 
     #[test]
@@ -652,12 +703,23 @@ mod tests {
                 interrupted.id,
                 RevisionStatus::RolledBack,
                 Some("interrupted"),
+                Some(ErrorKind::Transient),
             )
             .unwrap();
+        let attempts = store.attempts_of("abc").unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].error_kind, Some(ErrorKind::Transient));
+        // A retry request is taken once.
+        store.request_retry("abc").unwrap();
+        store.request_retry("abc").unwrap();
+        assert!(store.take_retry("abc").unwrap());
+        assert!(!store.take_retry("abc").unwrap());
         assert!(store.interrupted().unwrap().is_none());
         assert!(store.active().unwrap().is_none());
         let id = store.begin("def", 0, "").unwrap();
-        store.finish(id, RevisionStatus::Applied, None).unwrap();
+        store
+            .finish(id, RevisionStatus::Applied, None, None)
+            .unwrap();
         assert_eq!(store.active().unwrap().unwrap().sha, "def");
         assert_eq!(store.history(10).unwrap().len(), 2);
         assert_eq!(store.inventory().unwrap()[0].resource, "database:a");

@@ -226,6 +226,7 @@ fn first_apply_converges_and_the_second_changes_nothing() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).contains("0 steps"), "{}", text(&again));
     assert!(text(&again).contains("no changes"), "{}", text(&again));
+    assert_plan_empty(&p);
 }
 
 #[test]
@@ -264,6 +265,7 @@ fn a_pushed_commit_adding_a_topic_and_a_pipeline_converges() {
         "1209600000"
     );
     assert_eq!(p.status()["active"]["sha"], sha);
+    assert_plan_empty(&p);
 }
 
 #[test]
@@ -290,6 +292,7 @@ fn removing_the_newest_version_rolls_back_to_the_one_before() {
         "604800000"
     );
     assert_eq!(p.status()["active"]["sha"], revert);
+    assert_plan_empty(&p);
 }
 
 #[test]
@@ -325,6 +328,11 @@ fn a_revision_failing_mid_apply_leaves_nothing_behind() {
         last["error"].as_str().unwrap().contains("noSuchFunction"),
         "{last}"
     );
+    // An unknown function is the revision's fault: trying again cannot help.
+    assert_eq!(last["error_kind"], "permanent", "{last}");
+    let failure = &p.status()["failure"];
+    assert_eq!(failure["kind"], "permanent", "{failure}");
+    assert!(failure["nextTry"].is_null(), "{failure}");
 }
 
 #[test]
@@ -359,14 +367,14 @@ fn drift_made_by_hand_is_repaired() {
     p.push("v1");
     assert_eq!(p.apply().status.code(), Some(0));
     let rt = runtime();
-    rt.block_on(ch.execute(&paver::plan::Action::DropTable {
+    rt.block_on(ch.execute(&paver::plan::ClickHouseAction::DropTable {
         table: paver::plan::TableName {
             database: p.database(),
             name: "events".into(),
         },
     }))
     .unwrap();
-    rt.block_on(kafka.execute(&paver::plan::Action::AlterTopicConfig {
+    rt.block_on(kafka.execute(&paver::plan::KafkaAction::AlterTopicConfig {
         name: p.topic("events"),
         set: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         delete: Vec::new(),
@@ -395,7 +403,7 @@ fn an_unmanaged_table_in_the_way_is_an_error_not_dropped() {
     p.push("v1");
     let rt = runtime();
     let db = p.database();
-    rt.block_on(ch.execute(&paver::plan::Action::CreateDatabase { name: db.clone() }))
+    rt.block_on(ch.execute(&paver::plan::ClickHouseAction::CreateDatabase { name: db.clone() }))
         .unwrap();
     rt.block_on(ch.run(&format!(
         "CREATE TABLE {db}.events (x UInt8) ENGINE = Memory"
@@ -485,7 +493,7 @@ fn a_saved_plan_is_refused_when_the_world_moved() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Someone creates the database by hand in between.
     runtime()
-        .block_on(ch.execute(&paver::plan::Action::CreateDatabase { name: p.database() }))
+        .block_on(ch.execute(&paver::plan::ClickHouseAction::CreateDatabase { name: p.database() }))
         .unwrap();
     let out = p.paver(
         &[
@@ -499,6 +507,153 @@ fn a_saved_plan_is_refused_when_the_world_moved() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("changed since"), "{}", text(&out));
+}
+
+/// The error policy of `paver run`: a revision whose failure cannot pass by itself is
+/// applied once and then held (no new attempt on every poll), `paver status` says why and
+/// that it waits; `paver retry <sha>` applies it once more.
+#[test]
+fn paver_run_holds_a_permanently_failing_revision_until_paver_retry() {
+    let (_, _) = servers();
+    let p = Platform::new("held");
+    p.base();
+    p.push("v1");
+    assert_eq!(p.apply().status.code(), Some(0));
+    p.write_pipeline(
+        "broken",
+        1,
+        "broken",
+        "SELECT id, at, noSuchFunction(amount) AS x FROM source",
+    );
+    let bad = p.push("broken");
+    let port = free_port();
+    let mut server = p
+        .command(&[
+            "run",
+            "--repo",
+            &p.remote_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "1",
+            "--ingest",
+            "external",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let attempts = |p: &Platform| {
+        p.history()
+            .iter()
+            .filter(|r| r["sha"] == bad.as_str())
+            .count()
+    };
+    let started = Instant::now();
+    while attempts(&p) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "never tried");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Several polls later: still one attempt, and the status says it is held.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(attempts(&p), 1, "{:?}", p.history());
+    let (code, body) = http(port, "GET", "/status", &[], b"");
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["failure"]["kind"], "permanent", "{status}");
+    assert!(
+        status["failure"]["retry"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("paver retry {bad}")),
+        "{status}"
+    );
+    // `paver retry` against the server: one more attempt.
+    let out = Command::new(env!("CARGO_BIN_EXE_paver"))
+        .args([
+            "retry",
+            &bad,
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let started = Instant::now();
+    while attempts(&p) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "never retried");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(attempts(&p), 2, "{:?}", p.history());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The world moves by a managed table dropped by hand, after a first apply (so that
+/// tables exist: their fingerprint once failed and read as empty, the same whatever
+/// existed). The saved plan is refused, and a fresh plan recreates the table.
+#[test]
+fn a_saved_plan_is_refused_when_a_managed_table_was_dropped_since() {
+    let (ch, _) = servers();
+    let p = Platform::new("stale");
+    p.base();
+    p.push("v1");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A change to plan: a topic config.
+    p.write_topic("events", 2, 3, "86400000");
+    p.push("v2");
+    let plan_file = p.dir.path().join("plan.json");
+    let out = p.paver(
+        &[
+            "plan",
+            "--repo",
+            &p.remote_url,
+            "--out",
+            plan_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    runtime()
+        .block_on(ch.execute(&paver::plan::ClickHouseAction::DropTable {
+            table: paver::plan::TableName {
+                database: p.database(),
+                name: "events".into(),
+            },
+        }))
+        .unwrap();
+    let out = p.paver(
+        &[
+            "apply",
+            "--repo",
+            &p.remote_url,
+            "--plan",
+            plan_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("changed since"), "{}", text(&out));
+    assert!(!tables(&ch, &p.database()).contains(&"events".to_string()));
+    // Planned again, the table comes back; after the apply, nothing is left to do.
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(tables(&ch, &p.database()).contains(&"events".to_string()));
+    assert_plan_empty(&p);
+}
+
+/// After a successful apply, planning the same revision finds nothing to do (Terraform's
+/// promise).
+fn assert_plan_empty(p: &Platform) {
+    let out = p.paver(&["plan", "--repo", &p.remote_url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("no changes: the real systems match the revision"),
+        "plan after apply is not empty:\n{}",
+        text(&out)
+    );
 }
 
 /// A plain HTTP/1.1 request; returns the status code and the body.

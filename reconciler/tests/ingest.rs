@@ -370,6 +370,17 @@ fn wait_for_worker(p: &Platform, version: u32, timeout: Duration) {
     }
 }
 
+/// The worker runs `version` now (no waiting: the cut-over waited for it).
+fn assert_worker_runs(p: &Platform, version: u32) {
+    let status = p.status();
+    let pipeline = &status["pipelines"][0];
+    assert_eq!(
+        (&pipeline["liveVersion"], &pipeline["workerVersion"]),
+        (&version.into(), &version.into()),
+        "{status}"
+    );
+}
+
 /// A child process that is killed when the test ends, even by a panic.
 struct Guarded(Child);
 
@@ -592,7 +603,8 @@ fn blue_green_cut_over_and_git_revert_lose_nothing_and_duplicate_nothing() {
     let second = p.push("pipeline v2: region");
     produce(&producer, &mut ledger, 5, 200, Some("eu"));
     wait(&second);
-    wait_for_worker(&p, 2, Duration::from_secs(60));
+    // Applied means in effect: the worker already runs v2 when `paver wait` returns.
+    assert_worker_runs(&p, 2);
     let mut late = Ledger::default();
     produce(&producer, &mut late, 3, 300, Some("us"));
     let v2_ids: BTreeSet<String> = late.ids.keys().cloned().collect();
@@ -604,7 +616,28 @@ fn blue_green_cut_over_and_git_revert_lose_nothing_and_duplicate_nothing() {
     std::fs::remove_file(p.work.join(format!("pipelines/{}/v2.yaml", p.pipeline()))).unwrap();
     let revert = p.push("Revert \"pipeline v2: region\"");
     wait(&revert);
-    wait_for_worker(&p, 1, Duration::from_secs(60));
+    // In effect when reported: v1 ingests every record produced from now on (checked
+    // below by their region), v2's staging table and views are retired in the same
+    // revision, and planning it again finds nothing to do.
+    assert_worker_runs(&p, 1);
+    let v2_staging = format!("__paver_{}_v2", p.pipeline().replace('-', "_"));
+    let database = p.table().split('.').next().unwrap().to_string();
+    let left = query(
+        &ch,
+        &format!(
+            "SELECT name FROM system.tables WHERE database = '{database}' AND name LIKE '{v2_staging}%'"
+        ),
+    );
+    assert!(left.is_empty(), "v2's resources are still there: {left:?}");
+    let plan = p
+        .command(&["plan", "--repo", &p.remote_url])
+        .output()
+        .unwrap();
+    assert!(
+        text(&plan).contains("no changes: the real systems match the revision"),
+        "plan after the revert is not empty:\n{}",
+        text(&plan)
+    );
     let mut after = Ledger::default();
     produce(&producer, &mut after, 4, 300, Some("ap"));
     let v1_again: BTreeSet<String> = after.ids.keys().cloned().collect();

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use paver::plan::{Action, Topic};
+use paver::plan::{KafkaAction, Topic};
 use paver::providers::kafka::Kafka;
 
 fn brokers() -> String {
@@ -29,11 +29,11 @@ async fn observe_alter_and_group_offsets_run_on_a_current_thread_runtime() {
         replication_factor: 1,
         config: BTreeMap::from([("retention.ms".to_string(), "3600000".to_string())]),
     };
-    let create = Action::CreateTopic {
+    let create = KafkaAction::CreateTopic {
         name: name.clone(),
         topic: topic.clone(),
     };
-    assert!(kafka.execute(&create).await.unwrap());
+    kafka.execute(&create).await.unwrap();
     let wanted = BTreeMap::from([(name.clone(), topic.clone())]);
     // Metadata may lag the creation a little.
     let mut seen = BTreeMap::new();
@@ -46,12 +46,12 @@ async fn observe_alter_and_group_offsets_run_on_a_current_thread_runtime() {
     }
     assert_eq!(seen[&name].partitions, 2, "{seen:?}");
 
-    let alter = Action::AlterTopicConfig {
+    let alter = KafkaAction::AlterTopicConfig {
         name: name.clone(),
         set: BTreeMap::from([("retention.ms".to_string(), "7200000".to_string())]),
         delete: Vec::new(),
     };
-    assert!(kafka.execute(&alter).await.unwrap());
+    kafka.execute(&alter).await.unwrap();
 
     let group = unique("group");
     assert!(kafka
@@ -69,6 +69,6 @@ async fn observe_alter_and_group_offsets_run_on_a_current_thread_runtime() {
         offsets
     );
 
-    let delete = Action::DeleteTopic { name: name.clone() };
-    assert!(kafka.execute(&delete).await.unwrap());
+    let delete = KafkaAction::DeleteTopic { name: name.clone() };
+    kafka.execute(&delete).await.unwrap();
 }

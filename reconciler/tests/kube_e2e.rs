@@ -77,7 +77,10 @@ async fn run(client: kube::Client, namespace: &str) -> Result<(), String> {
     let steps = plan_kube(&objects, &observed).map_err(|b| format!("{b:?}"))?;
     assert_eq!(steps.len(), objects.len());
     for step in &steps {
-        kube.execute(&step.action).await?;
+        let paver::plan::Action::Kube(action) = &step.action else {
+            return Err(format!("not a Kubernetes step: {step:?}"));
+        };
+        kube.execute(action).await.map_err(|e| e.to_string())?;
     }
 
     // What the server stores (with its defaults) holds what was applied: nothing to do.
@@ -98,7 +101,10 @@ async fn run(client: kube::Client, namespace: &str) -> Result<(), String> {
     let steps = plan_kube(&[], &observed).map_err(|b| format!("{b:?}"))?;
     assert_eq!(steps.len(), objects.len());
     for step in &steps {
-        kube.execute(&step.action).await?;
+        let paver::plan::Action::Kube(action) = &step.action else {
+            return Err(format!("not a Kubernetes step: {step:?}"));
+        };
+        kube.execute(action).await.map_err(|e| e.to_string())?;
     }
 
     // Two replicas, one lease: the first leads; once it releases, the second takes over.

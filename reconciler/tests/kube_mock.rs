@@ -16,7 +16,7 @@ use paver::kube::lease::{Elector, LeaseConfig};
 use paver::kube::provider::Kube;
 use paver::kube::render::{render_cluster, Cluster};
 use paver::kube::{ObjectRef, Target};
-use paver::plan::{plan_kube, Action, Plan};
+use paver::plan::{plan_kube, Action, KubeAction, Plan};
 use serde_json::{json, Value};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -177,6 +177,8 @@ async fn a_conflict_is_a_clear_error_with_help() {
     });
     let error = Kube::new(client).apply(&object).await.unwrap_err();
     server.await.unwrap();
+    assert_eq!(error.kind, paver::error::ErrorKind::Conflict);
+    let error = error.message;
     assert!(error.starts_with("applying CronJob data/metrics-backup: Kubernetes answered 409 Conflict: Operation cannot be fulfilled"), "{error}");
     assert!(
         error.contains("help: someone else changed CronJob data/metrics-backup"),
@@ -273,11 +275,11 @@ async fn observe_plan_and_prune_only_what_paver_owns() {
     // The delete's undo applies what paver had applied, not the server's copy.
     assert_eq!(
         steps[1].compensation,
-        Some(Action::ApplyObject {
+        Some(Action::Kube(KubeAction::ApplyObject {
             object: paver::kube::with_applied(&gone),
             create: true,
             changes: vec![],
-        })
+        }))
     );
 
     let rule = desired[1].clone();
@@ -302,7 +304,10 @@ async fn observe_plan_and_prune_only_what_paver_owns() {
         answer(respond, 200, &status(200, "", ""));
     });
     for step in &steps {
-        assert!(kube.execute(&step.action).await.unwrap());
+        let Action::Kube(action) = &step.action else {
+            panic!("not a Kubernetes step: {step:?}");
+        };
+        kube.execute(action).await.unwrap();
     }
     server.await.unwrap();
 }
@@ -321,7 +326,7 @@ async fn a_changed_object_is_applied_and_its_undo_is_the_previous_manifest() {
         paver::plan::describe(&steps[0].action).1,
         "apply ClickHouseInstallation data/metrics: spec.configuration.clusters"
     );
-    let Some(Action::ApplyObject { object, .. }) = &steps[0].compensation else {
+    let Some(Action::Kube(KubeAction::ApplyObject { object, .. })) = &steps[0].compensation else {
         panic!("{:?}", steps[0].compensation)
     };
     assert_eq!(object, &paver::kube::with_applied(&before));
@@ -395,10 +400,16 @@ async fn a_missing_crd_is_an_error_only_when_the_revision_needs_it() {
 struct OnlyKube(Kube);
 
 impl paver::executor::Executes for OnlyKube {
-    async fn execute(&self, action: &Action) -> Result<(), String> {
-        match self.0.execute(action).await? {
-            true => Ok(()),
-            false => Err(format!("not a Kubernetes action: {action:?}")),
+    async fn execute(
+        &self,
+        action: &Action,
+        _store: &paver::store::Store,
+    ) -> Result<(), paver::error::ProviderError> {
+        match action {
+            Action::Kube(a) => self.0.execute(a).await,
+            other => Err(paver::error::ProviderError::permanent(format!(
+                "not a Kubernetes action: {other:?}"
+            ))),
         }
     }
 }
@@ -444,11 +455,17 @@ async fn a_failed_apply_rolls_back_like_every_other_step() {
     });
     let dir = tempfile::tempdir().unwrap();
     let store = paver::store::Store::open(&dir.path().join("state.db")).unwrap();
-    let outcome = paver::executor::apply(&store, &plan, &OnlyKube(Kube::new(client)))
-        .await
-        .unwrap();
+    let outcome = paver::executor::apply(
+        &store,
+        &plan,
+        &OnlyKube(Kube::new(client)),
+        &paver::executor::Alone,
+    )
+    .await
+    .unwrap();
     server.await.unwrap();
     assert_eq!(outcome.status, paver::store::RevisionStatus::RolledBack);
+    assert_eq!(outcome.kind, Some(paver::error::ErrorKind::Conflict));
     let error = outcome.error.unwrap();
     assert!(
         error.contains("step 2 (create CronJob data/metrics-backup (server-side apply)) failed"),

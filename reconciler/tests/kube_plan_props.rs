@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use paver::kube::{contains, with_applied, ObjectRef};
-use paver::plan::{plan_kube, Action};
+use paver::plan::{plan_kube, Action, KubeAction};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -44,11 +44,11 @@ fn stored(object: &Value, version: u64) -> Value {
 fn simulate(world: &mut World, action: &Action, version: &mut u64) {
     *version += 1;
     match action {
-        Action::ApplyObject { object, .. } => {
+        Action::Kube(KubeAction::ApplyObject { object, .. }) => {
             let r = ObjectRef::of(object).expect("a manifest names its object");
             world.insert(r, stored(object, *version));
         }
-        Action::DeleteObject { object } => {
+        Action::Kube(KubeAction::DeleteObject { object }) => {
             world.remove(object);
         }
         other => panic!("plan_kube planned a non-Kubernetes action: {other:?}"),

@@ -10,20 +10,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use paver::plan::{
-    self, Action, Column, Desired, Observed, ObservedTable, Table, TableName, Topic, Transform,
+    self, Action, ClickHouseAction, Column, Desired, KafkaAction, Observed, ObservedTable,
+    PipelineAction, ResourceId, Table, TableName, Topic, Transform,
 };
 use proptest::prelude::*;
 
 /// What an action does to the world, as Kafka and ClickHouse do it.
 fn simulate(world: &mut Observed, action: &Action) {
     match action {
-        Action::CreateTopic { name, topic } => {
+        Action::Kafka(KafkaAction::CreateTopic { name, topic }) => {
             world.topics.insert(name.clone(), topic.clone());
         }
-        Action::DeleteTopic { name } => {
+        Action::Kafka(KafkaAction::DeleteTopic { name }) => {
             world.topics.remove(name);
         }
-        Action::AlterTopicConfig { name, set, delete } => {
+        Action::Kafka(KafkaAction::AlterTopicConfig { name, set, delete }) => {
             if let Some(t) = world.topics.get_mut(name) {
                 t.config.extend(set.clone());
                 for k in delete {
@@ -31,19 +32,19 @@ fn simulate(world: &mut Observed, action: &Action) {
                 }
             }
         }
-        Action::CreatePartitions { name, count } => {
+        Action::Kafka(KafkaAction::CreatePartitions { name, count }) => {
             if let Some(t) = world.topics.get_mut(name) {
                 t.partitions = *count;
             }
         }
-        Action::CreateDatabase { name } => {
+        Action::ClickHouse(ClickHouseAction::CreateDatabase { name }) => {
             world.databases.insert(name.clone());
         }
-        Action::DropDatabase { name } => {
+        Action::ClickHouse(ClickHouseAction::DropDatabase { name }) => {
             world.databases.remove(name);
             world.tables.retain(|t, _| &t.database != name);
         }
-        Action::CreateTable { table, spec } => {
+        Action::ClickHouse(ClickHouseAction::CreateTable { table, spec }) => {
             world.tables.insert(
                 table.clone(),
                 ObservedTable {
@@ -55,24 +56,25 @@ fn simulate(world: &mut Observed, action: &Action) {
                     partition_by: spec.partition_by.clone().unwrap_or_default(),
                     order_by: spec.order_by.clone(),
                     engine: "MergeTree".into(),
+                    ..Default::default()
                 },
             );
         }
-        Action::DropTable { table } => {
+        Action::ClickHouse(ClickHouseAction::DropTable { table }) => {
             world.tables.remove(table);
         }
-        Action::AddColumn { table, column, .. } => {
+        Action::ClickHouse(ClickHouseAction::AddColumn { table, column, .. }) => {
             if let Some(t) = world.tables.get_mut(table) {
                 t.columns
                     .push((column.name.clone(), column.ty.clone().unwrap_or_default()));
             }
         }
-        Action::DropColumn { table, name } => {
+        Action::ClickHouse(ClickHouseAction::DropColumn { table, name }) => {
             if let Some(t) = world.tables.get_mut(table) {
                 t.columns.retain(|(n, _)| n != name);
             }
         }
-        Action::CreateStaging { table, columns } => {
+        Action::ClickHouse(ClickHouseAction::CreateStaging { table, columns }) => {
             let mut cols: Vec<(String, String)> = columns
                 .iter()
                 .map(|c| (c.name.clone(), c.ty.clone().unwrap_or_default()))
@@ -86,45 +88,44 @@ fn simulate(world: &mut Observed, action: &Action) {
                     partition_by: String::new(),
                     order_by: String::new(),
                     engine: "Null".into(),
+                    ..Default::default()
                 },
             );
         }
-        Action::CreateLedger { table } => {
+        Action::ClickHouse(ClickHouseAction::CreateLedger { table }) => {
             world.tables.insert(table.clone(), ObservedTable::default());
         }
-        Action::CreateViews { spec } => {
+        Action::ClickHouse(ClickHouseAction::CreateViews { spec }) => {
             world
                 .tables
-                .insert(spec.view.clone(), ObservedTable::default());
+                .insert(spec.view.clone(), view_table(&spec.view));
             world
                 .tables
-                .insert(spec.offsets.clone(), ObservedTable::default());
+                .insert(spec.offsets.clone(), view_table(&spec.offsets));
         }
-        Action::DropViews { view, offsets } => {
+        Action::ClickHouse(ClickHouseAction::DropViews { view, offsets }) => {
             world.tables.remove(view);
             world.tables.remove(offsets);
         }
-        Action::Activate { spec, refresh } => {
+        Action::Pipeline(PipelineAction::Activate { spec, refresh }) => {
             if let Some(v) = refresh {
+                world.tables.insert(v.view.clone(), view_table(&v.view));
                 world
                     .tables
-                    .insert(v.view.clone(), ObservedTable::default());
-                world
-                    .tables
-                    .insert(v.offsets.clone(), ObservedTable::default());
+                    .insert(v.offsets.clone(), view_table(&v.offsets));
             }
             world.live.insert(spec.pipeline.clone(), (**spec).clone());
         }
-        Action::Deactivate { pipeline } => {
+        Action::Pipeline(PipelineAction::Deactivate { pipeline }) => {
             world.live.remove(pipeline);
         }
-        Action::SwitchGeneration {
+        Action::ClickHouse(ClickHouseAction::SwitchGeneration {
             table,
             create,
             spec,
             original,
             ..
-        } => {
+        }) => {
             // As the provider does: every physical table gets every column.
             let mut columns: Vec<(String, String)> = spec
                 .columns
@@ -149,6 +150,7 @@ fn simulate(world: &mut Observed, action: &Action) {
                     partition_by: spec.partition_by.clone().unwrap_or_default(),
                     order_by: spec.order_by.clone(),
                     engine: "MergeTree".into(),
+                    ..Default::default()
                 },
             );
             if let Some(original) = original {
@@ -163,12 +165,12 @@ fn simulate(world: &mut Observed, action: &Action) {
                 },
             );
         }
-        Action::UnswitchGeneration {
+        Action::ClickHouse(ClickHouseAction::UnswitchGeneration {
             table,
             create,
             original,
             added,
-        } => {
+        }) => {
             world.tables.remove(create);
             if let Some(original) = original {
                 if let Some(old) = world.tables.remove(original) {
@@ -182,7 +184,27 @@ fn simulate(world: &mut Observed, action: &Action) {
             }
         }
         // Kubernetes objects are modelled in kube_plan_props.rs.
-        Action::ApplyObject { .. } | Action::DeleteObject { .. } => {}
+        Action::Kube(_) => {}
+        Action::Pipeline(PipelineAction::AwaitHandover { .. }) => {}
+        Action::ClickHouse(ClickHouseAction::RestoreViews { view, statements }) => {
+            world.tables.insert(view.clone(), view_table(view));
+            if statements.len() > 1 {
+                let offsets = TableName {
+                    database: view.database.clone(),
+                    name: format!("{}_offsets", view.name),
+                };
+                world.tables.insert(offsets.clone(), view_table(&offsets));
+            }
+        }
+    }
+}
+
+/// A materialized view as ClickHouse shows it: its statement, for a retirement's undo.
+fn view_table(name: &TableName) -> ObservedTable {
+    ObservedTable {
+        engine: "MaterializedView".into(),
+        create_query: format!("CREATE MATERIALIZED VIEW {name} TO sink AS SELECT 1"),
+        ..Default::default()
     }
 }
 
@@ -277,19 +299,20 @@ prop_compose! {
                 partition_by: String::new(),
                 order_by: "id".into(),
                 engine: "MergeTree".into(),
+                ..Default::default()
             });
         }
         o
     }
 }
 
-fn managed(observed: &Observed) -> BTreeSet<String> {
+fn managed(observed: &Observed) -> BTreeSet<ResourceId> {
     observed
         .topics
         .keys()
-        .map(|t| plan::topic_id(t))
-        .chain(observed.databases.iter().map(|d| plan::database_id(d)))
-        .chain(observed.tables.keys().map(plan::table_id))
+        .map(|t| ResourceId::topic(t))
+        .chain(observed.databases.iter().map(|d| ResourceId::database(d)))
+        .chain(observed.tables.keys().map(ResourceId::table))
         .collect()
 }
 

@@ -448,7 +448,7 @@ fn civil_time(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Column, TableName};
+    use crate::model::{Column, TableName};
 
     fn spec(reader: &str, writers: &[&str], columns: &[(&str, &str)]) -> IngestSpec {
         let t = TableName {

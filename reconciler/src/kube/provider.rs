@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::render::KINDS;
 use super::{ObjectRef, MANAGER};
-use crate::plan::Action;
+use crate::error::{ErrorKind, ProviderError};
+use crate::plan::KubeAction;
 
 /// A connection to one Kubernetes API server.
 pub struct Kube {
@@ -170,12 +171,15 @@ impl Kube {
     }
 
     /// Server-side apply of one object, as the field manager `paver`, forced.
-    pub async fn apply(&self, object: &Value) -> Result<(), String> {
-        let r = ObjectRef::of(object)
-            .ok_or("an object without apiVersion, kind, metadata.namespace or metadata.name")?;
+    pub async fn apply(&self, object: &Value) -> Result<(), ProviderError> {
+        let r = ObjectRef::of(object).ok_or_else(|| {
+            ProviderError::permanent(
+                "an object without apiVersion, kind, metadata.namespace or metadata.name",
+            )
+        })?;
         let api = self
             .api(&r.api_version, &r.kind, &r.namespace)
-            .ok_or_else(|| format!("paver does not manage {r}"))?;
+            .ok_or_else(|| ProviderError::permanent(format!("paver does not manage {r}")))?;
         self.count();
         api.patch(
             &r.name,
@@ -184,28 +188,47 @@ impl Kube {
         )
         .await
         .map(|_| ())
-        .map_err(|e| explain("applying", &r, e))
+        .map_err(|e| ProviderError {
+            kind: kind_of(&e),
+            message: explain("applying", &r, e),
+        })
     }
 
     /// Delete one object; one that is already gone is fine (compensations are idempotent).
-    pub async fn delete(&self, r: &ObjectRef) -> Result<(), String> {
+    pub async fn delete(&self, r: &ObjectRef) -> Result<(), ProviderError> {
         let api = self
             .api(&r.api_version, &r.kind, &r.namespace)
-            .ok_or_else(|| format!("paver does not manage {r}"))?;
+            .ok_or_else(|| ProviderError::permanent(format!("paver does not manage {r}")))?;
         self.count();
         match api.delete(&r.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(::kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(e) => Err(explain("deleting", r, e)),
+            Err(e) => Err(ProviderError {
+                kind: kind_of(&e),
+                message: explain("deleting", r, e),
+            }),
         }
     }
 
-    /// Run an action if it is a Kubernetes one; `Ok(false)` when it is not.
-    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
+    /// Run a Kubernetes action.
+    pub async fn execute(&self, action: &KubeAction) -> Result<(), ProviderError> {
         match action {
-            Action::ApplyObject { object, .. } => self.apply(object).await.map(|()| true),
-            Action::DeleteObject { object } => self.delete(object).await.map(|()| true),
-            _ => Ok(false),
+            KubeAction::ApplyObject { object, .. } => self.apply(object).await,
+            KubeAction::DeleteObject { object } => self.delete(object).await,
         }
+    }
+}
+
+/// Whether a Kubernetes error may pass: a conflict (409) is someone else's write; the API
+/// server unavailable, throttling or a network error pass; the rest (forbidden, invalid)
+/// waits for a new revision.
+fn kind_of(e: &::kube::Error) -> ErrorKind {
+    match e {
+        ::kube::Error::Api(status) if status.code == 409 => ErrorKind::Conflict,
+        ::kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+            ErrorKind::Transient
+        }
+        ::kube::Error::Api(_) => ErrorKind::Permanent,
+        _ => ErrorKind::Transient,
     }
 }

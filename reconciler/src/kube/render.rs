@@ -140,7 +140,9 @@ fn child_name(cluster: &str, suffix: &str, max: usize) -> String {
     if full.len() <= max {
         return full;
     }
-    let hash = &crate::plan::fingerprint_json(&full)[..6];
+    // The hash of the name as a JSON string (names are DNS labels: nothing to escape), as
+    // names were always derived.
+    let hash = &crate::model::short_hash(format!("\"{full}\"").as_bytes())[..6];
     let keep = max - suffix.len() - hash.len() - 2;
     let head = cluster[..keep.min(cluster.len())].trim_end_matches('-');
     format!("{head}-{hash}-{suffix}")

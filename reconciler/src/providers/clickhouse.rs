@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
-use crate::plan::{Action, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
+use crate::error::ProviderError;
+use crate::plan::{ClickHouseAction, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
 
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
@@ -47,15 +48,19 @@ const DATA_ERRORS: &[u32] = &[
     6, 25, 26, 27, 32, 33, 36, 38, 41, 43, 53, 69, 70, 72, 117, 131, 321, 395, 407,
 ];
 
-/// The code of a ClickHouse exception in an error text (`Code: 27, e.displayText() …`).
-pub fn error_code(text: &str) -> Option<u32> {
-    let at = text.find("Code: ")? + "Code: ".len();
-    text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
+pub use crate::error::error_code;
+
+/// `CREATE MATERIALIZED VIEW x …` as `CREATE MATERIALIZED VIEW IF NOT EXISTS x …`: a
+/// compensation may run again after a crash.
+fn if_not_exists(statement: &str) -> String {
+    for head in ["CREATE MATERIALIZED VIEW ", "CREATE VIEW ", "CREATE TABLE "] {
+        if let Some(rest) = statement.strip_prefix(head) {
+            if !rest.starts_with("IF NOT EXISTS ") {
+                return format!("{head}IF NOT EXISTS {rest}");
+            }
+        }
+    }
+    statement.to_string()
 }
 
 /// A string literal.
@@ -211,14 +216,20 @@ impl ClickHouse {
         }
         let list = wanted.join(", ");
         for row in self
-            .rows(&format!("SELECT database, name, engine_full, engine FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'"))
+            .rows(&format!("SELECT database, name, engine_full, engine, if(engine = 'MaterializedView', create_table_query, '') FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'"))
             .await?
         {
-            if let [db, name, engine_full, engine] = row.as_slice() {
+            if let [db, name, engine_full, engine, create_query] = row.as_slice() {
                 let (partition_by, order_by) = keys_of(engine_full);
                 tables.insert(
                     TableName { database: db.clone(), name: name.clone() },
-                    ObservedTable { columns: Vec::new(), partition_by, order_by, engine: engine.clone() },
+                    ObservedTable {
+                        columns: Vec::new(),
+                        partition_by,
+                        order_by,
+                        engine: engine.clone(),
+                        create_query: create_query.clone(),
+                    },
                 );
             }
         }
@@ -392,8 +403,16 @@ impl ClickHouse {
         Ok(!rows.is_empty())
     }
 
-    /// Run a ClickHouse action; `Ok(false)` when the action is not ClickHouse's.
-    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
+    /// Run a ClickHouse action; its error says whether trying again may help (by the
+    /// server's exception code).
+    pub async fn execute(&self, action: &ClickHouseAction) -> Result<(), ProviderError> {
+        self.run_action(action)
+            .await
+            .map_err(ProviderError::from_clickhouse)
+    }
+
+    async fn run_action(&self, action: &ClickHouseAction) -> Result<(), String> {
+        use ClickHouseAction as Action;
         match action {
             Action::CreateDatabase { name } => {
                 self.run(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(name)))
@@ -478,9 +497,16 @@ impl ClickHouse {
                     self.drop_table(t).await?;
                 }
             }
-            _ => return Ok(false),
+            Action::RestoreViews { view, statements } => {
+                // In name order, as ClickHouse then runs them: the transform first.
+                for statement in statements {
+                    self.run(&if_not_exists(statement))
+                        .await
+                        .map_err(|e| format!("restoring the views {view}: {e}"))?;
+                }
+            }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The two materialized views of a pipeline version, made anew over the sink as it is

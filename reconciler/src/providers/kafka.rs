@@ -16,7 +16,17 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
-use crate::plan::{Action, Topic};
+use crate::error::ProviderError;
+use crate::plan::{KafkaAction, Topic};
+
+/// A librdkafka error, sorted by its code (no code: transient, the client could not talk).
+fn kafka_error(e: rdkafka::error::KafkaError, what: impl std::fmt::Display) -> ProviderError {
+    let text = format!("{what}: {e}");
+    match e.rdkafka_error_code() {
+        Some(code) => ProviderError::from_kafka(code, text),
+        None => ProviderError::transient(text),
+    }
+}
 
 /// An admin connection to a Kafka cluster. librdkafka's blocking calls run on tokio's
 /// blocking threads (`spawn_blocking`), so that the provider works on any runtime, a
@@ -123,17 +133,10 @@ impl Kafka {
         Ok(found)
     }
 
-    /// Run a Kafka action; `Ok(false)` when the action is not Kafka's.
-    pub async fn execute(&self, action: &Action) -> Result<bool, String> {
-        if matches!(
-            action,
-            Action::CreateTopic { .. }
-                | Action::DeleteTopic { .. }
-                | Action::CreatePartitions { .. }
-                | Action::AlterTopicConfig { .. }
-        ) {
-            self.count();
-        }
+    /// Run a Kafka action; its error says whether trying again may help.
+    pub async fn execute(&self, action: &KafkaAction) -> Result<(), ProviderError> {
+        use KafkaAction as Action;
+        self.count();
         match action {
             Action::CreateTopic { name, topic } => {
                 let mut new = NewTopic::new(
@@ -148,9 +151,11 @@ impl Kafka {
                     .admin
                     .create_topics([&new], &Self::options())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| kafka_error(e, format!("creating topic `{name}`")))?;
                 for r in results {
-                    r.map_err(|(t, e)| format!("creating topic `{t}`: {e}"))?;
+                    r.map_err(|(t, e)| {
+                        ProviderError::from_kafka(e, format!("creating topic `{t}`: {e}"))
+                    })?;
                 }
             }
             Action::DeleteTopic { name } => {
@@ -158,11 +163,16 @@ impl Kafka {
                     .admin
                     .delete_topics(&[name.as_str()], &Self::options())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| kafka_error(e, format!("deleting topic `{name}`")))?;
                 for r in results {
                     match r {
                         Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                        Err((t, e)) => return Err(format!("deleting topic `{t}`: {e}")),
+                        Err((t, e)) => {
+                            return Err(ProviderError::from_kafka(
+                                e,
+                                format!("deleting topic `{t}`: {e}"),
+                            ))
+                        }
                     }
                 }
             }
@@ -172,25 +182,38 @@ impl Kafka {
                     .admin
                     .create_partitions([&new], &Self::options())
                     .await
-                    .map_err(|e| format!("CreatePartitions for topic `{name}`: {e}"))?;
+                    .map_err(|e| kafka_error(e, format!("CreatePartitions for topic `{name}`")))?;
                 for r in results {
-                    r.map_err(|(t, e)| format!("CreatePartitions for topic `{t}`: {e}"))?;
+                    r.map_err(|(t, e)| {
+                        ProviderError::from_kafka(
+                            e,
+                            format!("CreatePartitions for topic `{t}`: {e}"),
+                        )
+                    })?;
                 }
             }
             Action::AlterTopicConfig { name, set, delete } => {
                 let admin = self.admin.clone();
                 let (name, set, delete) = (name.clone(), set.clone(), delete.clone());
+                let what = format!("altering the config of topic `{name}`");
                 blocking(move || {
                     // `admin` (moved here) keeps the client alive during the call.
                     let native = admin.inner().native_ptr() as usize;
                     incremental_alter(native, &name, &set, &delete)
                 })
                 .await
-                .map_err(failed)??;
+                .map_err(|e| ProviderError::transient(format!("{what}: {e}")))?
+                .map_err(|e| {
+                    let text = format!("{what}: {e}");
+                    if e.contains("timed out") || e.contains("Timed out") {
+                        ProviderError::transient(text)
+                    } else {
+                        ProviderError::permanent(text)
+                    }
+                })?;
             }
-            _ => return Ok(false),
         }
-        Ok(true)
+        Ok(())
     }
 }
 

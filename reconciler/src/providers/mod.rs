@@ -4,16 +4,13 @@
 pub mod clickhouse;
 pub mod kafka;
 
-use crate::executor::Executes;
-use crate::plan::{Action, Desired, Observed};
+use crate::error::ProviderError;
+use crate::plan::{Desired, Observed};
 
 /// The real systems a revision is applied to.
 pub struct Targets {
     pub kafka: kafka::Kafka,
     pub clickhouse: clickhouse::ClickHouse,
-    /// The state store, where the live version of every pipeline is recorded for the
-    /// ingestion workers.
-    pub state: std::path::PathBuf,
     /// The Schema Registry, for the Confluent wire format (recorded for the workers).
     pub schema_registry: Option<String>,
     /// Kubernetes, when a target is configured (see [`crate::kube`]).
@@ -23,9 +20,17 @@ pub struct Targets {
 impl Targets {
     /// Observe what exists of what `desired` names: a fixed number of requests per
     /// provider, whatever the number of resources.
-    pub async fn observe(&self, desired: &Desired) -> Result<Observed, String> {
-        let topics = self.kafka.observe(&desired.topics).await?;
-        let (databases, tables) = self.clickhouse.observe(&desired.databases).await?;
+    pub async fn observe(&self, desired: &Desired) -> Result<Observed, ProviderError> {
+        let topics = self
+            .kafka
+            .observe(&desired.topics)
+            .await
+            .map_err(|e| ProviderError::transient(e).context("observing Kafka"))?;
+        let (databases, tables) = self
+            .clickhouse
+            .observe(&desired.databases)
+            .await
+            .map_err(|e| ProviderError::from_clickhouse(e).context("observing ClickHouse"))?;
         Ok(Observed {
             topics,
             databases: databases
@@ -51,52 +56,12 @@ impl Targets {
 
 impl Targets {
     /// Where the workers find the servers (no secrets).
-    pub fn endpoints(&self) -> crate::ingest::spec::Endpoints {
-        crate::ingest::spec::Endpoints {
+    pub fn endpoints(&self) -> crate::model::Endpoints {
+        crate::model::Endpoints {
             clickhouse_url: self.clickhouse.url.clone(),
             clickhouse_user: self.clickhouse.user.clone(),
             kafka_brokers: self.kafka.brokers.clone(),
             schema_registry: self.schema_registry.clone(),
-        }
-    }
-
-    /// The cut-over: the version's views made anew over the sink as it is now, then the
-    /// live record switched (the workers follow it).
-    async fn pipelines(&self, action: &Action) -> Result<bool, String> {
-        match action {
-            Action::Activate { spec, refresh } => {
-                if let Some(view) = refresh {
-                    self.clickhouse.create_views(view).await?;
-                }
-                let store = crate::store::Store::open(&self.state).map_err(|e| e.to_string())?;
-                store
-                    .set_live(spec, &self.endpoints())
-                    .map_err(|e| e.to_string())?;
-            }
-            Action::Deactivate { pipeline } => {
-                let store = crate::store::Store::open(&self.state).map_err(|e| e.to_string())?;
-                store.clear_live(pipeline).map_err(|e| e.to_string())?;
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-}
-
-impl Executes for Targets {
-    async fn execute(&self, action: &Action) -> Result<(), String> {
-        let kube = match &self.kube {
-            Some(kube) => kube.execute(action).await?,
-            None => false,
-        };
-        if kube
-            || self.kafka.execute(action).await?
-            || self.clickhouse.execute(action).await?
-            || self.pipelines(action).await?
-        {
-            Ok(())
-        } else {
-            Err(format!("no provider runs {action:?}"))
         }
     }
 }
