@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use super::rows::RowError;
+
 /// A record that goes to the dead-letter topic, with why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dead {
@@ -66,8 +68,8 @@ impl Batcher {
         }
     }
 
-    /// Add a consumed record. `write` appends its row to the buffer it is given (and
-    /// leaves it unchanged on error), or says why the record cannot be ingested; a record
+    /// Add a consumed record. `write` appends its row to the buffer it is given, or says
+    /// why the record cannot be ingested (what it wrote then is dropped); a record
     /// without a value is dead without asking.
     pub fn add(
         &mut self,
@@ -76,7 +78,7 @@ impl Batcher {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         now: Instant,
-        write: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), String>,
+        write: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), RowError>,
     ) {
         let batch = &mut self.batch;
         batch.consumed += 1;
@@ -102,14 +104,14 @@ impl Batcher {
                 payload: Some(payload.to_vec()),
                 row: at..batch.rows.len(),
             }),
-            Err(reason) => {
+            Err(e) => {
                 batch.rows.truncate(at);
                 batch.dead.push(Dead {
                     partition,
                     offset,
                     key,
                     payload: Some(payload.to_vec()),
-                    reason,
+                    reason: e.reason(),
                 });
             }
         }
@@ -160,7 +162,7 @@ mod tests {
         }
     }
 
-    fn row(payload: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn row(payload: &[u8], out: &mut Vec<u8>) -> Result<(), RowError> {
         out.extend_from_slice(payload);
         out.push(b'\n');
         Ok(())
@@ -175,7 +177,7 @@ mod tests {
         assert!(!b.ready(now));
         b.add(1, 4, Some(b"k"), Some(b"bad"), now, |_, out| {
             out.extend_from_slice(b"half a row");
-            Err("cannot decode".to_string())
+            Err(RowError::Dead("cannot decode".to_string()))
         });
         assert!(b.ready(now));
         let batch = b.take();

@@ -194,10 +194,9 @@ async fn heartbeat(
         };
         let mut failed = failed.map(|e| e.to_string());
         let running = status.running();
-        let due = match last_beat {
-            None => true,
-            Some((at, said)) => said != running || at.elapsed() >= HEARTBEAT - POLL / 2,
-        };
+        let due_switch = last_beat.is_none_or(|(_, said)| said != running);
+        let due =
+            due_switch || last_beat.is_some_and(|(at, _)| at.elapsed() >= HEARTBEAT - POLL / 2);
         if due {
             let at = now_ms();
             let (p, w) = (pipeline.clone(), id.clone());
@@ -209,7 +208,9 @@ async fn heartbeat(
                 Err(e) => failed = Some(e.to_string()),
             }
         }
-        if last_status.elapsed() >= STATUS_EVERY {
+        // The counters too when the version changed: `paver status` names the new one.
+        let switched = last_beat.is_some_and(|(_, said)| said == running) && due_switch;
+        if last_status.elapsed() >= STATUS_EVERY || switched {
             last_status = tokio::time::Instant::now();
             let record = status.stats().record(&pipeline, &options.worker);
             if let Err(e) = store.with(move |s| s.report(&record)).await {

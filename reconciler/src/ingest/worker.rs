@@ -452,11 +452,7 @@ async fn consume_loop(
                     m.key(),
                     m.payload(),
                     Instant::now(),
-                    |payload, out| {
-                        decoder
-                            .row(payload, partition, offset, out)
-                            .map_err(|e| e.reason())
-                    },
+                    |payload, out| decoder.row(payload, partition, offset, out),
                 );
             }
             Some(Err(e)) => {

@@ -98,7 +98,8 @@ impl Kafka {
             }
             Ok::<_, rdkafka::error::KafkaError>(found)
         })
-        .await?
+        .await
+        .map_err(failed)?
         .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
         if found.is_empty() {
             return Ok(found);
@@ -245,7 +246,8 @@ impl Kafka {
             list.add_partition(topic, p);
         }
         let committed = blocking(move || consumer.committed_offsets(list, TIMEOUT))
-            .await?
+            .await
+            .map_err(failed)?
             .map_err(|e| format!("reading the offsets of group `{group}`: {e}"))?;
         Ok(committed
             .elements()
@@ -275,16 +277,21 @@ impl Kafka {
                 .map_err(|e| format!("offset {o} of partition {p}: {e}"))?;
         }
         blocking(move || consumer.commit(&list, CommitMode::Sync))
-            .await?
+            .await
+            .map_err(failed)?
             .map_err(|e| format!("committing the offsets of group `{group}`: {e}"))
     }
 }
 
 /// Run a blocking librdkafka call on tokio's blocking threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("a Kafka call failed: {e}"))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(f).await
+}
+
+fn failed(e: tokio::task::JoinError) -> String {
+    format!("a Kafka call failed: {e}")
 }
 
 /// IncrementalAlterConfigs for one topic, through librdkafka's C API (the `rdkafka` crate
