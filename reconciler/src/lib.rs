@@ -6,14 +6,19 @@
 //! [`plan`] (pure: desired × observed) → [`executor`] (journal, steps, compensation) →
 //! [`providers`] (Kafka, ClickHouse) and [`store`] (SQLite). [`reconcile`] drives it.
 
+pub mod config;
 pub mod desired;
+pub mod doctor;
 pub mod executor;
 pub mod http;
 pub mod ingest;
 pub mod kube;
+pub mod logging;
 pub mod plan;
 pub mod providers;
 pub mod reconcile;
+pub mod registry;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod tls;

@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use paver_lint::yaml::Node;
-
+use crate::config::Config;
 use crate::desired::desired;
 use crate::executor::{self, Outcome};
 use crate::plan::{self, Plan};
@@ -27,6 +26,8 @@ pub struct Options {
     pub inventory: Option<Vec<String>>,
     /// The live pipeline versions, as that running reconciler reports them (`/live`).
     pub live: Option<Vec<crate::ingest::spec::IngestSpec>>,
+    /// What the command line sets over paver.yaml and the environment.
+    pub flags: crate::config::Flags,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -49,6 +50,8 @@ pub enum ReconcileError {
     },
     #[error("{0}")]
     Target(String),
+    #[error("paver.yaml: {0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A loaded, linted revision and its plan.
@@ -56,6 +59,33 @@ pub struct Planned {
     pub sha: String,
     pub plan: Plan,
     pub targets: Targets,
+    /// The revision's resolved configuration.
+    pub config: Config,
+}
+
+/// The wanted revision of a git source (its remote fetched into the cache beside the state
+/// file); `None` for a folder.
+fn open(options: &Options) -> Result<Option<(Remote, Revision)>, ReconcileError> {
+    if !source::is_url(&options.repo) {
+        return Ok(None);
+    }
+    let cache = options
+        .state
+        .parent()
+        .unwrap_or(&options.state)
+        .join("repos");
+    let remote = Remote::open(&options.repo, &cache)?;
+    let head = remote.fetch(&options.branch)?;
+    let revision = remote.revision(options.revision.as_deref().unwrap_or(&head))?;
+    Ok(Some((remote, revision)))
+}
+
+/// The wanted revision, a folder or a commit of a git source.
+pub fn revision(options: &Options) -> Result<Revision, ReconcileError> {
+    match open(options)? {
+        Some((_, revision)) => Ok(revision),
+        None => Ok(source::local(std::path::Path::new(&options.repo))?),
+    }
 }
 
 /// Load the wanted revision and, for a git source with an active revision, the active
@@ -66,17 +96,9 @@ fn load(
     options: &Options,
     store: &Store,
 ) -> Result<(Revision, Option<paver_lint::workspace::Base>), ReconcileError> {
-    if !source::is_url(&options.repo) {
+    let Some((remote, revision)) = open(options)? else {
         return Ok((source::local(std::path::Path::new(&options.repo))?, None));
-    }
-    let cache = options
-        .state
-        .parent()
-        .unwrap_or(&options.state)
-        .join("repos");
-    let remote = Remote::open(&options.repo, &cache)?;
-    let head = remote.fetch(&options.branch)?;
-    let revision = remote.revision(options.revision.as_deref().unwrap_or(&head))?;
+    };
     let base = match store.active()? {
         Some(active) if active.sha != revision.sha => {
             remote
@@ -100,52 +122,21 @@ fn load(
     Ok((revision, base))
 }
 
-/// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
-/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
-async fn connect(
-    settings: Option<&Node>,
-    state: &std::path::Path,
-) -> Result<Targets, ReconcileError> {
-    let from_file = |path: &[&str]| {
-        settings
-            .and_then(|s| s.path(path))
-            .and_then(Node::as_str)
-            .map(str::to_string)
-    };
-    let url = std::env::var("PAVER_CLICKHOUSE_URL")
-        .ok()
-        .or_else(|| from_file(&["targets", "clickhouse", "url"]))
-        .unwrap_or_else(|| "http://127.0.0.1:8123".to_string());
-    let user = std::env::var("PAVER_CLICKHOUSE_USER")
-        .ok()
-        .or_else(|| from_file(&["targets", "clickhouse", "user"]));
-    let password = match from_file(&["targets", "clickhouse", "passwordEnv"]) {
-        Some(var) => std::env::var(var).ok(),
-        None => std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok(),
-    }
-    .or_else(|| {
-        from_file(&["targets", "clickhouse", "passwordFile"])
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|p| p.trim().to_string())
-    });
-    let brokers = std::env::var("PAVER_KAFKA_BROKERS")
-        .ok()
-        .or_else(|| from_file(&["targets", "kafka", "brokers"]))
-        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-    let clickhouse = ClickHouse::connect(&url, user.as_deref(), password.as_deref())
+/// Connect to the targets of a resolved configuration.
+pub async fn connect(config: &Config, state: &std::path::Path) -> Result<Targets, ReconcileError> {
+    let env = &crate::config::process_env;
+    let connections = &config.connections;
+    let clickhouse = ClickHouse::open(&connections.clickhouse, env)
         .await
-        .map_err(ReconcileError::Target)?;
-    let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
-    let schema_registry = std::env::var("PAVER_SCHEMA_REGISTRY_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| from_file(&["targets", "schemaRegistry", "url"]));
+        .map_err(|e| ReconcileError::Target(e.to_string()))?;
+    let kafka =
+        Kafka::open(&connections.kafka, env).map_err(|e| ReconcileError::Target(e.to_string()))?;
     Ok(Targets {
         kafka,
         clickhouse,
         state: state.to_path_buf(),
         kube: None,
-        schema_registry,
+        connections: connections.clone(),
     })
 }
 
@@ -156,8 +147,8 @@ struct Prepared {
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
-    /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
-    report_drift_only: bool,
+    /// The revision's resolved configuration.
+    config: Config,
     /// The Kubernetes objects the revision renders, when a Kubernetes target is configured.
     kube_objects: Option<Vec<serde_json::Value>>,
 }
@@ -176,29 +167,24 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             report: text,
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
-    let mut targets = connect(settings, &options.state).await?;
-    let kube_objects = crate::kube::connect(&report.workspace, settings, &mut targets)
+    let config = Config::resolve(
+        &report.workspace,
+        &crate::config::process_env,
+        &options.flags,
+    )?;
+    let mut targets = connect(&config, &options.state).await?;
+    let kube_objects = crate::kube::connect(&report.workspace, &config, &mut targets)
         .await
         .map_err(ReconcileError::Target)?;
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
-    let report_drift_only = settings
-        .and_then(|s| s.path(&["reconcile", "drift"]))
-        .and_then(Node::as_str)
-        == Some("report");
     Ok(Prepared {
         inventory: options.inventory.clone(),
         live: options.live.clone(),
         sha: revision.sha,
         desired,
         targets,
-        report_drift_only,
+        config,
         kube_objects,
     })
 }
@@ -242,6 +228,7 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         sha: prepared.sha,
         plan,
         targets: prepared.targets,
+        config: prepared.config,
     })
 }
 
@@ -257,7 +244,7 @@ pub async fn apply(options: &Options, store: &Store) -> Result<(Planned, Outcome
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
     }
-    let report_drift_only = prepared.report_drift_only;
+    let report_drift_only = prepared.config.reconcile.drift == crate::config::Drift::Report;
     let planned = plan_prepared(prepared, store).await?;
     // Nothing to do for the revision that is already active: no new record (the run loop
     // reconciles every poll interval). With `drift: report`, steps for the active revision

@@ -189,26 +189,35 @@ fn report(store: &StoreCell, options: &Options, stats: &Stats) {
     }
 }
 
-/// The ClickHouse password: `PAVER_CLICKHOUSE_PASSWORD`, as for the reconciler.
-fn password() -> Option<String> {
-    std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok()
-}
-
-/// Environment overrides of the recorded endpoints, as for the reconciler.
-fn endpoints_now(recorded: &Endpoints) -> Endpoints {
-    Endpoints {
-        clickhouse_url: std::env::var("PAVER_CLICKHOUSE_URL")
-            .unwrap_or_else(|_| recorded.clickhouse_url.clone()),
-        clickhouse_user: std::env::var("PAVER_CLICKHOUSE_USER")
-            .ok()
-            .or_else(|| recorded.clickhouse_user.clone()),
-        kafka_brokers: std::env::var("PAVER_KAFKA_BROKERS")
-            .unwrap_or_else(|_| recorded.kafka_brokers.clone()),
-        schema_registry: std::env::var("PAVER_SCHEMA_REGISTRY_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .or_else(|| recorded.schema_registry.clone()),
-    }
+/// The clients of a version, built from the recorded connections with the environment
+/// over them (the same precedence as the reconciler's, `crate::config`): ClickHouse, the
+/// Kafka settings every Kafka client starts from, the admin client, the Schema Registry.
+async fn clients(
+    recorded: &Endpoints,
+) -> Result<
+    (
+        ClickHouse,
+        ClientConfig,
+        Kafka,
+        Option<crate::registry::SchemaRegistry>,
+    ),
+    String,
+> {
+    let env = &crate::config::process_env;
+    let endpoints = recorded.clone().with_env(env);
+    let ch = ClickHouse::open(&endpoints.clickhouse, env)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kafka =
+        crate::providers::kafka::client_config(&endpoints.kafka, env).map_err(|e| e.to_string())?;
+    let admin = Kafka::open(&endpoints.kafka, env).map_err(|e| e.to_string())?;
+    let registry = endpoints
+        .schema_registry
+        .as_ref()
+        .map(|r| crate::registry::SchemaRegistry::new(r, env))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok((ch, kafka, admin, registry))
 }
 
 /// Why the version's run ended normally.
@@ -226,20 +235,14 @@ async fn run_version(
     stats: &mut Stats,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, String> {
-    let endpoints = endpoints_now(recorded);
-    let ch = ClickHouse::connect(
-        &endpoints.clickhouse_url,
-        endpoints.clickhouse_user.as_deref(),
-        password().as_deref(),
-    )
-    .await?;
+    let (ch, kafka, admin, registry) = clients(recorded).await?;
     let mut decoder = Decoder::new(spec, |t| ch.adapt_type(t))?;
-    decoder.registry = endpoints.schema_registry.is_some();
+    decoder.registry = registry.is_some();
     wait_for_views(&ch, spec).await?;
 
     let consumer: Arc<StreamConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", &endpoints.kafka_brokers)
+        kafka
+            .clone()
             .set("group.id", &spec.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -261,12 +264,11 @@ async fn run_version(
             .create()
             .map_err(|e| format!("Kafka consumer: {e}"))?,
     );
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &endpoints.kafka_brokers)
+    let producer: FutureProducer = kafka
+        .clone()
         .set("message.timeout.ms", "30000")
         .create()
         .map_err(|e| format!("Kafka producer: {e}"))?;
-    let admin = Kafka::connect(&endpoints.kafka_brokers)?;
 
     // Partitions and where each starts.
     let partitions = partitions_of(&consumer, &spec.topic).await?;
@@ -326,7 +328,7 @@ async fn run_version(
     let consume = tokio::spawn(consume_loop(
         consumer.clone(),
         decoder,
-        endpoints.schema_registry.clone(),
+        registry,
         options.clone(),
         tx,
         stop_rx,
@@ -585,22 +587,10 @@ async fn commit(
     Ok(())
 }
 
-/// What the Schema Registry at `url` says schema `id` is (`GET /schemas/ids/{id}`).
-async fn registry_schema(url: &str, id: u32) -> Result<String, String> {
-    let answer = crate::http::get_json(&format!("{}/schemas/ids/{id}", url.trim_end_matches('/')))
-        .await
-        .map_err(|e| format!("the Schema Registry: {e}"))?
-        .ok_or_else(|| format!("the Schema Registry has no schema id {id}"))?;
-    answer["schema"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("the Schema Registry's answer for id {id} has no schema"))
-}
-
 async fn consume_loop(
     consumer: Arc<StreamConsumer>,
     mut decoder: Decoder,
-    registry: Option<String>,
+    registry: Option<crate::registry::SchemaRegistry>,
     options: Options,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
@@ -634,9 +624,13 @@ async fn consume_loop(
                             let at = batch.rows.len();
                             let mut result =
                                 decoder.row(payload, partition, offset, &mut batch.rows);
-                            if let (Err(RowError::UnknownId(id)), Some(url)) = (&result, &registry)
+                            if let (Err(RowError::UnknownId(id)), Some(registry)) =
+                                (&result, &registry)
                             {
-                                decoder.learn(*id, registry_schema(url, *id).await);
+                                decoder.learn(
+                                    *id,
+                                    registry.schema(*id).await.map_err(|e| e.to_string()),
+                                );
                                 result = decoder.row(payload, partition, offset, &mut batch.rows);
                             }
                             match result {

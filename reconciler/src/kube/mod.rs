@@ -155,19 +155,6 @@ pub enum TargetError {
 }
 
 impl Target {
-    /// The Kubernetes target of a revision: from paver.yaml's `targets`, overridden by
-    /// `PAVER_KUBERNETES_CONTEXT` and `PAVER_KUBERNETES_NAMESPACE`. `Ok(None)` when neither
-    /// configures one: Kubernetes is then left alone.
-    pub fn from_settings(settings: Option<&Node>) -> Result<Option<Target>, TargetError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Target::resolve(
-            settings,
-            env("PAVER_KUBERNETES_CONTEXT"),
-            env("PAVER_KUBERNETES_NAMESPACE"),
-            false,
-        )
-    }
-
     /// The target for rendering alone (`paver render`): always one, with the defaults where
     /// paver.yaml says nothing. `namespace` overrides the default namespace.
     pub fn for_render(
@@ -183,7 +170,9 @@ impl Target {
         )
     }
 
-    fn resolve(
+    /// The target from paver.yaml's settings, the environment's context and namespace over
+    /// it (see [`crate::config`]); `always`: one even when nothing configures it.
+    pub(crate) fn resolve(
         settings: Option<&Node>,
         context: Option<String>,
         namespace: Option<String>,
@@ -191,7 +180,18 @@ impl Target {
     ) -> Result<Option<Target>, TargetError> {
         let targets = settings.and_then(|s| s.get("targets"));
         let kubernetes = targets.and_then(|t| t.get("kubernetes"));
-        if kubernetes.is_none() && context.is_none() && namespace.is_none() && !always {
+        let per_cluster = targets
+            .and_then(|t| t.get("clusters"))
+            .map(Node::as_map)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.value.get("kubernetes").is_some());
+        if kubernetes.is_none()
+            && !per_cluster
+            && context.is_none()
+            && namespace.is_none()
+            && !always
+        {
             return Ok(None);
         }
         let context = context.or_else(|| {
@@ -250,14 +250,14 @@ pub enum PlanError {
 /// Kubernetes happens.
 pub async fn connect(
     ws: &paver_lint::workspace::Workspace,
-    settings: Option<&Node>,
+    config: &crate::config::Config,
     targets: &mut crate::providers::Targets,
 ) -> Result<Option<Vec<serde_json::Value>>, String> {
-    let Some(target) = Target::from_settings(settings).map_err(|e| e.to_string())? else {
+    let Some(target) = &config.kubernetes else {
         return Ok(None);
     };
     targets.kube = Some(provider::Kube::connect(target.context.as_deref()).await?);
-    Ok(Some(render::render(ws, &target)))
+    Ok(Some(render::render(ws, target)))
 }
 
 /// The objects a revision renders, for `paver render`: the revision is read (a folder or a
@@ -268,19 +268,7 @@ pub fn render_revision(
     namespace: Option<String>,
 ) -> Result<(String, Vec<serde_json::Value>), crate::reconcile::ReconcileError> {
     use crate::reconcile::ReconcileError;
-    use crate::source;
-    let revision = if source::is_url(&options.repo) {
-        let cache = options
-            .state
-            .parent()
-            .unwrap_or(&options.state)
-            .join("repos");
-        let remote = source::Remote::open(&options.repo, &cache)?;
-        let head = remote.fetch(&options.branch)?;
-        remote.revision(options.revision.as_deref().unwrap_or(&head))?
-    } else {
-        source::local(std::path::Path::new(&options.repo))?
-    };
+    let revision = crate::reconcile::revision(options)?;
     let report = paver_lint::lint(revision.collected);
     if report.errors() > 0 {
         return Err(ReconcileError::Refused {
@@ -289,12 +277,7 @@ pub fn render_revision(
             report: paver_lint::output::human::render(&report, false),
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
+    let settings = crate::config::settings_node(&report.workspace);
     let target = Target::for_render(settings, namespace)
         .map_err(|e| ReconcileError::Target(e.to_string()))?;
     Ok((revision.sha, render::render(&report.workspace, &target)))

@@ -11,15 +11,25 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::plan::{Action, Topic};
 
+/// Why a Kafka client cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaOpenError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("Kafka at {brokers}: {reason}")]
+    Client { brokers: String, reason: String },
+}
+
 /// An admin connection to a Kafka cluster.
 pub struct Kafka {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<Context>,
+    /// The connection settings (security included) every other client here starts from.
+    base: ClientConfig,
     pub brokers: String,
     /// Admin and metadata requests sent, for the "requests per reconcile" count.
     pub requests: std::sync::atomic::AtomicU64,
@@ -27,19 +37,123 @@ pub struct Kafka {
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The librdkafka configuration of every Kafka client paver makes (admin, consumers, the
+/// dead-letter producer): the brokers, `security.protocol`, SASL and TLS from the config.
+/// The secrets are read here, and only handed to librdkafka.
+pub fn client_config(
+    target: &crate::config::Kafka,
+    env: crate::config::Env,
+) -> Result<ClientConfig, crate::config::ConfigError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &target.brokers)
+        .set("security.protocol", target.security_protocol.as_str())
+        // librdkafka logs through the `log` facade (see `crate::logging`), errors and
+        // warnings only unless asked.
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+    if target.security_protocol.sasl() {
+        if let Some(mechanism) = target.sasl_mechanism {
+            config.set("sasl.mechanism", mechanism.as_str());
+        }
+        if let Some((user, password)) = target.credentials(env)? {
+            config
+                .set("sasl.username", user.expose())
+                .set("sasl.password", password.expose());
+        }
+    }
+    if target.security_protocol.tls() {
+        if let Some(ca) = &target.tls.ca_file {
+            config.set("ssl.ca.location", ca.display().to_string());
+        }
+        if let Some(cert) = &target.tls.cert_file {
+            config.set("ssl.certificate.location", cert.display().to_string());
+        }
+        if let Some(key) = &target.tls.key_file {
+            config.set("ssl.key.location", key.display().to_string());
+        }
+        config.set("ssl.endpoint.identification.algorithm", "https");
+    }
+    Ok(config)
+}
+
+/// The admin client's context: librdkafka's errors are remembered (the last one says why
+/// the brokers cannot be reached, for `paver doctor` and error messages) and logged once.
+#[derive(Default)]
+pub struct Context {
+    last_error: std::sync::Mutex<Option<(rdkafka::error::KafkaError, String)>>,
+}
+
+impl rdkafka::client::ClientContext for Context {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        log::warn!(target: "librdkafka", "librdkafka: {reason}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((error, reason.to_string()));
+    }
+}
+
+impl Context {
+    /// The last error librdkafka reported, if any.
+    pub fn last_error(&self) -> Option<(rdkafka::error::KafkaError, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 impl Kafka {
-    /// Connect to `brokers` (`host:port,host:port`).
+    /// Connect to unsecured `brokers` (`host:port,host:port`).
     pub fn connect(brokers: &str) -> Result<Kafka, String> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let target = crate::config::Kafka {
+            brokers: brokers.to_string(),
+            security_protocol: Default::default(),
+            sasl_mechanism: None,
+            username: None,
+            password: None,
+            tls: Default::default(),
+        };
+        Kafka::open(&target, &|_| None).map_err(|e| e.to_string())
+    }
+
+    /// An admin client for `target`, security as configured.
+    pub fn open(
+        target: &crate::config::Kafka,
+        env: crate::config::Env,
+    ) -> Result<Kafka, KafkaOpenError> {
+        let base = client_config(target, env)?;
+        let admin = base
+            .clone()
             .set("socket.timeout.ms", "10000")
-            .create()
-            .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
+            .create_with_context(Context::default())
+            .map_err(|e| KafkaOpenError::Client {
+                brokers: target.brokers.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Kafka {
             admin,
-            brokers: brokers.to_string(),
+            base,
+            brokers: target.brokers.clone(),
             requests: Default::default(),
         })
+    }
+
+    /// The admin client's context (its last error).
+    pub fn context(&self) -> &Context {
+        self.admin.inner().context()
+    }
+
+    /// The connection settings every client of this cluster starts from.
+    pub fn base_config(&self) -> ClientConfig {
+        self.base.clone()
+    }
+
+    /// The brokers' metadata (one request): whether they are reachable and who they are.
+    pub fn metadata(&self, timeout: Duration) -> Result<rdkafka::metadata::Metadata, String> {
+        self.count();
+        self.admin
+            .inner()
+            .fetch_metadata(None, timeout)
+            .map_err(|e| e.to_string())
     }
 
     fn count(&self) {
@@ -183,8 +297,7 @@ impl Kafka {
     /// A consumer of `group` that never joins it (no subscription): it only reads and
     /// writes the group's committed offsets.
     fn group_client(&self, group: &str) -> Result<rdkafka::consumer::BaseConsumer, String> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        self.base_config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()
@@ -343,5 +456,91 @@ fn incremental_alter(
         rd::rd_kafka_queue_destroy(queue);
         rd::rd_kafka_ConfigResource_destroy(resource);
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, SaslMechanism, SecretSource, SecurityProtocol};
+
+    fn target(protocol: SecurityProtocol) -> config::Kafka {
+        config::Kafka {
+            brokers: "b1:9096,b2:9096".into(),
+            security_protocol: protocol,
+            sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            username: Some(SecretSource::Env("KU".into())),
+            password: Some(SecretSource::Env("KP".into())),
+            tls: config::Tls {
+                ca_file: Some("/ca.pem".into()),
+                cert_file: Some("/c.pem".into()),
+                key_file: Some("/k.pem".into()),
+            },
+        }
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "KU" => Some("user-1".into()),
+            "KP" => Some("pw-1".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn sasl_ssl_sets_the_mechanism_the_credentials_and_the_cas() {
+        let c = client_config(&target(SecurityProtocol::SaslSsl), &env).unwrap();
+        assert_eq!(c.get("bootstrap.servers"), Some("b1:9096,b2:9096"));
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.username"), Some("user-1"));
+        assert_eq!(c.get("sasl.password"), Some("pw-1"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/ca.pem"));
+        assert_eq!(c.get("ssl.certificate.location"), Some("/c.pem"));
+        assert_eq!(c.get("ssl.key.location"), Some("/k.pem"));
+        assert_eq!(
+            c.get("ssl.endpoint.identification.algorithm"),
+            Some("https")
+        );
+    }
+
+    #[test]
+    fn each_protocol_sets_only_what_it_uses() {
+        let plain = client_config(&target(SecurityProtocol::Plaintext), &env).unwrap();
+        assert_eq!(plain.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(plain.get("sasl.password"), None);
+        assert_eq!(plain.get("ssl.ca.location"), None);
+        let ssl = client_config(&target(SecurityProtocol::Ssl), &env).unwrap();
+        assert_eq!(ssl.get("sasl.username"), None);
+        assert_eq!(ssl.get("ssl.key.location"), Some("/k.pem"));
+        let sasl = client_config(&target(SecurityProtocol::SaslPlaintext), &env).unwrap();
+        assert_eq!(sasl.get("sasl.username"), Some("user-1"));
+        assert_eq!(sasl.get("ssl.ca.location"), None);
+        // Missing credentials: an error naming the variable, not an unauthenticated client.
+        let err = client_config(&target(SecurityProtocol::SaslSsl), &|_| None)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, config::ConfigError::EnvNotSet { .. }),
+            "{err}"
+        );
+    }
+
+    /// librdkafka (with OpenSSL) accepts every mechanism paver offers: a client is made.
+    #[test]
+    fn librdkafka_has_sasl_plain_and_scram_and_tls() {
+        for mechanism in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let mut t = target(SecurityProtocol::SaslSsl);
+            t.sasl_mechanism = Some(mechanism);
+            t.tls = Default::default();
+            let made: Result<AdminClient<Context>, _> = client_config(&t, &env)
+                .unwrap()
+                .create_with_context(Context::default());
+            assert!(made.is_ok(), "{mechanism:?}: {:?}", made.err());
+        }
     }
 }

@@ -14,8 +14,8 @@ pub struct Targets {
     /// The state store, where the live version of every pipeline is recorded for the
     /// ingestion workers.
     pub state: std::path::PathBuf,
-    /// The Schema Registry, for the Confluent wire format (recorded for the workers).
-    pub schema_registry: Option<String>,
+    /// How the servers are reached (recorded with each live version for the workers).
+    pub connections: crate::config::Connections,
     /// Kubernetes, when a target is configured (see [`crate::kube`]).
     pub kube: Option<crate::kube::provider::Kube>,
 }
@@ -50,14 +50,9 @@ impl Targets {
 }
 
 impl Targets {
-    /// Where the workers find the servers (no secrets).
+    /// Where the workers find the servers and how they connect (no secret values).
     pub fn endpoints(&self) -> crate::ingest::spec::Endpoints {
-        crate::ingest::spec::Endpoints {
-            clickhouse_url: self.clickhouse.url.clone(),
-            clickhouse_user: self.clickhouse.user.clone(),
-            kafka_brokers: self.kafka.brokers.clone(),
-            schema_registry: self.schema_registry.clone(),
-        }
+        self.connections.clone()
     }
 
     /// The cut-over: the version's views made anew over the sink as it is now, then the
