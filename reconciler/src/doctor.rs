@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Env};
 use crate::providers::clickhouse::ClickHouse;
-use crate::providers::kafka::Kafka;
+use crate::providers::kafka::Context;
 use crate::reconcile::Options;
 
 /// How long a Kafka check waits for the brokers.
@@ -91,34 +91,46 @@ async fn clickhouse(name: &str, target: &config::ClickHouse, env: Env<'_>) -> (b
 }
 
 async fn kafka(target: &config::Kafka, env: Env<'_>) -> (bool, String) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
     let fail = |text: String| (false, format!("kafka: Kafka at {}: {text}", target.brokers));
-    let admin = match Kafka::open(target, env) {
-        Ok(admin) => Arc::new(admin),
+    let config = match crate::providers::kafka::client_config(target, env) {
+        Ok(config) => config,
         Err(e) => return (false, format!("kafka: {e}")),
+    };
+    // A consumer that joins nothing: polling it serves librdkafka's error events.
+    let client: Result<BaseConsumer<Context>, _> = config
+        .clone()
+        .set("group.id", "paver-doctor")
+        .create_with_context(Context::default());
+    let client = match client {
+        Ok(client) => Arc::new(client),
+        Err(e) => return fail(e.to_string()),
     };
     // The metadata request blocks; librdkafka's errors arrive meanwhile. The first of the
     // two decides (a wrong password or an untrusted certificate need not wait the timeout).
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let fetching = admin.clone();
+    let fetching = client.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(fetching.metadata(KAFKA_WAIT));
+        let _ = tx.send(fetching.fetch_metadata(None, KAFKA_WAIT));
     });
-    let started = std::time::Instant::now();
+    let explain = |client: &BaseConsumer<Context>| {
+        client
+            .context()
+            .errors()
+            .iter()
+            .find_map(|reason| kafka_problem(target, env, reason))
+    };
     let result = loop {
+        let _ = client.poll(Duration::ZERO);
+        if let Some(problem) = explain(&client) {
+            return fail(refine(target, problem).await);
+        }
         match rx.try_recv() {
-            Ok(result) => break result,
+            Ok(result) => break result.map_err(|e| e.to_string()),
             Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
                 break Err("the metadata request ended without an answer".into())
             }
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-        }
-        if let Some((_, reason)) = admin.context().last_error() {
-            if let Some(problem) = kafka_problem(target, env, &reason) {
-                return fail(refine(target, problem).await);
-            }
-        }
-        if started.elapsed() > KAFKA_WAIT + Duration::from_secs(5) {
-            break Err("no answer".into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -140,8 +152,8 @@ async fn kafka(target: &config::Kafka, env: Env<'_>) -> (bool, String) {
             )
         }
         Err(e) => {
-            let last = admin.context().last_error();
-            match last.and_then(|(_, reason)| kafka_problem(target, env, &reason)) {
+            let _ = client.poll(Duration::from_millis(500));
+            match explain(&client) {
                 Some(problem) => fail(refine(target, problem).await),
                 None => fail(e),
             }

@@ -142,12 +142,14 @@ pub fn problem(error: &(dyn std::error::Error + 'static)) -> Option<Problem> {
     use rustls::CertificateError as C;
     let mut next = Some(error);
     while let Some(e) = next {
+        // An io::Error's `source()` skips the error it wraps (hyper-rustls wraps
+        // tokio-rustls's io::Error, which wraps rustls's error): walk into it instead.
         let inner = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
             .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
-            if let Some(r) = candidate.downcast_ref::<rustls::Error>() {
+        {
+            if let Some(r) = e.downcast_ref::<rustls::Error>() {
                 return Some(match r {
                     rustls::Error::InvalidCertificate(C::UnknownIssuer) => Problem::UnknownCa,
                     rustls::Error::InvalidCertificate(
@@ -163,7 +165,7 @@ pub fn problem(error: &(dyn std::error::Error + 'static)) -> Option<Problem> {
                 });
             }
         }
-        next = inner.and_then(|i| i.source()).or_else(|| e.source());
+        next = inner.or_else(|| e.source());
     }
     None
 }

@@ -495,7 +495,7 @@ fn secrets_never_leak() {
         Some(body)
     };
     let started = Instant::now();
-    while !get("/status").is_some_and(|s| s.contains(&sha) && s.contains("running")) {
+    while !get("/status").is_some_and(|s| s.contains(&sha) && s.contains("\"workerVersion\":1")) {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "the worker did not start: {:?}",

@@ -198,11 +198,13 @@ impl ClickHouse {
         }
         let text = e.to_string();
         if error_code(&text).is_some_and(|c| AUTH_ERRORS.contains(&c)) {
-            let detail = text
-                .split("e.displayText() = ")
-                .nth(1)
-                .unwrap_or(&text)
+            // `Code: 193, e.displayText() = DB::Exception: Wrong password for user x, e.what() = …`
+            let detail = text.split("e.displayText() = ").nth(1).unwrap_or(&text);
+            let detail = detail.split(", e.what() = ").next().unwrap_or(detail);
+            let detail = detail
                 .trim()
+                .trim_start_matches("DB::Exception: ")
+                .trim_end_matches(['.', '\n'])
                 .to_string();
             return ConnectError::Authentication {
                 user: self.user.clone().unwrap_or_else(|| "default".to_string()),

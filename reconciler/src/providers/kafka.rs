@@ -76,30 +76,54 @@ pub fn client_config(
     Ok(config)
 }
 
-/// The admin client's context: librdkafka's errors are remembered (the last one says why
-/// the brokers cannot be reached, for `paver doctor` and error messages) and logged once.
+/// The context of paver's diagnostic Kafka clients: librdkafka's errors and warnings are
+/// remembered (they say why the brokers cannot be reached, for `paver doctor`) and logged
+/// through the `log` facade (see `crate::logging`).
 #[derive(Default)]
 pub struct Context {
-    last_error: std::sync::Mutex<Option<(rdkafka::error::KafkaError, String)>>,
-}
-
-impl rdkafka::client::ClientContext for Context {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        log::warn!(target: "librdkafka", "librdkafka: {reason}");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((error, reason.to_string()));
-    }
+    errors: std::sync::Mutex<Vec<String>>,
 }
 
 impl Context {
-    /// The last error librdkafka reported, if any.
-    pub fn last_error(&self) -> Option<(rdkafka::error::KafkaError, String)> {
-        self.last_error
+    fn remember(&self, reason: &str) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        if errors.len() < 64 {
+            errors.push(reason.to_string());
+        }
+    }
+
+    /// What librdkafka reported so far, oldest first.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 }
+
+impl rdkafka::client::ClientContext for Context {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if (level as i32) <= (L::Warning as i32) {
+            self.remember(message);
+        }
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                log::error!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            L::Warning => log::warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            L::Notice | L::Info => log::info!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            L::Debug => log::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        }
+    }
+
+    fn error(&self, _error: rdkafka::error::KafkaError, reason: &str) {
+        log::warn!(target: "librdkafka", "librdkafka: {reason}");
+        self.remember(reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Context {}
 
 impl Kafka {
     /// Connect to unsecured `brokers` (`host:port,host:port`).
@@ -137,23 +161,9 @@ impl Kafka {
         })
     }
 
-    /// The admin client's context (its last error).
-    pub fn context(&self) -> &Context {
-        self.admin.inner().context()
-    }
-
     /// The connection settings every client of this cluster starts from.
     pub fn base_config(&self) -> ClientConfig {
         self.base.clone()
-    }
-
-    /// The brokers' metadata (one request): whether they are reachable and who they are.
-    pub fn metadata(&self, timeout: Duration) -> Result<rdkafka::metadata::Metadata, String> {
-        self.count();
-        self.admin
-            .inner()
-            .fetch_metadata(None, timeout)
-            .map_err(|e| e.to_string())
     }
 
     fn count(&self) {
