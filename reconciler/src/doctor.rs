@@ -186,15 +186,28 @@ pub fn kafka_problem(target: &config::Kafka, env: Env, reason: &str) -> Option<S
             .unwrap_or(&target.brokers);
         return Some(format!("connection refused by {address}"));
     }
-    if lower.contains("sasl authentication error") || lower.contains("authentication failed") {
+    let sasl_refused = lower.contains("sasl") && lower.contains("handshake failed");
+    if sasl_refused
+        || lower.contains("sasl authentication error")
+        || lower.contains("authentication failed")
+    {
         let user = target
             .credentials(env)
             .ok()
             .flatten()
             .map_or("?".to_string(), |(u, _)| u.expose().to_string());
         let mechanism = target.sasl_mechanism.map_or("?", |m| m.as_str());
+        // What the broker said of a refused handshake (`… handshake failed: <this> (after …`).
+        let said = reason
+            .split_once("handshake failed: ")
+            .filter(|_| sasl_refused)
+            .map(|(_, rest)| {
+                let rest = rest.split(" (after ").next().unwrap_or(rest);
+                format!(": {}", rest.split(": broker's").next().unwrap_or(rest))
+            })
+            .unwrap_or_default();
         return Some(format!(
-            "authentication failed for user `{user}` (SASL {mechanism})"
+            "authentication failed for user `{user}` (SASL {mechanism}){said}"
         ));
     }
     if lower.contains("ssl handshake failed") || lower.contains("certificate verify failed") {
@@ -299,6 +312,10 @@ mod tests {
                 "{reason}"
             );
         }
+        assert_eq!(
+            kafka_problem(&target(), &env, "sasl_plaintext://127.0.0.1:9092/bootstrap: SASL SCRAM-SHA-256 mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-256 (after 0ms in state AUTH_HANDSHAKE)").as_deref(),
+            Some("authentication failed for user `KU-value` (SASL SCRAM-SHA-256): Broker: Unsupported SASL mechanism")
+        );
         assert_eq!(kafka_problem(&target(), &env, "1/1 brokers are down"), None);
     }
 }

@@ -25,7 +25,11 @@ impl log::Log for Stderr {
         }
         let text = record.args().to_string();
         // librdkafka's reasons end in "(after 12ms in state X)": the same problem each time.
-        let key = text.split(" (after ").next().unwrap_or(&text).to_string();
+        // The same failure comes as a log line (`FAIL [thrd:…]: <reason>`) and as an error
+        // (`<reason>`): one key for both.
+        let key = text.split(" (after ").next().unwrap_or(&text);
+        let key = key.rsplit("]: ").next().unwrap_or(key);
+        let key = key.trim_start_matches("librdkafka: ").to_string();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if seen

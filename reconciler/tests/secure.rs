@@ -323,6 +323,28 @@ fn doctor_names_what_is_wrong_with_kafka() {
             "FAIL kafka: Kafka at 127.0.0.1:{closed}: connection refused by 127.0.0.1:{closed}"
         )
     );
+    // SASL against the test broker, which offers none of it: one line says so, and
+    // librdkafka's own log is a line or two, not pages.
+    let repo = settings_repo(&format!(
+        "targets:\n  kafka:\n    brokers: \"{}\"\n    securityProtocol: SASL_PLAINTEXT\n    saslMechanism: PLAIN\n    usernameEnv: TEST_KAFKA_USER\n    passwordEnv: TEST_KAFKA_PASSWORD\n",
+        brokers()
+    ));
+    let out = doctor(
+        repo.path(),
+        &[
+            ("TEST_KAFKA_USER", "bob"),
+            ("TEST_KAFKA_PASSWORD", "kafka-S3cret-pw"),
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert_eq!(
+        line(&all, "kafka"),
+        format!("FAIL kafka: Kafka at {}: authentication failed for user `bob` (SASL PLAIN): Broker: Unsupported SASL mechanism", brokers())
+    );
+    assert!(!all.contains("kafka-S3cret-pw"), "{all}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().count() <= 3, "{stderr}");
     // The test broker: reachable, no TLS, no authentication.
     let repo = settings_repo(&format!(
         "targets:\n  kafka:\n    brokers: \"{}\"\n",
