@@ -541,6 +541,12 @@ fn secrets_never_leak() {
         .unwrap();
     let run_out = child.wait_with_output().unwrap();
     outputs.push(("run".into(), text(&run_out)));
+    // paver.yaml's `reconcile.pollInterval: 1s` is what `paver run` polls at.
+    assert!(
+        text(&run_out).contains("paver: polling every 1s"),
+        "{}",
+        text(&run_out)
+    );
 
     let mut files = vec![plan_file.clone()];
     for entry in std::fs::read_dir(repo.state.parent().unwrap()).unwrap() {
