@@ -491,9 +491,20 @@ fn secrets_never_leak() {
     // `paver run`: its endpoints and its log.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    // The webhook secret from a file (a mounted Kubernetes Secret).
+    let webhook_file = repo.dir.path().join("webhook-secret");
+    std::fs::write(&webhook_file, format!("{WEBHOOK_SECRET}\n")).unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_paver"));
     run.args([
-        "run", "--repo", remote, "--state", &state, "--listen", &listen,
+        "run",
+        "--repo",
+        remote,
+        "--state",
+        &state,
+        "--listen",
+        &listen,
+        "--webhook-secret-file",
+        webhook_file.to_str().unwrap(),
     ])
     .env_remove("PAVER_CLICKHOUSE_URL")
     .env_remove("PAVER_CLICKHOUSE_PASSWORD")
@@ -525,6 +536,34 @@ fn secrets_never_leak() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let post = |signed_with: &[u8]| -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        use std::io::{Read, Write};
+        let body = format!(r#"{{"ref":"refs/heads/main","after":"{sha}"}}"#);
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(signed_with).unwrap();
+        mac.update(body.as_bytes());
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let verified = post(WEBHOOK_SECRET.as_bytes());
+    assert!(verified.starts_with("HTTP/1.1 202"), "{verified}");
+    let forged = post(b"not-the-secret");
+    assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
+    outputs.push(("/webhook".into(), format!("{verified}{forged}")));
     for path in [
         "/status",
         "/history",
