@@ -28,6 +28,8 @@ pub enum KafkaOpenError {
 /// An admin connection to a Kafka cluster.
 pub struct Kafka {
     admin: AdminClient<Context>,
+    /// A consumer that joins no group, for metadata: polled, it says why brokers failed.
+    probe: rdkafka::consumer::BaseConsumer<Context>,
     /// The connection settings (security included) every other client here starts from.
     base: ClientConfig,
     pub brokers: String,
@@ -153,8 +155,18 @@ impl Kafka {
                 brokers: target.brokers.clone(),
                 reason: e.to_string(),
             })?;
+        let probe = base
+            .clone()
+            .set("group.id", "paver-metadata")
+            .set("socket.timeout.ms", "10000")
+            .create_with_context(Context::default())
+            .map_err(|e| KafkaOpenError::Client {
+                brokers: target.brokers.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Kafka {
             admin,
+            probe,
             base,
             brokers: target.brokers.clone(),
             requests: Default::default(),
@@ -164,6 +176,21 @@ impl Kafka {
     /// The connection settings every client of this cluster starts from.
     pub fn base_config(&self) -> ClientConfig {
         self.base.clone()
+    }
+
+    /// What librdkafka last reported of the brokers (a refused connection, a failed
+    /// handshake), to say why a request failed; empty when it said nothing.
+    fn why(&self) -> String {
+        use rdkafka::consumer::Consumer;
+        // Polling serves librdkafka's queued error events to the context.
+        let _ = self.probe.poll(Duration::ZERO);
+        self.probe
+            .context()
+            .errors()
+            .into_iter()
+            .find(|reason| !reason.contains("brokers are down"))
+            .map(|reason| format!(" ({})", reason.split(" (after ").next().unwrap_or(&reason)))
+            .unwrap_or_default()
     }
 
     fn count(&self) {
@@ -185,10 +212,10 @@ impl Kafka {
         &self,
         wanted: &BTreeMap<String, Topic>,
     ) -> Result<BTreeMap<String, Topic>, String> {
+        use rdkafka::consumer::Consumer;
         self.count();
-        let metadata =
-            tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, TIMEOUT))
-                .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
+        let metadata = tokio::task::block_in_place(|| self.probe.fetch_metadata(None, TIMEOUT))
+            .map_err(|e| format!("Kafka at {}: {e}{}", self.brokers, self.why()))?;
         let mut found = BTreeMap::new();
         for t in metadata.topics() {
             if !wanted.contains_key(t.name()) || t.error().is_some() {
