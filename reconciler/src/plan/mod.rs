@@ -370,6 +370,47 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_over_to_a_version_without_views_makes_them_in_a_step_its_undo_drops() {
+        let (mut desired, observed, managed, _, v2) = reverted();
+        // Forward to a v3 that has nothing yet.
+        let v3 = pipeline_version(3);
+        let p = desired.pipelines.get_mut("p").unwrap();
+        p.live = 3;
+        p.versions.insert(3, v3.clone());
+        let plan = plan(&desired, &observed, &managed, "r").unwrap();
+        let position = |f: &dyn Fn(&Action) -> bool| plan.steps.iter().position(|s| f(&s.action));
+        let views = position(&|a| {
+            matches!(a, Action::ClickHouse(ClickHouseAction::CreateViews { spec }) if spec.version == 3)
+        })
+        .expect("v3's views made by a step of their own");
+        let activate = position(&|a| {
+            matches!(a, Action::Pipeline(PipelineAction::Activate { spec, .. }) if spec.version == 3)
+        })
+        .unwrap();
+        assert!(views < activate);
+        assert!(matches!(
+            &plan.steps[views].compensation,
+            Some(Action::ClickHouse(ClickHouseAction::DropViews { view, .. })) if *view == v3.view.view
+        ));
+        // v2, live until now and not retained, is retired after the hand-over to v3.
+        let handover = position(&|a| {
+            matches!(
+                a,
+                Action::Pipeline(PipelineAction::AwaitHandover {
+                    version: Some(3),
+                    ..
+                })
+            )
+        })
+        .unwrap();
+        let retired = position(&|a| {
+            matches!(a, Action::ClickHouse(ClickHouseAction::DropTable { table }) if *table == v2.view.staging)
+        })
+        .unwrap();
+        assert!(activate < handover && handover < retired);
+    }
+
+    #[test]
     fn a_view_the_server_does_not_describe_is_retired_as_irreversible() {
         let (desired, mut observed, managed, _, v2) = reverted();
         for t in [&v2.view.view, &v2.view.offsets] {

@@ -62,7 +62,7 @@ pub(super) fn plan_pipelines(
             }
             v
         };
-        for (version, v) in &pipeline.versions {
+        for v in pipeline.versions.values() {
             let spec = &with_target(&v.view);
             if !owned(&spec.staging, blockers) || !owned(&spec.view, blockers) {
                 continue;
@@ -82,10 +82,12 @@ pub(super) fn plan_pipelines(
                     ),
                 ));
             }
-            let refreshed = switching && *version == pipeline.live;
+            // Missing views are made by a step of their own, the live version's too (the
+            // cut-over then makes them anew over the sink as it is): its undo drops them,
+            // where the cut-over's undo (the previous version live again) would leave them.
             let missing = !observed.tables.contains_key(&spec.view)
                 || !observed.tables.contains_key(&spec.offsets);
-            if missing && !refreshed {
+            if missing {
                 steps.push(Step::new(
                     ResourceId::table(&spec.view),
                     ClickHouseAction::CreateViews {
