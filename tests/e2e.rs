@@ -67,6 +67,18 @@ impl Platform {
         cmd.output().unwrap()
     }
 
+    /// `paver plan --out <file>`.
+    fn saved_plan(&self, file: &std::path::Path) -> Output {
+        let file = file.to_str().unwrap();
+        self.paver(&["plan", "--repo", &self.remote_url, "--out", file], &[])
+    }
+
+    /// `paver apply --plan <file>`.
+    fn apply_saved(&self, file: &std::path::Path) -> Output {
+        let file = file.to_str().unwrap();
+        self.paver(&["apply", "--repo", &self.remote_url, "--plan", file], &[])
+    }
+
     fn apply(&self) -> Output {
         self.paver(
             &["apply", "--repo", &self.remote_url, "--branch", "main"],
@@ -479,31 +491,13 @@ fn a_saved_plan_is_refused_when_the_world_moved() {
     p.base();
     p.push("v1");
     let plan_file = p.dir.path().join("plan.json");
-    let out = p.paver(
-        &[
-            "plan",
-            "--repo",
-            &p.remote_url,
-            "--out",
-            plan_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = p.saved_plan(&plan_file);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Someone creates the database by hand in between.
     runtime()
         .block_on(ch.execute(&paver::plan::ClickHouseAction::CreateDatabase { name: p.database() }))
         .unwrap();
-    let out = p.paver(
-        &[
-            "apply",
-            "--repo",
-            &p.remote_url,
-            "--plan",
-            plan_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = p.apply_saved(&plan_file);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("changed since"), "{}", text(&out));
 }
@@ -604,16 +598,7 @@ fn a_saved_plan_is_refused_when_a_managed_table_was_dropped_since() {
     p.write_topic("events", 2, 3, "86400000");
     p.push("v2");
     let plan_file = p.dir.path().join("plan.json");
-    let out = p.paver(
-        &[
-            "plan",
-            "--repo",
-            &p.remote_url,
-            "--out",
-            plan_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = p.saved_plan(&plan_file);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     runtime()
         .block_on(ch.execute(&paver::plan::ClickHouseAction::DropTable {
@@ -623,16 +608,7 @@ fn a_saved_plan_is_refused_when_a_managed_table_was_dropped_since() {
             },
         }))
         .unwrap();
-    let out = p.paver(
-        &[
-            "apply",
-            "--repo",
-            &p.remote_url,
-            "--plan",
-            plan_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = p.apply_saved(&plan_file);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("changed since"), "{}", text(&out));
     assert!(!tables(&ch, &p.database()).contains(&"events".to_string()));

@@ -1,65 +1,114 @@
 //! A minimal HTTP/1.1 GET of JSON over plain TCP (http:// only): what `paver status
 //! --server`, `wait` and the Schema Registry lookups need, without an HTTP client crate.
 
+/// Why a request to a `paver run` (or a Schema Registry) got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("`{0}`: only http:// servers are supported")]
+    NotHttp(String),
+    #[error("cannot reach {host}: {source}")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to {host}: {source}")]
+    Io {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: {what}")]
+    Malformed { url: String, what: &'static str },
+    #[error("{url} answered {code}: {body}")]
+    Status {
+        url: String,
+        code: String,
+        body: String,
+    },
+    #[error("{url} answered what is not JSON: {source}")]
+    NotJson {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// A GET of JSON from a `paver run` (plain HTTP/1.1: the status endpoint is meant for the
 /// cluster network or a port-forward). `Ok(None)` on 404.
-pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, String> {
+pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, HttpError> {
     let (code, body) = exchange("GET", url, b"").await?;
     match code.as_str() {
         "200" => serde_json::from_str(&body)
             .map(Some)
-            .map_err(|e| format!("not JSON: {e}")),
+            .map_err(|source| HttpError::NotJson {
+                url: url.to_string(),
+                source,
+            }),
         "404" => Ok(None),
-        other => Err(format!("{url} answered {other}")),
+        _ => Err(HttpError::Status {
+            url: url.to_string(),
+            code,
+            body: body.trim().chars().take(200).collect(),
+        }),
     }
 }
 
 /// A POST to a `paver run` (`/retry/<sha>`); any 2xx is fine.
-pub async fn post(url: &str, body: &[u8]) -> Result<(), String> {
+pub async fn post(url: &str, body: &[u8]) -> Result<(), HttpError> {
     let (code, answer) = exchange("POST", url, body).await?;
     if code.starts_with('2') {
         Ok(())
     } else {
-        Err(format!("{url} answered {code}: {}", answer.trim()))
+        Err(HttpError::Status {
+            url: url.to_string(),
+            code,
+            body: answer.trim().to_string(),
+        })
     }
 }
 
 /// One request; the status code and the body.
-async fn exchange(method: &str, url: &str, payload: &[u8]) -> Result<(String, String), String> {
+async fn exchange(method: &str, url: &str, payload: &[u8]) -> Result<(String, String), HttpError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}`: only http:// servers are supported"))?;
+        .ok_or_else(|| HttpError::NotHttp(url.to_string()))?;
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = tokio::net::TcpStream::connect(host)
         .await
-        .map_err(|e| format!("cannot reach {host}: {e}"))?;
+        .map_err(|source| HttpError::Unreachable {
+            host: host.to_string(),
+            source,
+        })?;
+    let io = |source| HttpError::Io {
+        host: host.to_string(),
+        source,
+    };
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
         payload.len()
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.write_all(payload).await.map_err(|e| e.to_string())?;
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
+    stream.write_all(payload).await.map_err(io)?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
+    stream.read_to_end(&mut response).await.map_err(io)?;
+    let malformed = |what| HttpError::Malformed {
+        url: url.to_string(),
+        what,
+    };
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or("a malformed HTTP response")?;
+        .ok_or_else(|| malformed("a malformed HTTP response"))?;
     let code = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
     let body = if chunked {
-        dechunk(body)?
+        dechunk(body).map_err(malformed)?
     } else {
         body.to_string()
     };
@@ -67,7 +116,7 @@ async fn exchange(method: &str, url: &str, payload: &[u8]) -> Result<(String, St
 }
 
 /// The body of a `Transfer-Encoding: chunked` response.
-fn dechunk(mut body: &str) -> Result<String, String> {
+fn dechunk(mut body: &str) -> Result<String, &'static str> {
     let mut out = String::new();
     loop {
         let (size, rest) = body.split_once("\r\n").ok_or("a malformed chunk")?;

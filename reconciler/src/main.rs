@@ -288,6 +288,12 @@ impl From<ReconcileError> for Failure {
     }
 }
 
+impl From<paver::http::HttpError> for Failure {
+    fn from(e: paver::http::HttpError) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
 impl From<paver::store::StoreError> for Failure {
     fn from(e: paver::store::StoreError) -> Self {
         Failure::Other(e.to_string())
@@ -307,8 +313,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if let Some(server) = inventory_from {
                 let url = format!("{}/inventory", server.trim_end_matches('/'));
                 let list = paver::http::get_json(&url)
-                    .await
-                    .map_err(Failure::Other)?
+                    .await?
                     .ok_or_else(|| Failure::Other(format!("{url} answered nothing")))?;
                 options.inventory = Some(
                     list.as_array()
@@ -319,8 +324,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 );
                 let url = format!("{}/live", server.trim_end_matches('/'));
                 let live = paver::http::get_json(&url)
-                    .await
-                    .map_err(Failure::Other)?
+                    .await?
                     .ok_or_else(|| Failure::Other(format!("{url} answered nothing")))?;
                 options.live = Some(serde_json::from_value(live).map_err(|e| {
                     Failure::Other(format!(
@@ -485,7 +489,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     {
                         Ok(record) => record,
                         Err(e) => {
-                            last_error = Some(e);
+                            last_error = Some(e.to_string());
                             None
                         }
                     },
@@ -536,7 +540,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             match server {
                 Some(server) => {
                     let url = format!("{}/retry/{sha}", server.trim_end_matches('/'));
-                    paver::http::post(&url, b"").await.map_err(Failure::Other)?;
+                    paver::http::post(&url, b"")
+                        .await
+                        .map_err(|e| Failure::Other(e.to_string()))?;
                 }
                 None => Store::open(&state)?.request_retry(&sha)?,
             }
@@ -548,8 +554,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ..
         } => {
             let status = paver::http::get_json(&format!("{}/status", server.trim_end_matches('/')))
-                .await
-                .map_err(Failure::Other)?
+                .await?
                 .ok_or_else(|| Failure::Other(format!("{server}/status answered nothing")))?;
             println!(
                 "{}",
@@ -566,8 +571,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 "{}/history?limit={limit}",
                 server.trim_end_matches('/')
             ))
-            .await
-            .map_err(Failure::Other)?
+            .await?
             .ok_or_else(|| Failure::Other(format!("{server}/history answered nothing")))?;
             for record in list.as_array().into_iter().flatten() {
                 println!("{record}");

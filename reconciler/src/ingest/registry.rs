@@ -31,7 +31,7 @@ pub async fn lookup(url: &str, id: u32, timeout: Duration) -> Result<Answer, Reg
     let answer = tokio::time::timeout(timeout, crate::http::get_json(&address))
         .await
         .map_err(|_| unavailable(format!("no answer within {timeout:?}")))?
-        .map_err(unavailable)?;
+        .map_err(|e| unavailable(e.to_string()))?;
     match answer {
         None => Ok(Answer::NotFound),
         Some(json) => json["schema"]
