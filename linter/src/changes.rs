@@ -286,6 +286,11 @@ fn compare_pipelines(
             "ORDER BY cannot change in place",
         ),
         (
+            ["sink", "shardingKey"],
+            Impact::NewTableVersion,
+            "rows already on a shard stay there: a new key spreads a new physical table",
+        ),
+        (
             ["source", "topic"],
             Impact::InPlace,
             "the new version consumes the other topic",

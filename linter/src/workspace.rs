@@ -511,7 +511,7 @@ fn load_file(raw: &RawFile) -> (File, Vec<Diagnostic>) {
                 {
                     file.transform = Some(sql::analyze_transform(query));
                 }
-                for key in ["partitionKey", "orderKey"] {
+                for key in ["partitionKey", "orderKey", "shardingKey"] {
                     if let Some(text) = root.path(&["spec", "sink", key]).and_then(Node::as_str) {
                         file.keys.push((key, sql::analyze_key(text)));
                     }

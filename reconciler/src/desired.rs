@@ -153,6 +153,7 @@ fn version_parts(
         columns,
         partition_by: key("partitionKey"),
         order_by: key("orderKey").unwrap_or_else(|| "tuple()".to_string()),
+        shard_by: key("shardingKey"),
         ttl_days,
         transform: Transform {
             source_columns: source_columns.clone(),

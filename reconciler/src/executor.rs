@@ -192,6 +192,7 @@ fn record_inventory(store: &Store, steps: &[Step], revision: &str) -> Result<(),
             | Action::ClickHouse(
                 ClickHouseAction::CreateDatabase { .. }
                 | ClickHouseAction::CreateTable { .. }
+                | ClickHouseAction::CreateDistributed { .. }
                 | ClickHouseAction::CreateStaging { .. }
                 | ClickHouseAction::CreateLedger { .. }
                 | ClickHouseAction::CreateViews { .. }

@@ -145,17 +145,60 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ReconcileError::Target(format!("a background task failed: {e}")))
 }
 
+/// The ClickHouse target of the ClickHouseClusters a revision's pipelines write into:
+/// `targets.clusters.<name>.clickhouse` (`url`, `cluster`) where paver.yaml has one, else
+/// the default target. `(url, cluster)`; `None` where the default applies. paver applies
+/// a revision to one ClickHouse target: clusters that name different ones are an error.
+pub fn clickhouse_target(
+    settings: Option<&Node>,
+    used: &std::collections::BTreeSet<String>,
+) -> Result<(Option<String>, Option<String>), ReconcileError> {
+    let text = |node: Option<&Node>, key: &str| {
+        node.and_then(|n| n.get(key))
+            .and_then(Node::as_str)
+            .map(str::to_string)
+    };
+    let default = settings.and_then(|s| s.path(&["targets", "clickhouse"]));
+    let default_target = (None, text(default, "cluster"));
+    let mut chosen: Option<(String, (Option<String>, Option<String>))> = None;
+    for name in used {
+        let own = settings.and_then(|s| s.path(&["targets", "clusters", name, "clickhouse"]));
+        let target = match own {
+            Some(own) => (
+                text(Some(own), "url"),
+                text(Some(own), "cluster").or_else(|| default_target.1.clone()),
+            ),
+            None => default_target.clone(),
+        };
+        match &chosen {
+            Some((first, t)) if *t != target => {
+                return Err(ReconcileError::Target(format!(
+                    "the ClickHouseClusters `{first}` and `{name}` name different ClickHouse targets in paver.yaml (targets.clusters.<name>.clickhouse), but paver applies a revision to one ClickHouse target\n  help: give their pipelines one cluster, or run one paver (with its own repo) per ClickHouse target"
+                )))
+            }
+            Some(_) => {}
+            None => chosen = Some((name.clone(), target)),
+        }
+    }
+    Ok(chosen.map(|(_, t)| t).unwrap_or(default_target))
+}
+
 /// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
-/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
-async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
+/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`;
+/// a ClickHouseCluster's own ClickHouse target (`url`, `cluster`) wins for its pipelines.
+async fn connect(
+    settings: Option<&Node>,
+    used_clusters: &std::collections::BTreeSet<String>,
+) -> Result<Targets, ReconcileError> {
     let from_file = |path: &[&str]| {
         settings
             .and_then(|s| s.path(path))
             .and_then(Node::as_str)
             .map(str::to_string)
     };
-    let url = std::env::var("PAVER_CLICKHOUSE_URL")
-        .ok()
+    let (own_url, cluster) = clickhouse_target(settings, used_clusters)?;
+    let url = own_url
+        .or_else(|| std::env::var("PAVER_CLICKHOUSE_URL").ok())
         .or_else(|| from_file(&["targets", "clickhouse", "url"]))
         .unwrap_or_else(|| "http://127.0.0.1:8123".to_string());
     let user = std::env::var("PAVER_CLICKHOUSE_USER")
@@ -176,7 +219,9 @@ async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
         .unwrap_or_else(|| "127.0.0.1:9092".to_string());
     let clickhouse = ClickHouse::connect(&url, user.as_deref(), password.as_deref())
         .await
-        .map_err(ReconcileError::Target)?;
+        .map_err(ReconcileError::Target)?
+        .on_cluster(cluster);
+    clickhouse.nodes().await.map_err(ReconcileError::Target)?;
     let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
     let schema_registry = std::env::var("PAVER_SCHEMA_REGISTRY_URL")
         .ok()
@@ -234,7 +279,15 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .iter()
         .find(|f| f.path == "paver.yaml")
         .and_then(|f| f.root.as_ref());
-    let mut targets = connect(settings).await?;
+    // The ClickHouseClusters the revision's pipelines write into.
+    let used_clusters: std::collections::BTreeSet<String> = report
+        .workspace
+        .active_specs(paver_lint::layout::Kind::DataPipeline)
+        .filter_map(|(_, root)| root.path(&["spec", "sink", "cluster"]))
+        .filter_map(Node::as_str)
+        .map(str::to_string)
+        .collect();
+    let mut targets = connect(settings, &used_clusters).await?;
     let kube_objects = match crate::kube::connect(&report.workspace, settings)
         .await
         .map_err(ReconcileError::Target)?
@@ -247,6 +300,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     };
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
+    desired.cluster = targets.clickhouse.cluster.clone();
     let report_drift_only = settings
         .and_then(|s| s.path(&["reconcile", "drift"]))
         .and_then(Node::as_str)

@@ -387,6 +387,7 @@ fn plan_of(before: &World, intents: &[Intent]) -> Plan {
         steps,
         notes: Vec::new(),
         observed: String::new(),
+        cluster: None,
     }
 }
 

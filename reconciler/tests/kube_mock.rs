@@ -427,6 +427,7 @@ async fn a_failed_apply_rolls_back_like_every_other_step() {
         steps,
         notes: vec![],
         observed: String::new(),
+        cluster: None,
     };
     let server = tokio::spawn(async move {
         let (seen, respond) = next(&mut handle).await;

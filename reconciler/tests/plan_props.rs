@@ -259,6 +259,7 @@ fn table(cols: Vec<String>) -> Table {
             .collect(),
         partition_by: None,
         order_by: "id".into(),
+        shard_by: None,
         ttl_days: None,
         transform: Transform {
             source_columns: Vec::new(),

@@ -13,7 +13,7 @@ crate::rules::declare_rule! {
     /// Checks what a pipeline's sink puts into ClickHouse DDL: `sink.table` must be
     /// `<database>.<table>` of plain identifiers outside ClickHouse's own databases
     /// (`system`, `information_schema`) and not named like paver's internal objects
-    /// (`__paver…`); `sink.partitionKey` and `sink.orderKey` must each parse as exactly
+    /// (`__paver…`); `sink.partitionKey`, `sink.orderKey` and `sink.shardingKey` must each parse as exactly
     /// one ClickHouse expression, with no subquery and no function that reads other data.
     ///
     /// ## Why is this bad?
@@ -66,7 +66,7 @@ impl Rule for SqlIdentifier {
                     }
                 }
             }
-            for key in ["partitionKey", "orderKey"] {
+            for key in ["partitionKey", "orderKey", "shardingKey"] {
                 let Some(node) = root.path(&["spec", "sink", key]) else {
                     continue;
                 };

@@ -7,7 +7,7 @@ use crate::workspace::Workspace;
 
 crate::rules::declare_rule! {
     /// ## What it does
-    /// Reports a column in `sink.partitionKey` or `sink.orderKey` that is not an output
+    /// Reports a column in `sink.partitionKey`, `sink.orderKey` or `sink.shardingKey` that is not an output
     /// column of the transform (or, without a transform or with `SELECT *`, a field of
     /// the source schema).
     ///
@@ -65,7 +65,7 @@ impl Rule for KeyColumn {
                     _ => continue, // PV202 / PV501 report the schema
                 }
             }
-            for key in ["partitionKey", "orderKey"] {
+            for key in ["partitionKey", "orderKey", "shardingKey"] {
                 let Some(node) = root.path(&["spec", "sink", key]) else {
                     continue;
                 };

@@ -58,6 +58,10 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub partition_by: Option<String>,
     pub order_by: String,
+    /// The sharding key of the `Distributed` table on a ClickHouse cluster (`None`:
+    /// `rand()`); unused on a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_by: Option<String>,
     pub ttl_days: Option<u32>,
     pub transform: Transform,
     /// The pipeline and version that own it, for messages.
@@ -112,6 +116,10 @@ pub struct Desired {
     #[serde(with = "pairs")]
     pub tables: BTreeMap<TableName, Table>,
     pub pipelines: BTreeMap<String, Pipeline>,
+    /// The ClickHouse cluster (its `remote_servers` entry) that holds every object, made
+    /// `ON CLUSTER`; `None`: one server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl Desired {
@@ -155,6 +163,9 @@ pub struct ObservedTable {
     /// the server does not say.
     #[serde(default)]
     pub create_query: String,
+    /// A `Distributed` table's sharding key (on a cluster); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sharding_key: String,
 }
 
 /// What exists in Kafka and ClickHouse (only the names paver could manage are observed).
@@ -166,6 +177,10 @@ pub struct Observed {
     pub tables: BTreeMap<TableName, ObservedTable>,
     /// The live version of every pipeline, as the state store has it.
     pub live: BTreeMap<String, IngestSpec>,
+    /// On a cluster: the tables some node lacks (dropped there by hand), with the nodes
+    /// (`host:port`) that lack them. Drift: the plan makes them again there.
+    #[serde(default, with = "pairs", skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing: BTreeMap<TableName, Vec<String>>,
 }
 
 /// Maps keyed by a [`TableName`] as a list of `[key, value]` pairs: JSON object keys must

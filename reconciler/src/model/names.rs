@@ -45,6 +45,15 @@ pub fn generation_name(table: &TableName, n: u32) -> TableName {
     }
 }
 
+/// On a ClickHouse cluster, the table on every node that the sink's `Distributed` table
+/// reads: a Merge over the node's physical generations (`<table>__v<N>`).
+pub fn merge_of(table: &TableName) -> TableName {
+    TableName {
+        database: table.database.clone(),
+        name: format!("{}__paver_merge", table.name),
+    }
+}
+
 /// Which generation of `sink` a table is (`<sink>__v<n>`), if it is one.
 pub fn generation_of(sink: &TableName, table: &TableName) -> Option<u32> {
     if sink.database != table.database {

@@ -117,6 +117,30 @@ pub enum ClickHouseAction {
         original: Option<TableName>,
         #[serde(default)]
         added: Vec<(TableName, String)>,
+        /// On a cluster: the sharding key the `Distributed` table had before the switch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard_by: Option<String>,
+    },
+    /// On a cluster: `table` becomes (or is remade as) a `Distributed` table over
+    /// `<table>__paver_merge`, on every node a Merge over the physical generations
+    /// `<table>__v<N>`; their columns are those of `physical`, the rows spread by
+    /// `shard_by` (`rand()` without one). A table that exists is swapped in one `RENAME`.
+    CreateDistributed {
+        table: TableName,
+        physical: TableName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard_by: Option<String>,
+    },
+    /// The undo: the `Distributed` table and its Merge dropped on every node (they hold
+    /// no rows: the physical tables do).
+    DropDistributed { table: TableName },
+    /// On a cluster: a table that some nodes lack (dropped there by hand) made again
+    /// there, from the statement of a node that has it (`IF NOT EXISTS`, `ON CLUSTER`): a
+    /// replicated table joins its replicas again and fetches their rows. Not undone: it
+    /// only makes the nodes agree.
+    RepairTable {
+        table: TableName,
+        missing_on: Vec<String>,
     },
 }
 

@@ -6,6 +6,7 @@
 //! [`render`] prints a plan, [`fingerprint`] hashes what it was planned over.
 
 mod action;
+pub mod distributed;
 pub mod fingerprint;
 mod kube;
 mod pipelines;
@@ -18,7 +19,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{
-    generation_name, generation_of, normalize_key, short_hash, staging_name, version_of_staging,
+    generation_name, generation_of, merge_of, normalize_key, short_hash, staging_name, version_of_staging,
     views_of, BadResourceId, Column, Desired, Endpoints, IngestSpec, ObjectRef, Observed,
     ObservedTable, Pipeline, PipelineVersion, ResourceId, Table, TableName, Topic, Transform,
     ViewSpec, LEDGER,
@@ -95,6 +96,9 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// A fingerprint of what was observed: applying a saved plan refuses if it moved.
     pub observed: String,
+    /// The ClickHouse cluster the ClickHouse steps run `ON CLUSTER`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl Plan {
@@ -144,6 +148,9 @@ pub fn plan(
         &mut blockers,
     );
     sinks::plan_databases(desired, observed, &mut steps);
+    if desired.cluster.is_some() {
+        distributed::plan_repairs(observed, managed, &mut steps);
+    }
     // The sink of every pipeline: created, evolved in place, or given a new physical
     // table (a new generation) when its keys or a column type change; `physical` is where
     // the live version's transform writes.
@@ -160,16 +167,29 @@ pub fn plan(
         let previous = owner
             .and_then(|(name, _)| observed.live.get(name))
             .map(|s| s.version);
-        if let Some(target) = sinks::plan_sink(
-            table,
-            want,
-            observed,
-            managed,
-            generation,
-            previous,
-            &mut steps,
-            &mut blockers,
-        ) {
+        let target = if desired.cluster.is_some() {
+            distributed::plan_distributed_sink(
+                table,
+                want,
+                observed,
+                managed,
+                generation,
+                &mut steps,
+                &mut blockers,
+            )
+        } else {
+            sinks::plan_sink(
+                table,
+                want,
+                observed,
+                managed,
+                generation,
+                previous,
+                &mut steps,
+                &mut blockers,
+            )
+        };
+        if let Some(target) = target {
             physical.insert(table.clone(), target);
         }
     }
@@ -211,6 +231,7 @@ pub fn plan(
         steps,
         notes,
         observed: fingerprint(observed)?,
+        cluster: desired.cluster.clone(),
     })
 }
 

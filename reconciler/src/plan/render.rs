@@ -17,7 +17,7 @@ pub fn render(plan: &Plan) -> String {
         plan.irreversible()
     );
     for step in &plan.steps {
-        let (sign, text) = describe(&step.action);
+        let (sign, text) = describe_in(&step.action, plan.cluster.as_deref());
         let mark = if step.irreversible {
             "  (irreversible)"
         } else {
@@ -49,7 +49,7 @@ pub fn render_markdown(plan: &Plan) -> String {
             plan.irreversible()
         );
         for step in &plan.steps {
-            let (sign, text) = describe(&step.action);
+            let (sign, text) = describe_in(&step.action, plan.cluster.as_deref());
             let mark = if step.irreversible {
                 ":warning: yes"
             } else {
@@ -66,9 +66,17 @@ pub fn render_markdown(plan: &Plan) -> String {
 
 /// A sign (`+`, `~`, `-`) and a line for an action.
 pub fn describe(action: &Action) -> (char, String) {
+    describe_in(action, None)
+}
+
+/// [`describe`], the ClickHouse steps saying the cluster they run on (`ON CLUSTER c`).
+pub fn describe_in(action: &Action, cluster: Option<&str>) -> (char, String) {
     match action {
         Action::Kafka(a) => describe_kafka(a),
-        Action::ClickHouse(a) => describe_clickhouse(a),
+        Action::ClickHouse(a) => {
+            let on = cluster.map(|c| format!(" ON CLUSTER {c}")).unwrap_or_default();
+            describe_clickhouse(a, &on)
+        }
         Action::Pipeline(a) => describe_pipeline(a),
         Action::Kube(a) => describe_kube(a),
     }
@@ -117,10 +125,22 @@ fn describe_kafka(action: &KafkaAction) -> (char, String) {
     }
 }
 
-fn describe_clickhouse(action: &ClickHouseAction) -> (char, String) {
+fn describe_clickhouse(action: &ClickHouseAction, on: &str) -> (char, String) {
     match action {
-        ClickHouseAction::CreateDatabase { name } => ('+', format!("create database {name}")),
-        ClickHouseAction::DropDatabase { name } => ('-', format!("drop database {name}")),
+        ClickHouseAction::CreateDatabase { name } => ('+', format!("create database {name}{on}")),
+        ClickHouseAction::DropDatabase { name } => ('-', format!("drop database {name}{on}")),
+        ClickHouseAction::CreateTable { table, spec } if !on.is_empty() => (
+            '+',
+            format!(
+                "create table {table}{on} (replicated, {} columns, ORDER BY {}{})",
+                spec.columns.len(),
+                spec.order_by,
+                spec.partition_by
+                    .as_ref()
+                    .map(|p| format!(", PARTITION BY {p}"))
+                    .unwrap_or_default()
+            ),
+        ),
         ClickHouseAction::CreateTable { table, spec } => (
             '+',
             format!(
@@ -133,29 +153,36 @@ fn describe_clickhouse(action: &ClickHouseAction) -> (char, String) {
                     .unwrap_or_default()
             ),
         ),
-        ClickHouseAction::DropTable { table } => ('-', format!("drop table {table}")),
+        ClickHouseAction::DropTable { table } => ('-', format!("drop table {table}{on}")),
         ClickHouseAction::AddColumn { table, column, .. } => (
             '~',
             format!(
-                "add column {} {} to {table}",
+                "add column {} {} to {table}{on}",
                 column.name,
                 column.ty.as_deref().unwrap_or("(type from the transform)")
             ),
         ),
-        ClickHouseAction::DropColumn { table, name } => ('-', format!("drop column {name} of {table}")),
+        ClickHouseAction::DropColumn { table, name } => ('-', format!("drop column {name} of {table}{on}")),
         ClickHouseAction::CreateStaging { table, columns } => (
             '+',
-            format!("create staging table {table} ({} columns, Null engine)", columns.len()),
+            format!("create staging table {table}{on} ({} columns, Null engine)", columns.len()),
         ),
-        ClickHouseAction::CreateLedger { table } => ('+', format!("create offsets ledger {table}")),
+        ClickHouseAction::CreateLedger { table } => ('+', format!("create offsets ledger {table}{on}")),
         ClickHouseAction::CreateViews { spec } => (
             '+',
             format!(
-                "create views of {} v{}: {} -> {}",
+                "create views of {} v{}{on}: {} -> {}",
                 spec.pipeline, spec.version, spec.staging, spec.sink
             ),
         ),
-        ClickHouseAction::DropViews { view, .. } => ('-', format!("retire views {view} (no data)")),
+        ClickHouseAction::DropViews { view, .. } => ('-', format!("retire views {view}{on} (no data)")),
+        ClickHouseAction::SwitchGeneration { table, create, spec, .. } if !on.is_empty() => (
+            '~',
+            format!(
+                "new physical table {create}{on} (replicated, ORDER BY {}) for {table}; the Distributed {table} reads it beside the older ones",
+                spec.order_by
+            ),
+        ),
         ClickHouseAction::SwitchGeneration { table, create, spec, original, .. } => (
             '~',
             format!(
@@ -169,11 +196,23 @@ fn describe_clickhouse(action: &ClickHouseAction) -> (char, String) {
         ),
         ClickHouseAction::UnswitchGeneration { table, create, .. } => (
             '~',
-            format!("switch {table} back from its new physical table {create}"),
+            format!("switch {table}{on} back from its new physical table {create}"),
         ),
         ClickHouseAction::RestoreViews { view, .. } => {
-            ('+', format!("restore views {view} (as ClickHouse had them)"))
+            ('+', format!("restore views {view}{on} (as ClickHouse had them)"))
         }
+        ClickHouseAction::CreateDistributed { table, physical, shard_by } => (
+            '+',
+            format!(
+                "make {table}{on} a Distributed table over {physical} and the other physical tables, sharded by {}",
+                shard_by.as_deref().unwrap_or(super::distributed::DEFAULT_SHARDING_KEY)
+            ),
+        ),
+        ClickHouseAction::DropDistributed { table } => ('-', format!("drop the Distributed table {table}{on} (no data)")),
+        ClickHouseAction::RepairTable { table, missing_on } => (
+            '+',
+            format!("repair drift: create table {table}{on} again on {} (dropped there by hand)", missing_on.join(", ")),
+        ),
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) fn plan_databases(desired: &Desired, observed: &Observed, steps: &mut
 }
 
 /// Why a table cannot take what a revision wants in place (its keys, a column's type).
-fn incompatibilities(table: &TableName, want: &Table, have: &ObservedTable) -> Vec<String> {
+pub(super) fn incompatibilities(table: &TableName, want: &Table, have: &ObservedTable) -> Vec<String> {
     let mut out = Vec::new();
     if normalize_key(&want.order_by) != normalize_key(&have.order_by) {
         out.push(format!(
@@ -71,7 +71,7 @@ pub(crate) fn generations(table: &TableName, observed: &Observed) -> Vec<(u32, T
     out
 }
 
-fn add_missing_columns(
+pub(super) fn add_missing_columns(
     table: &TableName,
     want: &Table,
     have: &ObservedTable,
@@ -179,6 +179,7 @@ pub(super) fn plan_sink(
                     create: create.clone(),
                     original,
                     added,
+                    shard_by: None,
                 }
                 .into(),
             ),

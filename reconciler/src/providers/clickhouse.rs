@@ -11,6 +11,10 @@ use serde_json::Value as Json;
 use crate::error::ProviderError;
 use crate::plan::{ClickHouseAction, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
 
+#[path = "clickhouse_cluster.rs"]
+mod cluster;
+pub use cluster::with_on_cluster;
+
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
     client: clickhouse::Client,
@@ -21,6 +25,12 @@ pub struct ClickHouse {
     pub version_text: String,
     pub url: String,
     pub user: Option<String>,
+    /// Used only by `remote()` when observing a cluster's nodes (never shown).
+    password: Option<String>,
+    /// The cluster (`remote_servers` entry) every statement runs `ON CLUSTER`, if any.
+    pub cluster: Option<String>,
+    /// The cluster's nodes, read once (see `nodes`).
+    nodes: std::sync::OnceLock<Vec<String>>,
     /// The settings of [`INSERT_SETTINGS`] this server knows, read on the first insert.
     insert_settings: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
 }
@@ -111,6 +121,9 @@ impl ClickHouse {
             version_text: String::new(),
             url: url.to_string(),
             user: user.map(str::to_string),
+            password: password.map(str::to_string),
+            cluster: None,
+            nodes: std::sync::OnceLock::new(),
             insert_settings: std::sync::OnceLock::new(),
         };
         let rows = ch
@@ -126,6 +139,12 @@ impl ClickHouse {
         ch.version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         ch.version_text = text;
         Ok(ch)
+    }
+
+    /// Run every statement `ON CLUSTER` this cluster (its `remote_servers` entry).
+    pub fn on_cluster(mut self, cluster: Option<String>) -> ClickHouse {
+        self.cluster = cluster;
+        self
     }
 
     /// Run a query and return ClickHouse's JSONCompact answer (one round trip).
@@ -177,14 +196,27 @@ impl ClickHouse {
             .collect())
     }
 
-    /// Run a statement (DDL).
+    /// Run a statement (DDL). On a cluster, the server answers only once every node has
+    /// (`wait_end_of_query`): a node that failed or timed out is an error naming it, not
+    /// a line inside a successful answer.
     pub async fn run(&self, sql: &str) -> Result<(), String> {
         self.count();
-        self.client
-            .query(sql)
+        let mut query = self.client.query(sql);
+        if self.cluster.is_some() {
+            query = query.with_setting("wait_end_of_query", "1");
+        }
+        query
             .execute()
             .await
             .map_err(|e| format!("{e} (in `{sql}`)"))
+    }
+
+    /// ` ON CLUSTER `c`` on a cluster, else nothing: what every DDL statement carries.
+    pub fn on(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!(" ON CLUSTER {}", quote(c)),
+            None => String::new(),
+        }
     }
 
     /// The settings of [`INSERT_SETTINGS`] that this server has (one query, the first time).
@@ -250,6 +282,10 @@ impl ClickHouse {
         &self,
         databases: &BTreeSet<String>,
     ) -> Result<(BTreeSet<String>, BTreeMap<TableName, ObservedTable>), String> {
+        if self.cluster.is_some() {
+            let (existing, tables, _) = self.observe_cluster(databases).await?;
+            return Ok((existing, tables));
+        }
         let existing: BTreeSet<String> = self
             .rows("SELECT name FROM system.databases")
             .await?
@@ -280,6 +316,7 @@ impl ClickHouse {
                         order_by,
                         engine: engine.clone(),
                         create_query: create_query.clone(),
+                        sharding_key: String::new(),
                     },
                 );
             }
@@ -360,7 +397,8 @@ impl ClickHouse {
                     )
                 })
                 .collect();
-            self.drop_table(&probe).await?;
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
+                .await?;
             self.run(&format!(
                 "CREATE TABLE {} ({}) ENGINE = Null",
                 table_sql(&probe),
@@ -375,7 +413,8 @@ impl ClickHouse {
                 Some(q) => self.meta(&format!("SELECT * FROM ({q}) LIMIT 0")).await,
                 None => Err("the transform could not be rendered".to_string()),
             };
-            self.drop_table(&probe).await?;
+            self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
+                .await?;
             inferred.extend(result?);
         }
         columns
@@ -399,9 +438,11 @@ impl ClickHouse {
             .map(|(n, t)| format!("{} {t}", quote(n)))
             .collect();
         let mut ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = MergeTree()",
+            "CREATE TABLE IF NOT EXISTS {}{} ({}) ENGINE = {}",
             table_sql(table),
-            defs.join(", ")
+            self.on(),
+            defs.join(", "),
+            self.engine(table, "MergeTree", "").await?
         );
         if let Some(p) = &spec.partition_by {
             ddl.push_str(&format!(" PARTITION BY {p}"));
@@ -425,16 +466,24 @@ impl ClickHouse {
 
     /// `DROP TABLE IF EXISTS` (idempotent, as compensations must be).
     async fn drop_table(&self, table: &TableName) -> Result<(), String> {
-        self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(table)))
-            .await
+        self.run(&format!(
+            "DROP TABLE IF EXISTS {}{}",
+            table_sql(table),
+            self.on()
+        ))
+        .await
     }
 
     /// Drop a column if the table has it (idempotent).
     async fn drop_column(&self, table: &TableName, name: &str) -> Result<(), String> {
         if self.column_exists(table, name).await? {
+            if self.is_distributed(table).await? {
+                return self.rebuild_distributed(table, &[], &[name], None).await;
+            }
             self.run(&format!(
-                "ALTER TABLE {} DROP COLUMN {}",
+                "ALTER TABLE {}{} DROP COLUMN {}",
                 table_sql(table),
+                self.on(),
                 quote(name)
             ))
             .await?;
@@ -466,12 +515,20 @@ impl ClickHouse {
         use ClickHouseAction as Action;
         match action {
             Action::CreateDatabase { name } => {
-                self.run(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(name)))
-                    .await?
+                self.run(&format!(
+                    "CREATE DATABASE IF NOT EXISTS {}{}",
+                    quote(name),
+                    self.on()
+                ))
+                .await?
             }
             Action::DropDatabase { name } => {
-                self.run(&format!("DROP DATABASE IF EXISTS {}", quote(name)))
-                    .await?
+                self.run(&format!(
+                    "DROP DATABASE IF EXISTS {}{}",
+                    quote(name),
+                    self.on()
+                ))
+                .await?
             }
             Action::CreateTable { table, spec } => self.create_table(table, spec).await?,
             Action::DropTable { table } => {
@@ -487,12 +544,18 @@ impl ClickHouse {
                         .resolve_columns(table, std::slice::from_ref(column), transform)
                         .await?;
                     let (name, ty) = &resolved[0];
-                    self.run(&format!(
-                        "ALTER TABLE {} ADD COLUMN {} {ty}",
-                        table_sql(table),
-                        quote(name)
-                    ))
-                    .await?;
+                    if self.is_distributed(table).await? {
+                        self.rebuild_distributed(table, &[(name.clone(), ty.clone())], &[], None)
+                            .await?;
+                    } else {
+                        self.run(&format!(
+                            "ALTER TABLE {}{} ADD COLUMN {} {ty}",
+                            table_sql(table),
+                            self.on(),
+                            quote(name)
+                        ))
+                        .await?;
+                    }
                 }
             }
             Action::DropColumn { table, name } => self.drop_column(table, name).await?,
@@ -510,20 +573,50 @@ impl ClickHouse {
                 defs.push("`_paver_partition` Int32".to_string());
                 defs.push("`_paver_offset` Int64".to_string());
                 self.run(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = Null",
+                    "CREATE TABLE IF NOT EXISTS {}{} ({}) ENGINE = Null",
                     table_sql(table),
+                    self.on(),
                     defs.join(", ")
                 ))
                 .await?
             }
             Action::CreateLedger { table } => {
                 self.run(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} (pipeline String, version UInt32, partition Int32, last_offset Int64, rows UInt64, at DateTime) ENGINE = ReplacingMergeTree(last_offset) ORDER BY (pipeline, partition)",
-                    table_sql(table)
+                    "CREATE TABLE IF NOT EXISTS {}{} (pipeline String, version UInt32, partition Int32, last_offset Int64, rows UInt64, at DateTime) ENGINE = {} ORDER BY (pipeline, partition)",
+                    table_sql(table),
+                    self.on(),
+                    self.engine(table, "ReplacingMergeTree", "last_offset").await?
                 ))
                 .await?
             }
+            Action::CreateDistributed {
+                table,
+                physical,
+                shard_by,
+            } => {
+                let columns = self.columns_of(physical).await?;
+                if columns.is_empty() {
+                    return Err(format!("{physical} has no columns (does it exist?)"));
+                }
+                self.rebuild_distributed(table, &columns, &[], Some(shard_by.as_deref()))
+                    .await?
+            }
+            Action::DropDistributed { table } => {
+                self.drop_table(table).await?;
+                self.drop_table(&crate::plan::merge_of(table)).await?
+            }
+            Action::RepairTable { table, .. } => self.repair_table(table).await?,
             Action::CreateViews { spec } => self.create_views(spec).await?,
+            Action::SwitchGeneration {
+                table,
+                create,
+                spec,
+                original,
+                others,
+            } if self.cluster.is_some() => {
+                self.switch_generation_on_cluster(table, create, spec, others)
+                    .await?
+            }
             Action::SwitchGeneration {
                 table,
                 create,
@@ -534,8 +627,19 @@ impl ClickHouse {
             Action::UnswitchGeneration {
                 table,
                 create,
+                added,
+                shard_by,
+                ..
+            } if self.cluster.is_some() => {
+                self.unswitch_generation_on_cluster(table, create, added, shard_by.as_deref())
+                    .await?
+            }
+            Action::UnswitchGeneration {
+                table,
+                create,
                 original,
                 added,
+                ..
             } => {
                 self.unswitch_generation(table, create, original.as_ref())
                     .await?;
@@ -551,7 +655,7 @@ impl ClickHouse {
             Action::RestoreViews { view, statements } => {
                 // In name order, as ClickHouse then runs them: the transform first.
                 for statement in statements {
-                    self.run(&if_not_exists(statement))
+                    self.run(&self.with_on(&if_not_exists(statement)))
                         .await
                         .map_err(|e| format!("restoring the views {view}: {e}"))?;
                 }
@@ -628,14 +732,16 @@ impl ClickHouse {
             self.drop_table(t).await?;
         }
         self.run(&format!(
-            "CREATE MATERIALIZED VIEW {} TO {} AS {query}",
+            "CREATE MATERIALIZED VIEW {}{} TO {} AS {query}",
             table_sql(&spec.view),
+            self.on(),
             table_sql(&spec.sink)
         ))
         .await?;
         self.run(&format!(
-            "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS pipeline, toUInt32({}) AS version, `_paver_partition` AS partition, max(`_paver_offset`) AS last_offset, count() AS rows, now() AS at FROM {} GROUP BY `_paver_partition`",
+            "CREATE MATERIALIZED VIEW {}{} TO {} AS SELECT {} AS pipeline, toUInt32({}) AS version, `_paver_partition` AS partition, max(`_paver_offset`) AS last_offset, count() AS rows, now() AS at FROM {} GROUP BY `_paver_partition`",
             table_sql(&spec.offsets),
+            self.on(),
             table_sql(&spec.ledger),
             literal(&spec.pipeline),
             spec.version,

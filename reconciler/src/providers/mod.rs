@@ -26,10 +26,15 @@ impl Targets {
             .observe(&desired.topics)
             .await
             .map_err(|e| ProviderError::transient(e).context("observing Kafka"))?;
-        let (databases, tables) = self
-            .clickhouse
-            .observe(&desired.databases)
-            .await
+        let observed = if self.clickhouse.cluster.is_some() {
+            self.clickhouse.observe_cluster(&desired.databases).await
+        } else {
+            self.clickhouse
+                .observe(&desired.databases)
+                .await
+                .map(|(d, t)| (d, t, Default::default()))
+        };
+        let (databases, tables, missing) = observed
             .map_err(|e| ProviderError::from_clickhouse(e).context("observing ClickHouse"))?;
         Ok(Observed {
             topics,
@@ -39,6 +44,7 @@ impl Targets {
                 .collect(),
             tables,
             live: Default::default(),
+            missing,
         })
     }
 }

@@ -1,0 +1,478 @@
+//! Pipelines on a live ClickHouse cluster (`scripts/test-servers start --cluster`: Debian's
+//! ZooKeeper and four clickhouse-server 18.16, 2 shards × 2 replicas, cluster `paver-test`):
+//! every object on every node, replicated physical tables, `db.table` a Distributed table
+//! that reads every shard; exactly once through the cluster with a worker SIGKILLed; a new
+//! physical generation and a `git revert`; drift on one node reported and repaired.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use paver::ingest::codec;
+use paver::providers::clickhouse::ClickHouse;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use paver_e2e::{brokers, text};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The cluster of `scripts/test-servers start --cluster` (`eval "$(scripts/test-servers env)"`).
+struct Cluster {
+    url: String,
+    name: String,
+    nodes: Vec<String>,
+}
+
+fn cluster() -> Cluster {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: start the cluster first: scripts/test-servers start --cluster && eval \"$(scripts/test-servers env)\"")
+        })
+    };
+    Cluster {
+        url: var("PAVER_TEST_CLUSTER_URL"),
+        name: var("PAVER_TEST_CLUSTER_NAME"),
+        nodes: var("PAVER_TEST_CLUSTER_NODES")
+            .split(',')
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+fn connect(url: &str) -> ClickHouse {
+    runtime()
+        .block_on(ClickHouse::connect(url, None, None))
+        .unwrap_or_else(|e| panic!("{e}\nstart the cluster: scripts/test-servers start --cluster"))
+}
+
+fn query(ch: &ClickHouse, sql: &str) -> Vec<Vec<String>> {
+    runtime()
+        .block_on(ch.rows(sql))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+const V1: &str = r#"{"type": "record", "name": "Event", "namespace": "dev.paver.e2e", "fields": [
+  {"name": "id", "type": "string"},
+  {"name": "kind", "type": "string"},
+  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "amount", "type": "double"}
+]}"#;
+
+fn zigzag(out: &mut Vec<u8>, v: i64) {
+    let mut n = ((v << 1) ^ (v >> 63)) as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn avro_string(out: &mut Vec<u8>, s: &str) {
+    zigzag(out, s.len() as i64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// An event in Avro's single-object encoding.
+fn event(id: &str, kind: &str) -> Vec<u8> {
+    let fp = codec::Schema::parse(&serde_json::from_str(V1).unwrap())
+        .unwrap()
+        .fingerprint;
+    let mut out = vec![0xC3, 0x01];
+    out.extend_from_slice(&fp.to_le_bytes());
+    avro_string(&mut out, id);
+    avro_string(&mut out, kind);
+    zigzag(&mut out, 1_767_225_600_000 + id.len() as i64);
+    out.extend_from_slice(&12.5f64.to_le_bytes());
+    out
+}
+
+/// A platform repo whose ClickHouseCluster `main` is the test cluster.
+struct Platform {
+    repo: paver_e2e::Repo,
+    cluster: Cluster,
+}
+
+impl std::ops::Deref for Platform {
+    type Target = paver_e2e::Repo;
+    fn deref(&self) -> &paver_e2e::Repo {
+        &self.repo
+    }
+}
+
+impl Platform {
+    fn new(test: &str) -> Platform {
+        Platform {
+            repo: paver_e2e::Repo::new("cl", test),
+            cluster: cluster(),
+        }
+    }
+
+    fn topic(&self) -> String {
+        format!("{}-events", self.prefix)
+    }
+    fn dlq(&self) -> String {
+        format!("{}-dlq", self.prefix)
+    }
+    fn pipeline(&self) -> String {
+        format!("{}-ingest", self.prefix)
+    }
+    fn db(&self) -> String {
+        self.prefix.replace('-', "_")
+    }
+    fn table(&self) -> String {
+        format!("{}.events", self.db())
+    }
+
+    /// paver.yaml naming the cluster, topics, the schema, a cluster, pipeline v1.
+    fn base(&self, partitions: u32) {
+        self.write(
+            "paver.yaml",
+            &format!(
+                "targets:\n  clusters:\n    main:\n      clickhouse:\n        url: \"{}\"\n        cluster: {}\n",
+                self.cluster.url, self.cluster.name
+            ),
+        );
+        self.write(
+            "clusters/main/v1.yaml",
+            "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 2\n  shards: 2\n  memoryGB: 32\n  retentionDays: 3650\n",
+        );
+        for (name, parts) in [(self.topic(), partitions), (self.dlq(), 1)] {
+            self.write(
+                &format!("topics/{name}/v1.yaml"),
+                &format!("apiVersion: platform.paver.dev/v1\nkind: KafkaTopic\nmetadata:\n  name: {name}\n  version: 1\n  owner: team-e2e\nspec:\n  partitions: {parts}\n  replicationFactor: 1\n  config:\n    retention.ms: \"604800000\"\n"),
+            );
+        }
+        self.write("schemas/events/v1.avsc", V1);
+        self.write_pipeline(1, "(id, at)", "cityHash64(id)");
+    }
+
+    fn write_pipeline(&self, version: u32, order: &str, sharding: &str) {
+        let pipeline = self.pipeline();
+        self.write(
+            &format!("pipelines/{pipeline}/v{version}.yaml"),
+            &format!(
+                "apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: {version}\n  owner: team-e2e\nspec:\n  source:\n    type: kafka\n    topic: {}\n    consumerGroup: {pipeline}\n    schema: events@1\n    deadLetterTopic: {}\n  transform:\n    type: sql\n    query: SELECT id, kind, at, amount FROM source WHERE kind != 'noise'\n  sink:\n    type: clickhouse\n    cluster: main\n    table: {}\n    orderKey: {order}\n    shardingKey: {sharding}\n",
+                self.topic(),
+                self.dlq(),
+                self.table()
+            ),
+        );
+    }
+
+    /// `paver …` with the workers pointed at the cluster's first node.
+    fn paver(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("PAVER_CLICKHOUSE_URL", &self.cluster.url);
+        cmd
+    }
+
+    fn apply(&self) -> String {
+        let out = self
+            .paver(&["apply", "--repo", &self.remote_url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        text(&out)
+    }
+
+    fn plan(&self) -> String {
+        let out = self
+            .paver(&["plan", "--repo", &self.remote_url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        text(&out)
+    }
+
+    fn assert_plan_empty(&self) {
+        let plan = self.plan();
+        assert!(
+            plan.contains("no changes: the real systems match the revision"),
+            "planning again is not empty:\n{plan}"
+        );
+    }
+
+    /// `paver ingest` (small batches: a kill lands between many inserts).
+    fn ingest(&self, log: &str) -> Guarded {
+        Guarded(
+            self.paver(&[
+                "ingest",
+                "--pipeline",
+                &self.pipeline(),
+                "--linger-ms",
+                "50",
+                "--batch-rows",
+                "40",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(log)).unwrap())
+            .spawn()
+            .unwrap(),
+        )
+    }
+
+    /// Every node's tables of the test's database: node → name → engine.
+    fn tables_by_node(&self) -> Vec<BTreeMap<String, String>> {
+        self.cluster
+            .nodes
+            .iter()
+            .map(|url| {
+                query(
+                    &connect(url),
+                    &format!(
+                        "SELECT name, engine FROM system.tables WHERE database = '{}'",
+                        self.db()
+                    ),
+                )
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].clone()))
+                .collect()
+            })
+            .collect()
+    }
+
+    /// Every node has the same tables, and the sink is laid out for the cluster.
+    fn assert_same_tables_everywhere(&self) -> BTreeMap<String, String> {
+        let by_node = self.tables_by_node();
+        for (i, tables) in by_node.iter().enumerate() {
+            assert_eq!(
+                tables, &by_node[0],
+                "node {} ({}) differs from node 1",
+                i + 1,
+                self.cluster.nodes[i]
+            );
+        }
+        by_node[0].clone()
+    }
+}
+
+/// A child process that is killed when the test ends, even by a panic.
+struct Guarded(Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn produce(producer: &FutureProducer, topic: &str, ids: &mut BTreeSet<String>, phase: u32, n: usize) {
+    let mut messages = Vec::new();
+    for i in 0..n {
+        let id = format!("p{phase}-{i:05}");
+        let kind = if i % 25 == 24 { "noise" } else { "click" };
+        if kind == "click" {
+            ids.insert(id.clone());
+        }
+        let payload = event(&id, kind);
+        messages.push((id, payload));
+    }
+    runtime().block_on(async {
+        let mut waits = Vec::new();
+        for (id, payload) in &messages {
+            waits.push(producer.send(
+                FutureRecord::to(topic).key(id).payload(payload),
+                Duration::from_secs(30),
+            ));
+        }
+        for w in waits {
+            w.await.map_err(|(e, _)| e).unwrap();
+        }
+    });
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+fn count(ch: &ClickHouse, table: &str) -> usize {
+    query(ch, &format!("SELECT count() FROM {table}"))[0][0]
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `table`, read through the node `ch`, has `want` rows, then checks that no
+/// more arrive.
+fn wait_for_count(ch: &ClickHouse, table: &str, want: usize, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let n = count(ch, table);
+        if n >= want {
+            std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(count(ch, table), want, "more rows than events in {table}");
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{table} has {n} rows, {want} expected after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every id exactly once through db.table, and nothing else.
+fn assert_exactly_once(ch: &ClickHouse, table: &str, ids: &BTreeSet<String>) {
+    let rows = query(ch, &format!("SELECT id, count() FROM {table} GROUP BY id"));
+    let twice: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] != "1").collect();
+    assert!(twice.is_empty(), "ids inserted more than once: {twice:?}");
+    let got: BTreeSet<String> = rows.into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(got.len(), ids.len(), "row count");
+    assert_eq!(&got, ids);
+}
+
+#[test]
+fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_nothing() {
+    let p = Platform::new("apply");
+    p.base(2);
+    p.push("pipeline v1 on the cluster");
+    let plan = p.plan();
+    let on = format!("ON CLUSTER {}", p.cluster.name);
+    for step in [
+        format!("+ create database {}{}", p.db(), format!(" {on}")),
+        format!("+ create table {}__v1 {on} (replicated", p.table()),
+        format!("+ make {} {on} a Distributed table", p.table()),
+        format!("+ create offsets ledger {}.__paver_offsets {on}", p.db()),
+    ] {
+        assert!(plan.contains(&step), "no `{step}` in the plan:\n{plan}");
+    }
+    assert!(plan.contains("sharded by cityHash64(id)"), "{plan}");
+    p.apply();
+    let tables = p.assert_same_tables_everywhere();
+    assert_eq!(tables["events"], "Distributed", "{tables:?}");
+    assert_eq!(tables["events__v1"], "ReplicatedMergeTree", "{tables:?}");
+    assert_eq!(tables["events__paver_merge"], "Merge", "{tables:?}");
+    assert_eq!(tables["__paver_offsets"], "ReplicatedReplacingMergeTree", "{tables:?}");
+    let staging = format!("__paver_{}_v1", p.pipeline().replace('-', "_"));
+    assert_eq!(tables[&staging], "Null", "{tables:?}");
+    assert_eq!(tables[&format!("{staging}_mv")], "MaterializedView");
+    assert_eq!(tables[&format!("{staging}_mv_offsets")], "MaterializedView");
+    // Two replicas of each shard: the physical table and the ledger have a replica on
+    // every node, in one ZooKeeper path per shard.
+    let ch = connect(&p.cluster.url);
+    let replicas = query(
+        &ch,
+        &format!("SELECT table, zookeeper_path, total_replicas FROM system.replicas WHERE database = '{}' ORDER BY table", p.db()),
+    );
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+    for r in &replicas {
+        assert_eq!(r[2], "2", "{replicas:?}");
+        assert!(r[1].starts_with(&format!("/clickhouse/tables/1/paver/{}/{}/", p.db(), r[0])), "{replicas:?}");
+    }
+    p.assert_plan_empty();
+    let second = p.apply();
+    assert!(second.contains("no changes") || second.contains("0 steps"), "{second}");
+}
+
+#[test]
+fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
+    let p = Platform::new("once");
+    p.base(4);
+    p.push("pipeline v1");
+    p.apply();
+    let producer = producer();
+    let mut ids = BTreeSet::new();
+    let mut worker = p.ingest("ingest-1.log");
+    produce(&producer, &p.topic(), &mut ids, 1, 600);
+    // SIGKILL while batches go in: between an insert and its commit, somewhere.
+    let ch1 = connect(&p.cluster.url);
+    let started = Instant::now();
+    while count(&ch1, &p.table()) < 100 {
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing ingested:\n{}", std::fs::read_to_string(p.dir.path().join("ingest-1.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill").args(["-KILL", &worker.0.id().to_string()]).status();
+    let _ = worker.0.wait();
+    produce(&producer, &p.topic(), &mut ids, 2, 400);
+    let _worker = p.ingest("ingest-2.log");
+    // Read through db.table on a node of the other shard: the Distributed table reads all.
+    let other_shard = connect(&p.cluster.nodes[3]);
+    wait_for_count(&other_shard, &p.table(), ids.len(), Duration::from_secs(90));
+    assert_exactly_once(&other_shard, &p.table(), &ids);
+    // The replica of the shard the worker wrote to has every row too.
+    let replica = connect(&p.cluster.nodes[1]);
+    wait_for_count(&replica, &p.table(), ids.len(), Duration::from_secs(60));
+    p.assert_plan_empty();
+}
+
+#[test]
+fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
+    let p = Platform::new("gen");
+    p.base(2);
+    p.push("pipeline v1");
+    p.apply();
+    let producer = producer();
+    let mut ids = BTreeSet::new();
+    let _worker = p.ingest("ingest.log");
+    produce(&producer, &p.topic(), &mut ids, 1, 300);
+    let ch = connect(&p.cluster.nodes[2]);
+    wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
+
+    // v2 orders the sink differently: a new replicated physical table on every node.
+    p.write_pipeline(2, "(kind, id)", "cityHash64(id)");
+    p.push("pipeline v2: ORDER BY (kind, id)");
+    let plan = p.plan();
+    assert!(
+        plan.contains(&format!("new physical table {}__v2 ON CLUSTER", p.table())),
+        "{plan}"
+    );
+    p.apply();
+    let tables = p.assert_same_tables_everywhere();
+    assert_eq!(tables["events__v2"], "ReplicatedMergeTree", "{tables:?}");
+    p.assert_plan_empty();
+    produce(&producer, &p.topic(), &mut ids, 2, 300);
+    wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
+    assert!(count(&ch, &format!("{}.events__v2", p.db())) == 0, "node 3 is on the other shard: the worker writes into shard 1");
+    let ch1 = connect(&p.cluster.url);
+    assert!(count(&ch1, &format!("{}.events__v2", p.db())) > 0);
+
+    // git revert: v1 again, into its own layout's table; db.table still reads every row.
+    std::fs::remove_file(p.work.join(format!("pipelines/{}/v2.yaml", p.pipeline()))).unwrap();
+    p.push("Revert v2");
+    p.apply();
+    p.assert_same_tables_everywhere();
+    p.assert_plan_empty();
+    produce(&producer, &p.topic(), &mut ids, 3, 300);
+    wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
+    assert_exactly_once(&ch, &p.table(), &ids);
+}
+
+#[test]
+fn a_table_dropped_by_hand_on_one_node_is_drift_that_is_repaired() {
+    let p = Platform::new("drift");
+    p.base(1);
+    p.push("pipeline v1");
+    p.apply();
+    let staging = format!("__paver_{}_v1", p.pipeline().replace('-', "_"));
+    // By hand, on node 3 only: the physical table and the staging table's transform view.
+    let node3 = connect(&p.cluster.nodes[2]);
+    for t in ["events__v1".to_string(), format!("{staging}_mv")] {
+        runtime()
+            .block_on(node3.run(&format!("DROP TABLE {}.{t}", p.db())))
+            .unwrap();
+    }
+    let plan = p.plan();
+    assert!(plan.contains("repair drift: create table"), "{plan}");
+    assert!(plan.contains(&format!("{}.events__v1", p.db())), "{plan}");
+    assert!(plan.contains(&format!("{staging}_mv ")), "{plan}");
+    p.apply();
+    let tables = p.assert_same_tables_everywhere();
+    assert_eq!(tables["events__v1"], "ReplicatedMergeTree");
+    p.assert_plan_empty();
+    // The repaired replica joined its shard again: rows written on its partner reach it.
+    let _worker = p.ingest("ingest.log");
+    let mut ids = BTreeSet::new();
+    produce(&producer(), &p.topic(), &mut ids, 1, 100);
+    let node1 = connect(&p.cluster.url);
+    wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(90));
+    assert_exactly_once(&node1, &p.table(), &ids);
+}
