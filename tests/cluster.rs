@@ -242,7 +242,8 @@ impl Platform {
         let by_node = self.tables_by_node();
         for (i, tables) in by_node.iter().enumerate() {
             assert_eq!(
-                tables, &by_node[0],
+                tables,
+                &by_node[0],
                 "node {} ({}) differs from node 1",
                 i + 1,
                 self.cluster.nodes[i]
@@ -262,7 +263,13 @@ impl Drop for Guarded {
     }
 }
 
-fn produce(producer: &FutureProducer, topic: &str, ids: &mut BTreeSet<String>, phase: u32, n: usize) {
+fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    ids: &mut BTreeSet<String>,
+    phase: u32,
+    n: usize,
+) {
     let mut messages = Vec::new();
     for i in 0..n {
         let id = format!("p{phase}-{i:05}");
@@ -338,7 +345,7 @@ fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_no
     let plan = p.plan();
     let on = format!("ON CLUSTER {}", p.cluster.name);
     for step in [
-        format!("+ create database {}{}", p.db(), format!(" {on}")),
+        format!("+ create database {} {on}", p.db()),
         format!("+ create table {}__v1 {on} (replicated", p.table()),
         format!("+ make {} {on} a Distributed table", p.table()),
         format!("+ create offsets ledger {}.__paver_offsets {on}", p.db()),
@@ -351,7 +358,10 @@ fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_no
     assert_eq!(tables["events"], "Distributed", "{tables:?}");
     assert_eq!(tables["events__v1"], "ReplicatedMergeTree", "{tables:?}");
     assert_eq!(tables["events__paver_merge"], "Merge", "{tables:?}");
-    assert_eq!(tables["__paver_offsets"], "ReplicatedReplacingMergeTree", "{tables:?}");
+    assert_eq!(
+        tables["__paver_offsets"], "ReplicatedReplacingMergeTree",
+        "{tables:?}"
+    );
     let staging = format!("__paver_{}_v1", p.pipeline().replace('-', "_"));
     assert_eq!(tables[&staging], "Null", "{tables:?}");
     assert_eq!(tables[&format!("{staging}_mv")], "MaterializedView");
@@ -366,11 +376,17 @@ fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_no
     assert_eq!(replicas.len(), 2, "{replicas:?}");
     for r in &replicas {
         assert_eq!(r[2], "2", "{replicas:?}");
-        assert!(r[1].starts_with(&format!("/clickhouse/tables/1/paver/{}/{}/", p.db(), r[0])), "{replicas:?}");
+        assert!(
+            r[1].starts_with(&format!("/clickhouse/tables/1/paver/{}/{}/", p.db(), r[0])),
+            "{replicas:?}"
+        );
     }
     p.assert_plan_empty();
     let second = p.apply();
-    assert!(second.contains("no changes") || second.contains("0 steps"), "{second}");
+    assert!(
+        second.contains("no changes") || second.contains("0 steps"),
+        "{second}"
+    );
 }
 
 #[test]
@@ -387,10 +403,16 @@ fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
     let ch1 = connect(&p.cluster.url);
     let started = Instant::now();
     while count(&ch1, &p.table()) < 100 {
-        assert!(started.elapsed() < Duration::from_secs(60), "nothing ingested:\n{}", std::fs::read_to_string(p.dir.path().join("ingest-1.log")).unwrap_or_default());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing ingested:\n{}",
+            std::fs::read_to_string(p.dir.path().join("ingest-1.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = Command::new("kill").args(["-KILL", &worker.0.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &worker.0.id().to_string()])
+        .status();
     let _ = worker.0.wait();
     produce(&producer, &p.topic(), &mut ids, 2, 400);
     let _worker = p.ingest("ingest-2.log");
@@ -431,7 +453,10 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
     p.assert_plan_empty();
     produce(&producer, &p.topic(), &mut ids, 2, 300);
     wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
-    assert!(count(&ch, &format!("{}.events__v2", p.db())) == 0, "node 3 is on the other shard: the worker writes into shard 1");
+    assert!(
+        count(&ch, &format!("{}.events__v2", p.db())) == 0,
+        "node 3 is on the other shard: the worker writes into shard 1"
+    );
     let ch1 = connect(&p.cluster.url);
     assert!(count(&ch1, &format!("{}.events__v2", p.db())) > 0);
 

@@ -145,6 +145,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ReconcileError::Target(format!("a background task failed: {e}")))
 }
 
+/// A ClickHouse target as paver.yaml names it: `(url, cluster)`.
+type ClickHouseTarget = (Option<String>, Option<String>);
+
 /// The ClickHouse target of the ClickHouseClusters a revision's pipelines write into:
 /// `targets.clusters.<name>.clickhouse` (`url`, `cluster`) where paver.yaml has one, else
 /// the default target. `(url, cluster)`; `None` where the default applies. paver applies
@@ -152,7 +155,7 @@ async fn blocking<T: Send + 'static>(
 pub fn clickhouse_target(
     settings: Option<&Node>,
     used: &std::collections::BTreeSet<String>,
-) -> Result<(Option<String>, Option<String>), ReconcileError> {
+) -> Result<ClickHouseTarget, ReconcileError> {
     let text = |node: Option<&Node>, key: &str| {
         node.and_then(|n| n.get(key))
             .and_then(Node::as_str)
@@ -160,7 +163,7 @@ pub fn clickhouse_target(
     };
     let default = settings.and_then(|s| s.path(&["targets", "clickhouse"]));
     let default_target = (None, text(default, "cluster"));
-    let mut chosen: Option<(String, (Option<String>, Option<String>))> = None;
+    let mut chosen: Option<(String, ClickHouseTarget)> = None;
     for name in used {
         let own = settings.and_then(|s| s.path(&["targets", "clusters", name, "clickhouse"]));
         let target = match own {

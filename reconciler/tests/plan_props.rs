@@ -170,6 +170,7 @@ fn simulate(world: &mut Observed, action: &Action) {
             create,
             original,
             added,
+            ..
         }) => {
             world.tables.remove(create);
             if let Some(original) = original {
@@ -185,6 +186,30 @@ fn simulate(world: &mut Observed, action: &Action) {
         }
         // Kubernetes objects are modelled in kube_plan_props.rs.
         Action::Kube(_) => {}
+        // On a cluster: a Distributed table and its Merge (no data of their own).
+        Action::ClickHouse(ClickHouseAction::CreateDistributed {
+            table, physical, ..
+        }) => {
+            let columns = world
+                .tables
+                .get(physical)
+                .map(|t| t.columns.clone())
+                .unwrap_or_default();
+            world.tables.insert(
+                table.clone(),
+                ObservedTable {
+                    columns,
+                    engine: "Distributed".into(),
+                    ..Default::default()
+                },
+            );
+        }
+        Action::ClickHouse(ClickHouseAction::DropDistributed { table }) => {
+            world.tables.remove(table);
+        }
+        Action::ClickHouse(ClickHouseAction::RepairTable { table, .. }) => {
+            world.missing.remove(table);
+        }
         Action::Pipeline(PipelineAction::AwaitHandover { .. }) => {}
         Action::ClickHouse(ClickHouseAction::RestoreViews { view, statements }) => {
             world.tables.insert(view.clone(), view_table(view));

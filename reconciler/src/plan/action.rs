@@ -133,7 +133,9 @@ pub enum ClickHouseAction {
     },
     /// The undo: the `Distributed` table and its Merge dropped on every node (they hold
     /// no rows: the physical tables do).
-    DropDistributed { table: TableName },
+    DropDistributed {
+        table: TableName,
+    },
     /// On a cluster: a table that some nodes lack (dropped there by hand) made again
     /// there, from the statement of a node that has it (`IF NOT EXISTS`, `ON CLUSTER`): a
     /// replicated table joins its replicas again and fetches their rows. Not undone: it

@@ -74,7 +74,9 @@ pub fn describe_in(action: &Action, cluster: Option<&str>) -> (char, String) {
     match action {
         Action::Kafka(a) => describe_kafka(a),
         Action::ClickHouse(a) => {
-            let on = cluster.map(|c| format!(" ON CLUSTER {c}")).unwrap_or_default();
+            let on = cluster
+                .map(|c| format!(" ON CLUSTER {c}"))
+                .unwrap_or_default();
             describe_clickhouse(a, &on)
         }
         Action::Pipeline(a) => describe_pipeline(a),

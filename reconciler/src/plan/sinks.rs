@@ -21,7 +21,11 @@ pub(super) fn plan_databases(desired: &Desired, observed: &Observed, steps: &mut
 }
 
 /// Why a table cannot take what a revision wants in place (its keys, a column's type).
-pub(super) fn incompatibilities(table: &TableName, want: &Table, have: &ObservedTable) -> Vec<String> {
+pub(super) fn incompatibilities(
+    table: &TableName,
+    want: &Table,
+    have: &ObservedTable,
+) -> Vec<String> {
     let mut out = Vec::new();
     if normalize_key(&want.order_by) != normalize_key(&have.order_by) {
         out.push(format!(

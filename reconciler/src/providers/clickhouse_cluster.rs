@@ -265,23 +265,20 @@ impl ClickHouse {
                 .entry(key.clone())
                 .or_insert_with(|| (node.clone(), BTreeSet::new()));
             entry.1.insert(node.clone());
-            if !tables.contains_key(&key) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = tables.entry(key) {
                 let (partition_by, order_by) = super::keys_of(engine_full);
-                tables.insert(
-                    key,
-                    ObservedTable {
-                        columns: Vec::new(),
-                        partition_by,
-                        order_by,
-                        engine: engine.clone(),
-                        create_query: create_query.clone(),
-                        sharding_key: if engine == "Distributed" {
-                            sharding_key_of(engine_full)
-                        } else {
-                            String::new()
-                        },
+                slot.insert(ObservedTable {
+                    columns: Vec::new(),
+                    partition_by,
+                    order_by,
+                    engine: engine.clone(),
+                    create_query: create_query.clone(),
+                    sharding_key: if engine == "Distributed" {
+                        sharding_key_of(engine_full)
+                    } else {
+                        String::new()
                     },
-                );
+                });
             }
         }
         for row in self
@@ -426,9 +423,17 @@ impl ClickHouse {
             .is_empty();
         let mut pairs = Vec::new();
         if merge_exists {
-            pairs.push(format!("{} TO {}", table_sql(&merge), table_sql(&merge_prev)));
+            pairs.push(format!(
+                "{} TO {}",
+                table_sql(&merge),
+                table_sql(&merge_prev)
+            ));
         }
-        pairs.push(format!("{} TO {}", table_sql(&merge_next), table_sql(&merge)));
+        pairs.push(format!(
+            "{} TO {}",
+            table_sql(&merge_next),
+            table_sql(&merge)
+        ));
         if exists {
             pairs.push(format!("{} TO {}", table_sql(table), table_sql(&prev)));
         }
