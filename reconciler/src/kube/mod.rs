@@ -60,6 +60,9 @@ pub struct ClusterTarget {
     pub storage_gb: u64,
     pub storage_class: Option<String>,
     pub backup_schedule: String,
+    /// `targets.clusters.<name>.clickhouse.cluster`: the cluster name the installation
+    /// defines and the tables use `ON CLUSTER` (else one derived from the resource name).
+    pub clickhouse_cluster: Option<String>,
 }
 
 impl Default for ClusterTarget {
@@ -70,6 +73,7 @@ impl Default for ClusterTarget {
             storage_gb: DEFAULT_STORAGE_GB,
             storage_class: None,
             backup_schedule: DEFAULT_BACKUP_SCHEDULE.to_string(),
+            clickhouse_cluster: None,
         }
     }
 }
@@ -109,6 +113,12 @@ pub enum TargetError {
         cluster: String,
         context: String,
         default: String,
+    },
+    #[error("targets.clusters.{cluster}.clickhouse.cluster is `{name}`, but the ClickHouseInstallation rendered for Kubernetes names its cluster that way, and the operator accepts only letters, digits and '-', at most 15 (`^[a-zA-Z0-9-]{{0,15}}$`)\n  help: name the cluster `{derived}` (what paver derives from `{cluster}`) in paver.yaml and in the servers' remote_servers")]
+    ClusterName {
+        cluster: String,
+        name: String,
+        derived: String,
     },
 }
 
@@ -179,7 +189,22 @@ impl Target {
                     });
                 }
             }
-            clusters.insert(entry.key.clone(), defaults.merged(own));
+            let mut merged = defaults.merged(own);
+            if let Some(name) = entry
+                .value
+                .path(&["clickhouse", "cluster"])
+                .and_then(Node::as_str)
+            {
+                if !crate::model::is_installation_cluster_name(name) {
+                    return Err(TargetError::ClusterName {
+                        cluster: entry.key.clone(),
+                        name: name.to_string(),
+                        derived: crate::model::installation_cluster_name(&entry.key),
+                    });
+                }
+                merged.clickhouse_cluster = Some(name.to_string());
+            }
+            clusters.insert(entry.key.clone(), merged);
         }
         Ok(Some(Target {
             context,
@@ -191,6 +216,15 @@ impl Target {
     /// The settings of one cluster.
     pub fn cluster(&self, name: &str) -> &ClusterTarget {
         self.clusters.get(name).unwrap_or(&self.defaults)
+    }
+
+    /// The cluster name inside a ClickHouseCluster's installation: paver.yaml's
+    /// `targets.clusters.<name>.clickhouse.cluster`, else derived from `name`.
+    pub fn clickhouse_cluster(&self, name: &str) -> String {
+        self.clusters
+            .get(name)
+            .and_then(|c| c.clickhouse_cluster.clone())
+            .unwrap_or_else(|| crate::model::installation_cluster_name(name))
     }
 }
 

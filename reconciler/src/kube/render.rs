@@ -214,7 +214,7 @@ pub fn render_cluster(cluster: &Cluster, target: &Target) -> Vec<Value> {
             },
             "configuration": {
                 "clusters": [{
-                    "name": cluster.name,
+                    "name": target.clickhouse_cluster(&cluster.name),
                     "layout": {"shardsCount": cluster.shards, "replicasCount": cluster.replicas},
                 }],
             },
@@ -328,7 +328,7 @@ exec clickhouse-client --host \"$CLICKHOUSE_HOST\" --user \"${CLICKHOUSE_USER:-d
                                     "command": ["/bin/sh", "-c", script],
                                     "env": [
                                         {"name": "CLICKHOUSE_HOST", "value": format!("clickhouse-{}.{namespace}.svc", cluster.name)},
-                                        {"name": "CLICKHOUSE_CLUSTER", "value": cluster.name},
+                                        {"name": "CLICKHOUSE_CLUSTER", "value": target.clickhouse_cluster(&cluster.name)},
                                     ],
                                     "envFrom": [{"secretRef": {"name": BACKUP_SECRET}}],
                                 }],

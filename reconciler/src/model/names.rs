@@ -19,6 +19,32 @@ pub fn staging_name(pipeline: &str, version: u32) -> String {
     format!("__paver_{}_v{version}", pipeline.replace('-', "_"))
 }
 
+/// The name of a ClickHouseCluster's cluster inside its ClickHouseInstallation
+/// (`spec.configuration.clusters[].name`, which the Altinity operator's CRD caps at
+/// `^[a-zA-Z0-9-]{0,15}$`): the resource's name when it fits, else its first 10
+/// characters and 4 hex digits of its hash (stable, and distinct for distinct names).
+/// Resource names are DNS labels, so this always gives a valid name.
+pub fn installation_cluster_name(resource: &str) -> String {
+    if resource.len() <= 15 && is_installation_cluster_name(resource) {
+        return resource.to_string();
+    }
+    let head: String = resource
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(10)
+        .collect();
+    format!(
+        "{}-{}",
+        head.trim_end_matches('-'),
+        &short_hash(resource.as_bytes())[..4]
+    )
+}
+
+/// Whether a name is a valid ClickHouseInstallation cluster name (`^[a-zA-Z0-9-]{1,15}$`).
+pub fn is_installation_cluster_name(name: &str) -> bool {
+    (1..=15).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// The ledger of a database: the last offset every pipeline inserted, per partition.
 pub const LEDGER: &str = "__paver_offsets";
 
