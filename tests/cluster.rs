@@ -15,6 +15,24 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use paver_e2e::{brokers, text};
 
+/// The fault test stops a node: it runs alone (write), the others beside each other (read).
+static NODES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn nodes_up() -> std::sync::RwLockReadGuard<'static, ()> {
+    NODES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `scripts/test-servers <args>` (a node of the cluster stopped or started).
+fn servers(args: &[&str]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-servers");
+    let out = Command::new(script).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/test-servers {args:?}: {}",
+        text(&out)
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -339,6 +357,7 @@ fn assert_exactly_once(ch: &ClickHouse, table: &str, ids: &BTreeSet<String>) {
 
 #[test]
 fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_nothing() {
+    let _up = nodes_up();
     let p = Platform::new("apply");
     p.base(2);
     p.push("pipeline v1 on the cluster");
@@ -391,6 +410,7 @@ fn a_pipeline_is_made_on_every_node_of_the_cluster_and_a_second_apply_changes_no
 
 #[test]
 fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
+    let _up = nodes_up();
     let p = Platform::new("once");
     p.base(4);
     p.push("pipeline v1");
@@ -428,6 +448,7 @@ fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
 
 #[test]
 fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
+    let _up = nodes_up();
     let p = Platform::new("gen");
     p.base(2);
     p.push("pipeline v1");
@@ -473,6 +494,7 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
 
 #[test]
 fn a_table_dropped_by_hand_on_one_node_is_drift_that_is_repaired() {
+    let _up = nodes_up();
     let p = Platform::new("drift");
     p.base(1);
     p.push("pipeline v1");
@@ -500,4 +522,106 @@ fn a_table_dropped_by_hand_on_one_node_is_drift_that_is_repaired() {
     let node1 = connect(&p.cluster.url);
     wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(90));
     assert_exactly_once(&node1, &p.table(), &ids);
+}
+
+#[test]
+fn a_replica_down_during_an_apply_rolls_back_names_it_and_leaves_nothing_on_any_node() {
+    let _alone = NODES.write().unwrap_or_else(|e| e.into_inner());
+    let p = Platform::new("down");
+    p.base(1);
+    p.push("pipeline v1");
+    // Stop after the replicated physical table is made on every node, kill node 4, go on.
+    let plan = p.plan();
+    let steps: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("  !"))
+        .collect();
+    let physical = steps
+        .iter()
+        .position(|l| l.contains("(replicated"))
+        .unwrap_or_else(|| panic!("no physical table in the plan:\n{plan}"))
+        + 1;
+    let log = p.dir.path().join("apply.log");
+    let mut apply = Guarded(
+        p.paver(&["apply", "--repo", &p.remote_url])
+            .env("PAVER_FAULT_PAUSE_AFTER_STEPS", physical.to_string())
+            .env("PAVER_FAULT_PAUSE_SECONDS", "2")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(p.dir.path().join("apply.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !std::fs::read_to_string(p.dir.path().join("apply.err"))
+        .unwrap_or_default()
+        .contains("pausing")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the apply never paused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let node1 = connect(&p.cluster.url);
+    let down = query(&node1, &format!("SELECT host_address, port FROM system.clusters WHERE cluster = '{}' ORDER BY shard_num, replica_num", p.cluster.name));
+    let down = format!("{}:{}", down[3][0], down[3][1]);
+    servers(&["node-kill", "4"]);
+    let status = apply.0.wait().unwrap();
+    let out = format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(p.dir.path().join("apply.err")).unwrap_or_default()
+    );
+    servers(&["node-start", "4"]);
+    assert!(
+        !status.success(),
+        "the apply succeeded with a node down:\n{out}"
+    );
+    assert!(
+        out.contains(&down),
+        "the error does not name the node that is down ({down}):\n{out}"
+    );
+    // Nothing of the revision on the nodes that were up; and node 4, back, runs what
+    // the cluster's DDL queue kept for it (the creates, then the drops).
+    for url in &p.cluster.nodes {
+        let ch = connect(url);
+        let started = Instant::now();
+        loop {
+            let left = query(
+                &ch,
+                &format!(
+                    "SELECT name FROM system.databases WHERE name = '{}'",
+                    p.db()
+                ),
+            );
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{url} still has the database of a rolled-back revision:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // With every node back, the revision applies whole.
+    let started = Instant::now();
+    loop {
+        let out = p
+            .paver(&["apply", "--repo", &p.remote_url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        // Node 4's replicas rejoin once ZooKeeper let its old session expire (10 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    p.assert_same_tables_everywhere();
+    p.assert_plan_empty();
 }

@@ -84,6 +84,7 @@ const CLICKHOUSE_TRANSIENT: &[u32] = &[
     241, // MEMORY_LIMIT_EXCEEDED
     242, // TABLE_IS_READ_ONLY
     252, // TOO_MANY_PARTS
+    279, // ALL_CONNECTION_TRIES_FAILED (a node of a cluster is down)
     286, // UNFINISHED (distributed DDL)
     319, // UNKNOWN_STATUS_OF_INSERT
     473, // DEADLOCK_AVOIDED

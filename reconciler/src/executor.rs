@@ -157,8 +157,14 @@ fn pause_for_fault_injection(done: usize) {
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
     if wanted == Some(done) {
+        // PAVER_FAULT_PAUSE_SECONDS: how long (default 60 s), for a test that breaks a
+        // server during the pause and lets the revision go on.
+        let seconds = std::env::var("PAVER_FAULT_PAUSE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(60);
         eprintln!("paver: PAVER_FAULT_PAUSE_AFTER_STEPS={done}: pausing");
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
     }
 }
 

@@ -205,10 +205,31 @@ impl ClickHouse {
         if self.cluster.is_some() {
             query = query.with_setting("wait_end_of_query", "1");
         }
-        query
-            .execute()
-            .await
-            .map_err(|e| format!("{e} (in `{sql}`)"))
+        let Err(e) = query.execute().await else {
+            return Ok(());
+        };
+        let e = e.to_string();
+        if self.cluster.is_some() && error_code(&e) == Some(159) {
+            // An ON CLUSTER statement that some node did not run in time stays in the
+            // cluster's DDL queue, and that node runs it when it is back. A DROP (what
+            // an undo and a retirement do) is then as good as done: the nodes that answer
+            // ran it, the others will. Anything else failed, and says which node.
+            if sql.starts_with("DROP ") {
+                eprintln!("paver: `{sql}`: not every node answered in time; the nodes that did ran it, the others will when they are back ({e})");
+                return Ok(());
+            }
+            let down = match self.down_nodes().await {
+                Ok(down) if down.is_empty() => "none found: a slow node".to_string(),
+                Ok(down) => down.join(", "),
+                Err(why) => format!("unknown ({why})"),
+            };
+            let cluster = self.cluster.as_deref().map(quote);
+            return Err(format!(
+                "{e} (in `{sql}`; nodes of cluster {} not answering: {down})",
+                cluster.as_deref().unwrap_or("?")
+            ));
+        }
+        Err(format!("{e} (in `{sql}`)"))
     }
 
     /// ` ON CLUSTER `c`` on a cluster, else nothing: what every DDL statement carries.
@@ -506,9 +527,19 @@ impl ClickHouse {
     /// Run a ClickHouse action; its error says whether trying again may help (by the
     /// server's exception code).
     pub async fn execute(&self, action: &ClickHouseAction) -> Result<(), ProviderError> {
-        self.run_action(action)
-            .await
-            .map_err(ProviderError::from_clickhouse)
+        match self.run_action(action).await {
+            // On a cluster, a statement that timed out ran on the nodes that answered (and
+            // waits in the DDL queue for the others): the executor does not undo a failed
+            // step, so what it made is dropped here, on every node.
+            Err(e) if self.cluster.is_some() && error_code(&e) == Some(159) => {
+                let e = match self.undo_after_timeout(action).await {
+                    Ok(()) => format!("{e}; what the step made on the nodes that answered was dropped again"),
+                    Err(undo) => format!("{e}; dropping what the step made on the nodes that answered failed too: {undo}"),
+                };
+                Err(ProviderError::from_clickhouse(e))
+            }
+            result => result.map_err(ProviderError::from_clickhouse),
+        }
     }
 
     async fn run_action(&self, action: &ClickHouseAction) -> Result<(), String> {

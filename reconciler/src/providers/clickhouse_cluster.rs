@@ -191,6 +191,63 @@ impl ClickHouse {
         Ok(self.nodes.get_or_init(|| nodes).clone())
     }
 
+    /// What a step that timed out on a cluster made, dropped again on every node. The
+    /// planner makes a thing only where it is missing, so what is dropped here is what
+    /// the step made; a repair (the thing is on other nodes) is left as it is.
+    pub(super) async fn undo_after_timeout(
+        &self,
+        action: &crate::plan::ClickHouseAction,
+    ) -> Result<(), String> {
+        use crate::plan::ClickHouseAction as A;
+        match action {
+            A::CreateDatabase { name } => {
+                self.run(&format!(
+                    "DROP DATABASE IF EXISTS {}{}",
+                    quote(name),
+                    self.on()
+                ))
+                .await
+            }
+            A::CreateTable { table, .. }
+            | A::CreateStaging { table, .. }
+            | A::CreateLedger { table } => self.drop_table(table).await,
+            A::CreateViews { spec } => {
+                self.drop_table(&spec.view).await?;
+                self.drop_table(&spec.offsets).await
+            }
+            A::AddColumn { table, column, .. } => self.drop_column(table, &column.name).await,
+            A::CreateDistributed { table, .. } | A::SwitchGeneration { table, .. } => {
+                let named = |suffix: &str| TableName {
+                    database: table.database.clone(),
+                    name: format!("{}__paver_{suffix}", table.name),
+                };
+                for t in [named("next"), named("merge_next")] {
+                    self.drop_table(&t).await?;
+                }
+                if let A::SwitchGeneration { create, .. } = action {
+                    if self.rows_on_cluster(create).await? == 0 {
+                        self.drop_table(create).await?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The nodes that do not answer (one `remote()` probe each): what a timed-out
+    /// `ON CLUSTER` statement names.
+    pub(super) async fn down_nodes(&self) -> Result<Vec<String>, String> {
+        let mut down = Vec::new();
+        for node in self.nodes().await? {
+            let probe = format!("SELECT 1 FROM remote({}, system, one)", literal(&node));
+            if self.rows(&probe).await.is_err() {
+                down.push(node);
+            }
+        }
+        Ok(down)
+    }
+
     /// One query over a system table of every node: each row starts with its node.
     async fn over_nodes(
         &self,
@@ -376,8 +433,25 @@ impl ClickHouse {
         };
         let (next, merge_next) = (named("next"), named("merge_next"));
         let (prev, merge_prev) = (named("prev"), named("merge_prev"));
+        // Leftovers of an interrupted rebuild (one query to find them, not a DROP each).
+        let helpers: Vec<String> = [&next, &merge_next, &prev, &merge_prev]
+            .iter()
+            .map(|t| literal(&t.name))
+            .collect();
+        let left: BTreeSet<String> = self
+            .rows(&format!(
+                "SELECT name FROM system.tables WHERE database = {} AND name IN ({})",
+                literal(&table.database),
+                helpers.join(", ")
+            ))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
         for t in [&next, &merge_next, &prev, &merge_prev] {
-            self.drop_table(t).await?;
+            if left.contains(&t.name) {
+                self.drop_table(t).await?;
+            }
         }
         let defs: Vec<String> = columns
             .iter()
@@ -496,18 +570,7 @@ impl ClickHouse {
         added: &[(TableName, String)],
         shard_by: Option<&str>,
     ) -> Result<(), String> {
-        let filter = format!(
-            "database = {} AND table = {} AND active",
-            literal(&create.database),
-            literal(&create.name)
-        );
-        let rows: u64 = self
-            .over_nodes("rows", "parts", &filter)
-            .await?
-            .iter()
-            .filter_map(|r| r.get(1)?.parse::<u64>().ok())
-            .sum();
-        if rows > 0 {
+        if self.rows_on_cluster(create).await? > 0 {
             // Rows reached the new table: it stays, read by the Merge.
             return Ok(());
         }
@@ -520,6 +583,24 @@ impl ClickHouse {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The rows of a table on every node (its active parts; replicas count twice: only
+    /// "none" matters).
+    async fn rows_on_cluster(&self, table: &TableName) -> Result<u64, String> {
+        let filter = format!(
+            "database = {} AND table = {} AND active",
+            literal(&table.database),
+            literal(&table.name)
+        );
+        let mut rows = 0;
+        for r in self.over_nodes("rows", "parts", &filter).await? {
+            let n = r.get(1).map(String::as_str).unwrap_or("0");
+            rows += n
+                .parse::<u64>()
+                .map_err(|e| format!("system.parts.rows `{n}`: {e}"))?;
+        }
+        Ok(rows)
     }
 
     /// A table some nodes lack, made again there from the statement of a node that has
