@@ -675,7 +675,12 @@ impl ClickHouse {
             physicals.push(table.clone());
         }
         physicals.push(create.clone());
-        let mut union: Vec<(String, String)> = Vec::new();
+        // The Merge table being replaced keeps its columns' order (`SELECT *` stays the
+        // same); the new table's columns, then the older tables', follow.
+        let mut union: Vec<(String, String)> = match original {
+            None => self.columns_of(table).await?,
+            Some(_) => Vec::new(),
+        };
         for p in physicals.iter().rev() {
             for (n, t) in self.columns_of(p).await? {
                 if !union.iter().any(|(u, _)| *u == n) {
