@@ -3,9 +3,11 @@
 # pipelines from scratch, then a no-op reconcile, with wall time, requests per reconcile
 # and peak memory.
 #
-# Usage: bench/reconcile.sh [--size N] [--no-build]
+# Usage: bench/reconcile.sh [--size N] [--no-build] [--cluster]
 #   --size N     topics and pipelines (default 1000)
 #   --no-build   use the existing target/release/paver
+#   --cluster    the pipelines' tables on the test ClickHouse cluster (scripts/test-servers
+#                start --cluster: 2 shards x 2 replicas), every object ON CLUSTER
 #
 # It restarts the test broker (its storage is memory: a clean slate) and drops the
 # ClickHouse database `bench` first, so that every run starts from nothing.
@@ -13,10 +15,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE=1000
 BUILD=1
+CLUSTER=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size) SIZE="$2"; shift ;;
     --no-build) BUILD=0 ;;
+    --cluster) CLUSTER=1 ;;
     -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "reconcile.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -28,14 +32,25 @@ if [[ $BUILD == 1 ]]; then
   cargo build --release --quiet -p paver
 fi
 PAVER="$ROOT/target/release/paver"
-scripts/test-servers start >&2
+if [[ $CLUSTER == 1 ]]; then
+  scripts/test-servers start --cluster >&2
+else
+  scripts/test-servers start >&2
+fi
 eval "$(scripts/test-servers env)"
 echo "==> a clean slate: restarting the broker, dropping database bench" >&2
-scripts/test-servers restart >&2
+scripts/test-servers restart $([[ $CLUSTER == 1 ]] && echo --cluster) >&2
 curl -sS --fail --data-binary "DROP DATABASE IF EXISTS bench" "$PAVER_CLICKHOUSE_URL/" >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
+if [[ $CLUSTER == 1 ]]; then
+  curl -sS --fail --data-binary "DROP DATABASE IF EXISTS bench ON CLUSTER \`$PAVER_TEST_CLUSTER_NAME\`" "$PAVER_TEST_CLUSTER_URL/?wait_end_of_query=1" >/dev/null
+  python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 --clusters 1 >&2
+  printf 'targets:\n  clusters:\n    cluster-0:\n      clickhouse:\n        url: "%s"\n        cluster: %s\n' \
+    "$PAVER_TEST_CLUSTER_URL" "$PAVER_TEST_CLUSTER_NAME" >> "$work/repo/paver.yaml"
+else
+  python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
+fi
 state="$work/state.db"
 
 measure() { # label, then the command; prints a table row
