@@ -625,3 +625,52 @@ fn a_replica_down_during_an_apply_rolls_back_names_it_and_leaves_nothing_on_any_
     p.assert_same_tables_everywhere();
     p.assert_plan_empty();
 }
+
+#[test]
+fn ingestion_goes_on_while_a_replica_is_killed_and_the_replica_catches_up() {
+    let _alone = NODES.write().unwrap_or_else(|e| e.into_inner());
+    let p = Platform::new("replica");
+    p.base(2);
+    p.push("pipeline v1");
+    p.apply();
+    let producer = producer();
+    let mut ids = BTreeSet::new();
+    let _worker = p.ingest("ingest.log");
+    produce(&producer, &p.topic(), &mut ids, 1, 400);
+    let node1 = connect(&p.cluster.url);
+    let started = Instant::now();
+    while count(&node1, &p.table()) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing ingested"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Node 2, the other replica of the shard the worker writes into, dies mid-stream.
+    servers(&["node-kill", "2"]);
+    produce(&producer, &p.topic(), &mut ids, 2, 400);
+    let other_shard = connect(&p.cluster.nodes[3]);
+    wait_for_count(&other_shard, &p.table(), ids.len(), Duration::from_secs(90));
+    assert_exactly_once(&other_shard, &p.table(), &ids);
+    // Back, it fetches what it missed from its replica.
+    servers(&["node-start", "2"]);
+    let node2 = connect(&p.cluster.nodes[1]);
+    let physical = format!("{}.events__v1", p.db());
+    let started = Instant::now();
+    loop {
+        let n = runtime()
+            .block_on(node2.rows(&format!("SELECT count() FROM {physical}")))
+            .ok()
+            .and_then(|r| r.first()?.first()?.parse::<usize>().ok());
+        if n == Some(ids.len()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "node 2 has {n:?} of {} rows in {physical}",
+            ids.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    p.assert_plan_empty();
+}
