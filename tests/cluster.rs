@@ -674,3 +674,69 @@ fn ingestion_goes_on_while_a_replica_is_killed_and_the_replica_catches_up() {
     }
     p.assert_plan_empty();
 }
+
+#[test]
+fn zookeeper_away_refuses_an_apply_whole_and_ingestion_pauses_then_resumes() {
+    let _alone = NODES.write().unwrap_or_else(|e| e.into_inner());
+    let p = Platform::new("zk");
+    p.base(2);
+    p.push("pipeline v1");
+    p.apply();
+    let producer = producer();
+    let mut ids = BTreeSet::new();
+    let _worker = p.ingest("ingest.log");
+    produce(&producer, &p.topic(), &mut ids, 1, 200);
+    let node1 = connect(&p.cluster.url);
+    wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(90));
+
+    servers(&["zk-stop"]);
+    // Events keep coming; replicated tables are read-only: the worker retries.
+    produce(&producer, &p.topic(), &mut ids, 2, 200);
+    // A new version that needs a new physical table: refused whole, clearly.
+    p.write_pipeline(2, "(kind, id)", "cityHash64(id)");
+    p.push("pipeline v2: ORDER BY (kind, id)");
+    let out = p
+        .paver(&["apply", "--repo", &p.remote_url])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    let tables = p.tables_by_node();
+    servers(&["zk-start"]);
+    assert!(!out.status.success(), "applied without ZooKeeper:\n{said}");
+    assert!(
+        said.to_lowercase().contains("zookeeper")
+            || said.contains("Code: 999")
+            || said.contains("Code: 225"),
+        "the error does not say ZooKeeper is away:\n{said}"
+    );
+    for (i, t) in tables.iter().enumerate() {
+        assert!(
+            !t.keys()
+                .any(|n| n.starts_with("events__v2") || n.contains("_v2")),
+            "node {} has v2's objects after a refused apply: {t:?}\n{said}",
+            i + 1
+        );
+    }
+    // ZooKeeper back: ingestion resumes, nothing lost or doubled, and v2 applies.
+    wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(120));
+    assert_exactly_once(&node1, &p.table(), &ids);
+    let started = Instant::now();
+    loop {
+        let out = p
+            .paver(&["apply", "--repo", &p.remote_url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        // Replicated tables stay read-only until the servers' new ZooKeeper sessions.
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    p.assert_same_tables_everywhere();
+    p.assert_plan_empty();
+}
