@@ -121,7 +121,7 @@ impl ClickHouse {
             .first()
             .and_then(|r| r.first())
             .cloned()
-            .unwrap_or_default();
+            .ok_or_else(|| format!("ClickHouse at {url}: `SELECT version()` answered no row"))?;
         let mut parts = text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         ch.version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         ch.version_text = text;
@@ -145,7 +145,10 @@ impl ClickHouse {
     /// Run a query and return its rows as text.
     pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
         let doc = self.json(sql).await?;
-        let rows = doc["data"].as_array().cloned().unwrap_or_default();
+        let rows = doc["data"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("unexpected answer (no `data`) to `{sql}`"))?;
         Ok(rows
             .iter()
             .map(|row| {
