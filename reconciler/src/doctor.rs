@@ -209,6 +209,19 @@ pub fn kafka_problem(target: &config::Kafka, env: Env, reason: &str) -> Option<S
             "authentication failed for user `{user}` (SASL {mechanism}){said}"
         ));
     }
+    // The server's alert about this client's certificate (or the lack of one), e.g.
+    // `Receive failed: error:0A00045C:SSL routines::tlsv13 alert certificate required`.
+    for alert in [
+        "alert certificate required",
+        "alert bad certificate",
+        "alert unknown ca",
+        "alert certificate unknown",
+    ] {
+        if lower.contains(alert) {
+            let words = alert.trim_start_matches("alert ").to_string();
+            return Some(crate::tls::Problem::ClientRefused(words).to_string());
+        }
+    }
     if lower.contains("ssl handshake failed") || lower.contains("certificate verify failed") {
         let problem =
             if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
@@ -314,6 +327,10 @@ mod tests {
         assert_eq!(
             kafka_problem(&target(), &env, "sasl_plaintext://127.0.0.1:9092/bootstrap: SASL SCRAM-SHA-256 mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-256 (after 0ms in state AUTH_HANDSHAKE)").as_deref(),
             Some("authentication failed for user `KU-value` (SASL SCRAM-SHA-256): Broker: Unsupported SASL mechanism")
+        );
+        assert_eq!(
+            kafka_problem(&target(), &env, "ssl://127.0.0.1:44943/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 alert certificate required: SSL alert number 116 (after 0ms in state APIVERSION_QUERY)").as_deref(),
+            Some("the server refused the client certificate (certificate required): check certFile and keyFile")
         );
         assert_eq!(kafka_problem(&target(), &env, "1/1 brokers are down"), None);
     }

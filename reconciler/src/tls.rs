@@ -137,6 +137,18 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// `CertificateRequired` as `certificate required` (an alert's name, as OpenSSL says it).
+fn words(camel: &str) -> String {
+    let mut out = String::new();
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// The TLS problem somewhere in an error's chain of causes.
 pub fn problem(error: &(dyn std::error::Error + 'static)) -> Option<Problem> {
     use rustls::CertificateError as C;
@@ -159,7 +171,7 @@ pub fn problem(error: &(dyn std::error::Error + 'static)) -> Option<Problem> {
                         Problem::Expired
                     }
                     rustls::Error::AlertReceived(alert) => {
-                        Problem::ClientRefused(format!("{alert:?}"))
+                        Problem::ClientRefused(words(&format!("{alert:?}")))
                     }
                     other => Problem::Other(other.to_string()),
                 });

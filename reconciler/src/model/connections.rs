@@ -207,7 +207,7 @@ struct Recorded {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum EitherRecord {
-    Now(Connections),
+    Now(Box<Connections>),
     Before(Recorded),
 }
 
@@ -216,7 +216,7 @@ impl Connections {
     /// stores written before it hold.
     pub fn from_recorded(json: &str) -> Result<Connections, serde_json::Error> {
         Ok(match serde_json::from_str(json)? {
-            EitherRecord::Now(c) => c,
+            EitherRecord::Now(c) => *c,
             EitherRecord::Before(r) => Connections {
                 clickhouse: ClickHouse {
                     user: r.clickhouse_user,
