@@ -196,15 +196,21 @@ pub fn kafka_problem(target: &config::Kafka, env: Env, reason: &str) -> Option<S
             .flatten()
             .map_or("?".to_string(), |(u, _)| u.expose().to_string());
         let mechanism = target.sasl_mechanism.map_or("?", |m| m.as_str());
-        // What the broker said of a refused handshake (`… handshake failed: <this> (after …`).
-        let said = reason
-            .split_once("handshake failed: ")
-            .filter(|_| sasl_refused)
-            .map(|(_, rest)| {
-                let rest = rest.split(" (after ").next().unwrap_or(rest);
-                format!(": {}", rest.split(": broker's").next().unwrap_or(rest))
+        // What the broker said of a refused handshake (`… handshake failed: <this> (after …`),
+        // or of a refused SCRAM exchange (`… broker responded with <this> (after …`, e.g.
+        // `unknown-user`, `invalid-proof`).
+        let until_after = |rest: &str| rest.split(" (after ").next().unwrap_or(rest).to_string();
+        let said = if sasl_refused {
+            reason.split_once("handshake failed: ").map(|(_, rest)| {
+                let rest = until_after(rest);
+                format!(": {}", rest.split(": broker's").next().unwrap_or(&rest))
             })
-            .unwrap_or_default();
+        } else {
+            reason
+                .split_once("broker responded with ")
+                .map(|(_, rest)| format!(": the broker says {}", until_after(rest)))
+        }
+        .unwrap_or_default();
         return Some(format!(
             "authentication failed for user `{user}` (SASL {mechanism}){said}"
         ));
@@ -331,6 +337,10 @@ mod tests {
         assert_eq!(
             kafka_problem(&target(), &env, "ssl://127.0.0.1:44943/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 alert certificate required: SSL alert number 116 (after 0ms in state APIVERSION_QUERY)").as_deref(),
             Some("the server refused the client certificate (certificate required): check certFile and keyFile")
+        );
+        assert_eq!(
+            kafka_problem(&target(), &env, "sasl_plaintext://127.0.0.1:39093/bootstrap: SASL authentication error: SASL SCRAM authentication failed: broker responded with unknown-user (after 134ms in state AUTH_REQ)").as_deref(),
+            Some("authentication failed for user `KU-value` (SASL SCRAM-SHA-256): the broker says unknown-user")
         );
         assert_eq!(kafka_problem(&target(), &env, "1/1 brokers are down"), None);
     }

@@ -2,7 +2,7 @@
 //! which the broker advertises as its listener; with mutual TLS when stunnel asks for a
 //! client certificate.
 
-use paver_e2e::secured::{doctor, line, settings_repo, Pki, TlsKafka};
+use paver_e2e::secured::{doctor, line, settings_repo, Pki, ScramKafka, TlsKafka};
 use paver_e2e::{brokers, free_port, text};
 
 fn ssl_yaml(host: &str, kafka: &TlsKafka, ca: &str, extra: &str) -> String {
@@ -159,4 +159,38 @@ fn a_refused_sasl_handshake_is_one_line_naming_user_and_mechanism() {
     );
     assert!(!all.contains("kafka-S3cret"), "{all}");
     assert!(all.lines().count() < 20, "{all}");
+}
+
+/// A real SCRAM exchange with a broker that requires it, refused: one line naming user,
+/// mechanism and what the broker said, over plaintext and over TLS, for both SCRAM
+/// mechanisms; the password nowhere.
+#[test]
+fn a_refused_scram_login_is_one_line_naming_user_mechanism_and_the_reason() {
+    let pki = Pki::new();
+    let kafka = ScramKafka::start(Some(&pki));
+    for (protocol, port, mechanism) in [
+        ("SASL_PLAINTEXT", kafka.port, "SCRAM-SHA-256"),
+        ("SASL_SSL", kafka.tls_port.unwrap(), "SCRAM-SHA-512"),
+    ] {
+        let repo = settings_repo(&format!(
+            "targets:\n  clickhouse:\n    url: http://127.0.0.1:{}\n  kafka:\n    brokers: \"127.0.0.1:{port}\"\n    securityProtocol: {protocol}\n    saslMechanism: {mechanism}\n    usernameEnv: TEST_KAFKA_USER\n    passwordFile: {}\n    caFile: {}\n",
+            free_port(),
+            {
+                let file = pki.path("kafka-password");
+                std::fs::write(&file, "scram-S3cret\n").unwrap();
+                file.display().to_string()
+            },
+            pki.file("ca.pem")
+        ));
+        let out = doctor(repo.path(), &[("TEST_KAFKA_USER", "alice")]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert_eq!(
+            line(&all, "kafka"),
+            format!("FAIL kafka: Kafka at 127.0.0.1:{port}: authentication failed for user `alice` (SASL {mechanism}): the broker says unknown-user"),
+        );
+        assert!(!all.contains("scram-S3cret"), "{all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.lines().count() <= 3, "{stderr}");
+    }
 }

@@ -451,3 +451,58 @@ pub fn line<'a>(out: &'a str, target: &str) -> &'a str {
         .find(|l| l.len() > 5 && l[5..].starts_with(target))
         .unwrap_or_else(|| panic!("no line for {target} in:\n{out}"))
 }
+
+/// A tansu broker of the test's own that requires SCRAM authentication (`--authentication`):
+/// a real SCRAM exchange, refused (no user can be created on it, see the README). With a
+/// `pki`, behind stunnel too (`tls_port`, for SASL_SSL).
+pub struct ScramKafka {
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    pub tls_port: Option<u16>,
+    tansu: Child,
+    _proxy: Option<TlsProxy>,
+}
+
+impl ScramKafka {
+    pub fn start(pki: Option<&Pki>) -> ScramKafka {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let tls_port = pki.map(|_| free_port());
+        let tansu = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--cluster-id",
+                "paver-scram",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{}", tls_port.unwrap_or(port)),
+                "--storage-engine",
+                "memory://tansu/",
+                "--authentication",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "tansu", String::new);
+        let proxy = pki
+            .zip(tls_port)
+            .map(|(pki, tls)| TlsProxy::start(pki, tls, port, false));
+        ScramKafka {
+            _dir: dir,
+            port,
+            tls_port,
+            tansu,
+            _proxy: proxy,
+        }
+    }
+}
+
+impl Drop for ScramKafka {
+    fn drop(&mut self) {
+        let _ = self.tansu.kill();
+        let _ = self.tansu.wait();
+    }
+}
