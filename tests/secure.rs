@@ -5,9 +5,10 @@
 //! platform applied and ingested through them; and every command and endpoint run with
 //! known secret values, whose outputs and state file are searched for them.
 //!
-//! SASL is tested against the broker only as far as tansu goes: it offers no PLAIN, and
-//! its SCRAM users cannot be created on a fresh broker (see the README, "Connecting to your
-//! servers"); the SASL settings librdkafka gets are checked in `providers::kafka::client`.
+//! SASL is tested against the broker as far as tansu goes: a SCRAM exchange with a tansu
+//! that requires it, refused (its SCRAM users cannot be created on a fresh broker, and it
+//! offers no PLAIN; see the README, "Connecting to your servers"); the SASL settings
+//! librdkafka gets are checked in `providers::kafka::client`.
 
 #[path = "secure/clickhouse.rs"]
 mod clickhouse;
