@@ -1,6 +1,8 @@
 //! The scaffolding of paver's end-to-end suites: the binaries under test, the test servers'
 //! addresses, real git commits, platform repos, process output.
 
+pub mod secured;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
