@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use paver_lint::yaml::Node;
-
+use crate::config::Config;
 use crate::desired::desired;
 use crate::executor::{self, Outcome};
 use crate::plan::{self, Plan};
@@ -27,6 +26,8 @@ pub struct Options {
     pub inventory: Option<Vec<String>>,
     /// The live pipeline versions, as that running reconciler reports them (`/live`).
     pub live: Option<Vec<crate::model::IngestSpec>>,
+    /// What the command line sets over paver.yaml and the environment.
+    pub flags: crate::config::Flags,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -49,6 +50,12 @@ pub enum ReconcileError {
     },
     #[error("{0}")]
     Target(String),
+    #[error("paver.yaml: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    ClickHouse(#[from] crate::providers::clickhouse::ConnectError),
+    #[error(transparent)]
+    Kafka(#[from] crate::providers::kafka::KafkaOpenError),
     #[error("the active revision {sha} cannot be read from the repository, so the released versions cannot be checked (was the branch force-pushed, or the commit pruned?): {source}")]
     ActiveUnreadable {
         sha: String,
@@ -80,6 +87,8 @@ pub struct Planned {
     pub sha: String,
     pub plan: Plan,
     pub targets: Targets,
+    /// The revision's resolved configuration.
+    pub config: Config,
 }
 
 /// Read a revision: a folder as it is, or a commit of a git remote (the branch fetched
@@ -145,96 +154,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ReconcileError::Target(format!("a background task failed: {e}")))
 }
 
-/// A ClickHouse target as paver.yaml names it: `(url, cluster)`.
-type ClickHouseTarget = (Option<String>, Option<String>);
-
-/// The ClickHouse target of the ClickHouseClusters a revision's pipelines write into:
-/// `targets.clusters.<name>.clickhouse` (`url`, `cluster`) where paver.yaml has one, else
-/// the default target. `(url, cluster)`; `None` where the default applies. paver applies
-/// a revision to one ClickHouse target: clusters that name different ones are an error.
-pub fn clickhouse_target(
-    settings: Option<&Node>,
-    used: &std::collections::BTreeSet<String>,
-) -> Result<ClickHouseTarget, ReconcileError> {
-    let text = |node: Option<&Node>, key: &str| {
-        node.and_then(|n| n.get(key))
-            .and_then(Node::as_str)
-            .map(str::to_string)
-    };
-    let default = settings.and_then(|s| s.path(&["targets", "clickhouse"]));
-    let default_target = (None, text(default, "cluster"));
-    let mut chosen: Option<(String, ClickHouseTarget)> = None;
-    for name in used {
-        let own = settings.and_then(|s| s.path(&["targets", "clusters", name, "clickhouse"]));
-        let target = match own {
-            Some(own) => (
-                text(Some(own), "url"),
-                text(Some(own), "cluster").or_else(|| default_target.1.clone()),
-            ),
-            None => default_target.clone(),
-        };
-        match &chosen {
-            Some((first, t)) if *t != target => {
-                return Err(ReconcileError::Target(format!(
-                    "the ClickHouseClusters `{first}` and `{name}` name different ClickHouse targets in paver.yaml (targets.clusters.<name>.clickhouse), but paver applies a revision to one ClickHouse target\n  help: give their pipelines one cluster, or run one paver (with its own repo) per ClickHouse target"
-                )))
-            }
-            Some(_) => {}
-            None => chosen = Some((name.clone(), target)),
-        }
-    }
-    Ok(chosen.map(|(_, t)| t).unwrap_or(default_target))
-}
-
-/// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
-/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`;
-/// a ClickHouseCluster's own ClickHouse target (`url`, `cluster`) wins for its pipelines.
-async fn connect(
-    settings: Option<&Node>,
-    used_clusters: &std::collections::BTreeSet<String>,
-) -> Result<Targets, ReconcileError> {
-    let from_file = |path: &[&str]| {
-        settings
-            .and_then(|s| s.path(path))
-            .and_then(Node::as_str)
-            .map(str::to_string)
-    };
-    let (own_url, cluster) = clickhouse_target(settings, used_clusters)?;
-    let url = own_url
-        .or_else(|| std::env::var("PAVER_CLICKHOUSE_URL").ok())
-        .or_else(|| from_file(&["targets", "clickhouse", "url"]))
-        .unwrap_or_else(|| "http://127.0.0.1:8123".to_string());
-    let user = std::env::var("PAVER_CLICKHOUSE_USER")
-        .ok()
-        .or_else(|| from_file(&["targets", "clickhouse", "user"]));
-    let password = match from_file(&["targets", "clickhouse", "passwordEnv"]) {
-        Some(var) => std::env::var(var).ok(),
-        None => std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok(),
-    }
-    .or_else(|| {
-        from_file(&["targets", "clickhouse", "passwordFile"])
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|p| p.trim().to_string())
-    });
-    let brokers = std::env::var("PAVER_KAFKA_BROKERS")
-        .ok()
-        .or_else(|| from_file(&["targets", "kafka", "brokers"]))
-        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-    let clickhouse = ClickHouse::connect(&url, user.as_deref(), password.as_deref())
-        .await
-        .map_err(ReconcileError::Target)?
-        .on_cluster(cluster);
+/// Connect to the targets of a resolved configuration.
+pub async fn connect(config: &Config) -> Result<Targets, ReconcileError> {
+    let env = &crate::config::process_env;
+    let connections = &config.connections;
+    let clickhouse = ClickHouse::open(&connections.clickhouse, env).await?;
+    // On a cluster: its nodes, read once (and an unknown cluster is an error here).
     clickhouse.nodes().await.map_err(ReconcileError::Target)?;
-    let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
-    let schema_registry = std::env::var("PAVER_SCHEMA_REGISTRY_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| from_file(&["targets", "schemaRegistry", "url"]));
+    let kafka = Kafka::open(&connections.kafka, env)?;
     Ok(Targets {
         kafka,
         clickhouse,
         kube: None,
-        schema_registry,
+        connections: connections.clone(),
     })
 }
 
@@ -245,8 +177,8 @@ struct Prepared {
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
-    /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
-    report_drift_only: bool,
+    /// The revision's resolved configuration.
+    config: Config,
     /// The Kubernetes objects the revision renders, when a Kubernetes target is configured.
     kube_objects: Option<Vec<serde_json::Value>>,
 }
@@ -276,22 +208,23 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             report: text,
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
-    // The ClickHouseClusters the revision's pipelines write into.
+    let mut config = Config::resolve(
+        &report.workspace,
+        &crate::config::process_env,
+        &options.flags,
+    )?;
+    // The ClickHouse target of the ClickHouseClusters the revision's pipelines write into
+    // (the workers get it too, with the connections).
     let used_clusters: std::collections::BTreeSet<String> = report
         .workspace
         .active_specs(paver_lint::layout::Kind::DataPipeline)
         .filter_map(|(_, root)| root.path(&["spec", "sink", "cluster"]))
-        .filter_map(Node::as_str)
+        .filter_map(paver_lint::yaml::Node::as_str)
         .map(str::to_string)
         .collect();
-    let mut targets = connect(settings, &used_clusters).await?;
-    let kube_objects = match crate::kube::connect(&report.workspace, settings)
+    config.connections.clickhouse = config.clickhouse_for(&used_clusters)?;
+    let mut targets = connect(&config).await?;
+    let kube_objects = match crate::kube::connect(&report.workspace, config.kubernetes.as_ref())
         .await
         .map_err(ReconcileError::Target)?
     {
@@ -304,17 +237,13 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     desired.cluster = targets.clickhouse.cluster.clone();
-    let report_drift_only = settings
-        .and_then(|s| s.path(&["reconcile", "drift"]))
-        .and_then(Node::as_str)
-        == Some("report");
     Ok(Prepared {
         inventory: options.inventory.clone(),
         live: options.live.clone(),
         sha,
         desired,
         targets,
-        report_drift_only,
+        config,
         kube_objects,
     })
 }
@@ -368,6 +297,7 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         sha: prepared.sha,
         plan,
         targets: prepared.targets,
+        config: prepared.config,
     })
 }
 
@@ -417,7 +347,7 @@ pub async fn apply(
             }
         }
     }
-    let report_drift_only = prepared.report_drift_only;
+    let report_drift_only = prepared.config.reconcile.drift == crate::config::Drift::Report;
     let planned = plan_prepared(prepared, store).await?;
     // Nothing to do for the revision that is already active: no new record (the run loop
     // reconciles every poll interval). With `drift: report`, steps for the active revision
@@ -467,12 +397,7 @@ pub fn render_revision(
             report: paver_lint::output::human::render(&report, false),
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
+    let settings = crate::config::settings_node(&report.workspace);
     let target = Target::for_render(settings, namespace)
         .map_err(|e| ReconcileError::Target(e.to_string()))?;
     Ok((revision.sha, render::render(&report.workspace, &target)))
