@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod kube;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod providers;

@@ -234,6 +234,7 @@ impl Target {
             state: self.state.clone(),
             inventory: None,
             live: None,
+            notifier: None,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Options {
     pub inventory: Option<Vec<String>>,
     /// The live pipeline versions, as that running reconciler reports them (`/live`).
     pub live: Option<Vec<crate::model::IngestSpec>>,
+    /// `paver run`'s notifications (revision outcomes, commit statuses, alerts); `None`
+    /// for the one-shot commands.
+    pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -61,6 +64,8 @@ pub enum ReconcileError {
     Apply(#[from] executor::ApplyError),
     #[error(transparent)]
     Fingerprint(#[from] plan::FingerprintError),
+    #[error(transparent)]
+    Notifications(#[from] crate::notify::NotifyConfigError),
     #[error("revision {sha} is held: its last attempt failed ({}) and trying it again as it is cannot help: {error}. Push a new revision, or `paver retry {sha}`", .kind.as_str())]
     Held {
         sha: String,
@@ -216,6 +221,24 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         ))
     })
     .await??;
+    let settings = report
+        .workspace
+        .files
+        .iter()
+        .find(|f| f.path == "paver.yaml")
+        .and_then(|f| f.root.as_ref());
+    if let Some(notifier) = &options.notifier {
+        // A revision that lints clean configures the notifications; a refused one only
+        // when none is known yet (its outcome must still reach someone).
+        match crate::notify::config_of(settings) {
+            Ok(config) if report.errors() == 0 || notifier.config().is_none() => {
+                notifier.configure(config, crate::notify::rules(&report.workspace))
+            }
+            Ok(_) => {}
+            Err(e) if report.errors() == 0 => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
     if report.errors() > 0 {
         let text = paver_lint::output::human::render(&report, false);
         // Recorded once per revision: a poll loop does not fill the history with it.
@@ -228,12 +251,6 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             report: text,
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
     let mut targets = connect(settings).await?;
     let kube_objects = match crate::kube::connect(&report.workspace, settings)
         .await
@@ -337,6 +354,32 @@ pub async fn apply(
     retry: Retry,
     leadership: &impl executor::Leadership,
 ) -> Result<(Planned, Outcome), ReconcileError> {
+    let result = apply_notified(options, store, retry, leadership).await;
+    if let (Some(notifier), Err(e)) = (&options.notifier, &result) {
+        use crate::notify::payload::RevisionEvent;
+        match e {
+            ReconcileError::Refused { sha, errors, .. } => notifier.revision(
+                sha,
+                RevisionEvent::Refused,
+                Some(&format!("{errors} lint errors")),
+                None,
+            ),
+            ReconcileError::Blocked { sha, .. } => {
+                notifier.revision(sha, RevisionEvent::Refused, Some(&e.to_string()), None)
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// [`apply`], with the revision's start and outcome queued for the notifications.
+async fn apply_notified(
+    options: &Options,
+    store: &Store,
+    retry: Retry,
+    leadership: &impl executor::Leadership,
+) -> Result<(Planned, Outcome), ReconcileError> {
     let prepared = prepare(options, store).await?;
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
@@ -384,7 +427,24 @@ pub async fn apply(
             return Ok((planned, outcome));
         }
     }
+    let summary = crate::notify::payload::PlanSummary::of(&planned.plan);
+    if let Some(notifier) = &options.notifier {
+        use crate::notify::payload::RevisionEvent;
+        notifier.revision(&planned.sha, RevisionEvent::Started, None, Some(&summary));
+    }
     let outcome = executor::apply(store, &planned.plan, &planned.targets, leadership).await?;
+    if let Some(notifier) = &options.notifier {
+        use crate::notify::payload::RevisionEvent;
+        let event = match outcome.status {
+            RevisionStatus::Applied => Some(RevisionEvent::Applied),
+            RevisionStatus::RolledBack => Some(RevisionEvent::RolledBack),
+            RevisionStatus::Refused => Some(RevisionEvent::Refused),
+            RevisionStatus::Applying => None,
+        };
+        if let Some(event) = event {
+            notifier.revision(&planned.sha, event, outcome.error.as_deref(), Some(&summary));
+        }
+    }
     Ok((planned, outcome))
 }
 

@@ -47,13 +47,20 @@ struct Metrics {
 /// `elector` (leader election), only the leader reconciles; a replica that becomes the
 /// leader reconciles at once, and the lease is released after the last reconcile.
 pub async fn run(
-    options: Options,
+    mut options: Options,
     listen: SocketAddr,
     poll: Duration,
     secret: Option<Vec<u8>>,
     ingest: bool,
     elector: Option<crate::kube::lease::Elector>,
 ) -> Result<(), String> {
+    // Notifications: queued by the reconciles and the alert evaluator, sent by a task of
+    // their own.
+    let notifier = Arc::new(crate::notify::Notifier::new(
+        options.state.clone(),
+        format!("http://{listen}/status"),
+    ));
+    options.notifier = Some(notifier.clone());
     let shared = Arc::new(Shared {
         options,
         secret,
@@ -95,6 +102,11 @@ pub async fn run(
             move || leadership.as_ref().is_none_or(|l| l.is_leader()),
         ))
     });
+    let delivery = tokio::spawn(crate::notify::deliver::run(
+        notifier.clone(),
+        stop_rx.clone(),
+    ));
+    let alerts = tokio::spawn(crate::notify::alerts::run(notifier, stop_rx.clone()));
     let mut stop = stop_rx;
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -151,6 +163,8 @@ pub async fn run(
     if let Some(workers) = workers {
         let _ = workers.await;
     }
+    let _ = delivery.await;
+    let _ = alerts.await;
     let _ = server.await;
     Ok(())
 }
