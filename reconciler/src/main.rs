@@ -581,6 +581,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Status { state, .. } => {
             let store = Store::open(&state)?;
+            let notifications = paver::notify::snapshot(&state)?;
             let status = serde_json::json!({
                 "active": store.active()?,
                 "last": store.history(1)?.into_iter().next(),
@@ -591,6 +592,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     Some(last) => paver::server::failure_of(&store.attempts_of(&last.sha)?),
                     None => None,
                 },
+                "alerts": notifications.firing,
+                "notifications": notifications,
             });
             println!(
                 "{}",

@@ -106,7 +106,12 @@ pub async fn run(
         notifier.clone(),
         stop_rx.clone(),
     ));
-    let alerts = tokio::spawn(crate::notify::alerts::run(notifier, stop_rx.clone()));
+    let leadership = shared.leadership.clone();
+    let alerts = tokio::spawn(crate::notify::alerts::run(
+        notifier,
+        stop_rx.clone(),
+        move || leadership.as_ref().is_none_or(|l| l.is_leader()),
+    ));
     let mut stop = stop_rx;
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -380,6 +385,15 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let state = shared.options.state.clone();
+    let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let notifications = match notifications {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
     match read_store(path, |s| {
         Ok((
             s.active()?,
@@ -406,6 +420,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "pipelines": pipelines,
             "lastError": last_error,
             "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
+            "alerts": notifications.firing,
+            "notifications": notifications,
         }))
         .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
@@ -478,7 +494,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             Ok(found) => (1, found),
             Err(_) => (0, (None, Vec::new())),
         };
+    let state = shared.options.state.clone();
+    let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     let mut out = String::new();
+    if let Ok(n) = &notifications {
+        out.push_str(&crate::notify::metrics(n));
+    }
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
@@ -558,7 +582,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         &'static str,
         fn(&crate::store::PipelineStatus) -> Option<f64>,
     );
-    let families: [Family; 5] = [
+    let families: [Family; 6] = [
+        (
+            "paver_pipeline_failing",
+            "gauge",
+            "1 while the pipeline's worker reports an error (inserts retried, a version that cannot start).",
+            |p| Some(if p.last_error.is_some() { 1.0 } else { 0.0 }),
+        ),
         (
             "paver_pipeline_live_version",
             "gauge",

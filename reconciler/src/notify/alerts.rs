@@ -235,15 +235,20 @@ fn notification(
     }
 }
 
-/// Evaluate every second until `stop`.
-pub async fn run(notifier: Arc<Notifier>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Evaluate every second until `stop`, while `leading` (with leader election, only the
+/// leader evaluates: one notification per transition).
+pub async fn run(
+    notifier: Arc<Notifier>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    leading: impl Fn() -> bool + Send + 'static,
+) {
     let memory = Arc::new(std::sync::Mutex::new(Memory::default()));
     let mut said: Option<String> = None;
     loop {
         if *stop.borrow() {
             return;
         }
-        if let Some(config) = notifier.config() {
+        if let Some(config) = notifier.config().filter(|_| leading()) {
             let rules = notifier.rules();
             let link = notifier.link(&config);
             let path = notifier.state.clone();

@@ -73,6 +73,8 @@ fn client() -> Result<HttpsClient, DeliveryError> {
 /// One request: the URL, its headers and its JSON body.
 pub struct Request {
     pub url: String,
+    /// The URL as errors may print it (a Slack webhook URL is a secret).
+    pub shown: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
 }
@@ -82,7 +84,7 @@ async fn post(client: &HttpsClient, request: Request, timeout: Duration) -> Resu
     let uri: hyper::Uri = request
         .url
         .parse()
-        .map_err(|_| DeliveryError::BadUrl(redact(&request.url)))?;
+        .map_err(|_| DeliveryError::BadUrl(request.shown.clone()))?;
     let mut builder = hyper::Request::post(uri)
         .header("content-type", "application/json")
         .header("user-agent", "paver");
@@ -91,8 +93,8 @@ async fn post(client: &HttpsClient, request: Request, timeout: Duration) -> Resu
     }
     let req = builder
         .body(Full::new(Bytes::from(request.body)))
-        .map_err(|_| DeliveryError::BadUrl(redact(&request.url)))?;
-    let url = redact(&request.url);
+        .map_err(|_| DeliveryError::BadUrl(request.shown.clone()))?;
+    let url = request.shown.clone();
     let exchange = async {
         let answer = client
             .request(req)
@@ -154,6 +156,7 @@ pub fn request(config: &NotificationsConfig, pending: &Pending) -> Result<Reques
             }
             Ok(Request {
                 url: url.clone(),
+                shown: redact(url),
                 headers,
                 body: pending.body.clone(),
             })
@@ -164,12 +167,14 @@ pub fn request(config: &NotificationsConfig, pending: &Pending) -> Result<Reques
                 .as_ref()
                 .ok_or_else(|| DeliveryError::Unconfigured("GitHub".into()))?;
             let token = github.token()?;
+            let url = format!(
+                "{}/repos/{}/statuses/{sha}",
+                github.api_url(),
+                github.repository
+            );
             Ok(Request {
-                url: format!(
-                    "{}/repos/{}/statuses/{sha}",
-                    github.api_url(),
-                    github.repository
-                ),
+                shown: url.clone(),
+                url,
                 headers: vec![
                     ("accept", "application/vnd.github+json".to_string()),
                     ("authorization", format!("Bearer {}", token.expose())),
@@ -185,12 +190,14 @@ pub fn request(config: &NotificationsConfig, pending: &Pending) -> Result<Reques
                 .ok_or_else(|| DeliveryError::Unconfigured(format!("slack://#{channel}")))?;
             Ok(Request {
                 url: slack.webhook_url(channel)?.expose().to_string(),
+                shown: format!("slack://#{channel}"),
                 headers: Vec::new(),
                 body: pending.body.clone(),
             })
         }
         Target::Http { url } => Ok(Request {
             url: url.clone(),
+            shown: redact(url),
             headers: vec![("x-paver-event", "alert".to_string())],
             body: pending.body.clone(),
         }),

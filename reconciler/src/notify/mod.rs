@@ -177,3 +177,51 @@ impl Notifier {
 pub fn config_of(settings: Option<&Node>) -> Result<NotificationsConfig, NotifyConfigError> {
     NotificationsConfig::from_settings(settings)
 }
+
+/// The alerts that fire and the outbox's counts, as `paver status`, `/status` and
+/// `/metrics` show them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub firing: Vec<outbox::FiringAlert>,
+    pub queued: i64,
+    pub delivered: i64,
+    pub given_up: i64,
+    pub waiting: i64,
+}
+
+/// Read the snapshot from the state store.
+pub fn snapshot(state: &std::path::Path) -> Result<Snapshot, crate::store::StoreError> {
+    let outbox = Outbox::open(state)?;
+    let (queued, delivered, given_up, waiting) = outbox.counts()?;
+    Ok(Snapshot {
+        firing: outbox.firing()?,
+        queued,
+        delivered,
+        given_up,
+        waiting,
+    })
+}
+
+/// The Prometheus text of a snapshot: `paver_alert_firing` per firing alert, and the
+/// outbox's counts.
+pub fn metrics(n: &Snapshot) -> String {
+    let mut out = String::from(
+        "# HELP paver_alert_firing 1 per pipeline alert that fires (onFailure, onBacklog).\n# TYPE paver_alert_firing gauge\n",
+    );
+    for a in &n.firing {
+        out.push_str(&format!(
+            "paver_alert_firing{{pipeline=\"{}\",alert=\"{}\",owner=\"{}\"}} 1\n",
+            a.pipeline, a.alert, a.owner
+        ));
+    }
+    for (name, kind, help, value) in [
+        ("paver_notifications_queued_total", "counter", "Notifications queued.", n.queued),
+        ("paver_notifications_delivered_total", "counter", "Notifications delivered.", n.delivered),
+        ("paver_notifications_given_up_total", "counter", "Notifications given up after a day of failed attempts.", n.given_up),
+        ("paver_notifications_waiting", "gauge", "Notifications not delivered yet.", n.waiting),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    out
+}
