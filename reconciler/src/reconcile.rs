@@ -442,7 +442,12 @@ async fn apply_notified(
             RevisionStatus::Applying => None,
         };
         if let Some(event) = event {
-            notifier.revision(&planned.sha, event, outcome.error.as_deref(), Some(&summary));
+            notifier.revision(
+                &planned.sha,
+                event,
+                outcome.error.as_deref(),
+                Some(&summary),
+            );
         }
     }
     Ok((planned, outcome))

@@ -24,7 +24,11 @@ pub struct PipelineAlerting {
 /// The pipelines of a workspace that sink into `cluster` and have an `alerting` block.
 pub fn pipelines_of(ws: &Workspace, cluster: &str) -> Vec<PipelineAlerting> {
     ws.active_specs(Kind::DataPipeline)
-        .filter(|(_, root)| root.path(&["spec", "sink", "cluster"]).and_then(Node::as_str) == Some(cluster))
+        .filter(|(_, root)| {
+            root.path(&["spec", "sink", "cluster"])
+                .and_then(Node::as_str)
+                == Some(cluster)
+        })
         .filter(|(_, root)| root.path(&["spec", "alerting"]).is_some())
         .filter_map(|(file, root)| {
             let (_, name, _) = file.spec()?;
@@ -56,9 +60,7 @@ pub fn render(
     }
     let mut rules = Vec::new();
     for p in pipelines {
-        let labels = |severity: &str| {
-            json!({"severity": severity, "paver_cluster": cluster.name, "pipeline": p.name, "owner": p.owner})
-        };
+        let labels = |severity: &str| json!({"severity": severity, "paver_cluster": cluster.name, "pipeline": p.name, "owner": p.owner});
         rules.push(json!({
             "alert": "PaverPipelineFailing",
             "expr": format!("max(paver_pipeline_failing{{pipeline=\"{}\"}}) == 1", p.name),

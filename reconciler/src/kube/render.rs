@@ -56,7 +56,9 @@ pub fn render(ws: &Workspace, target: &Target) -> Vec<Value> {
         let cluster = Cluster::read(name, version, &file.path, root);
         out.extend(render_cluster(&cluster, target));
         let pipelines = super::pipeline_alerts::pipelines_of(ws, name);
-        out.extend(super::pipeline_alerts::render(&cluster, target, &pipelines, &alerts));
+        out.extend(super::pipeline_alerts::render(
+            &cluster, target, &pipelines, &alerts,
+        ));
     }
     out
 }

@@ -118,7 +118,13 @@ pub fn evaluate(
             checks.push((
                 ON_FAILURE,
                 config.alerts.failure_for_seconds,
-                failing(status, &workers, samples, config.alerts.dead_letter_ratio, now),
+                failing(
+                    status,
+                    &workers,
+                    samples,
+                    config.alerts.dead_letter_ratio,
+                    now,
+                ),
             ));
         }
         if let Some(threshold) = rule.on_backlog {
@@ -143,12 +149,19 @@ pub fn evaluate(
                             reason,
                             starts_at: crate::policy::format_ms(since as u64),
                         };
-                        eprintln!(
-                            "paver: alert {alert} of {name} fires: {}",
-                            started.reason
+                        eprintln!("paver: alert {alert} of {name} fires: {}", started.reason);
+                        let note = notification(
+                            config,
+                            &receiver,
+                            &started,
+                            AlertStatus::Firing,
+                            None,
+                            link,
                         );
-                        let note = notification(config, &receiver, &started, AlertStatus::Firing, None, link);
-                        outbox.fire(&started, note.as_ref().map(|(k, t, b)| (k.as_str(), t, b.as_str())))?;
+                        outbox.fire(
+                            &started,
+                            note.as_ref().map(|(k, t, b)| (k.as_str(), t, b.as_str())),
+                        )?;
                         memory.pending.remove(&key);
                     }
                 }
@@ -184,7 +197,14 @@ fn resolve(
 ) -> Result<(), StoreError> {
     eprintln!("paver: alert {} of {} resolved", was.alert, was.pipeline);
     let ends_at = crate::policy::format_ms(now as u64);
-    let note = notification(config, receiver, was, AlertStatus::Resolved, Some(&ends_at), link);
+    let note = notification(
+        config,
+        receiver,
+        was,
+        AlertStatus::Resolved,
+        Some(&ends_at),
+        link,
+    );
     outbox.resolve(
         &was.pipeline,
         &was.alert,
@@ -257,7 +277,15 @@ pub async fn run(
                 let store = Store::open(&path)?;
                 let mut outbox = Outbox::open(&path)?;
                 let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-                evaluate(&store, &mut outbox, &config, &rules, &link, &mut memory, now_ms())
+                evaluate(
+                    &store,
+                    &mut outbox,
+                    &config,
+                    &rules,
+                    &link,
+                    &mut memory,
+                    now_ms(),
+                )
             })
             .await;
             let error = match round {
@@ -305,20 +333,40 @@ mod tests {
     fn failure_conditions() {
         let now = 1_000_000;
         let quiet = VecDeque::new();
-        assert_eq!(failing(Some(&status(None, None)), &[worker(now)], &quiet, 0.5, now), None);
-        assert!(failing(Some(&status(Some("refused"), None)), &[worker(now)], &quiet, 0.5, now)
-            .unwrap()
-            .contains("refused"));
-        assert!(failing(Some(&status(None, None)), &[worker(now - 60_000)], &quiet, 0.5, now)
-            .unwrap()
-            .contains("60 s old"));
+        assert_eq!(
+            failing(Some(&status(None, None)), &[worker(now)], &quiet, 0.5, now),
+            None
+        );
+        assert!(failing(
+            Some(&status(Some("refused"), None)),
+            &[worker(now)],
+            &quiet,
+            0.5,
+            now
+        )
+        .unwrap()
+        .contains("refused"));
+        assert!(failing(
+            Some(&status(None, None)),
+            &[worker(now - 60_000)],
+            &quiet,
+            0.5,
+            now
+        )
+        .unwrap()
+        .contains("60 s old"));
         assert!(failing(None, &[], &quiet, 0.5, now).is_some());
         let rate: VecDeque<_> = [(now - 30_000, 100, 0), (now, 200, 60)].into();
-        assert!(failing(Some(&status(None, None)), &[worker(now)], &rate, 0.5, now)
-            .unwrap()
-            .contains("60 of 100"));
+        assert!(
+            failing(Some(&status(None, None)), &[worker(now)], &rate, 0.5, now)
+                .unwrap()
+                .contains("60 of 100")
+        );
         let low: VecDeque<_> = [(now - 30_000, 100, 0), (now, 200, 10)].into();
-        assert_eq!(failing(Some(&status(None, None)), &[worker(now)], &low, 0.5, now), None);
+        assert_eq!(
+            failing(Some(&status(None, None)), &[worker(now)], &low, 0.5, now),
+            None
+        );
     }
 
     #[test]
@@ -379,10 +427,18 @@ mod tests {
         round(&mut outbox, t0 + 31_000, Some("ClickHouse is down"), 500);
         let firing = outbox.firing().unwrap();
         assert_eq!(firing.len(), 1);
-        assert_eq!((firing[0].alert.as_str(), firing[0].version), (ON_FAILURE, 2));
+        assert_eq!(
+            (firing[0].alert.as_str(), firing[0].version),
+            (ON_FAILURE, 2)
+        );
         round(&mut outbox, t0 + 60_000, None, 500);
         assert_eq!(
-            outbox.firing().unwrap().iter().map(|a| a.alert.as_str()).collect::<Vec<_>>(),
+            outbox
+                .firing()
+                .unwrap()
+                .iter()
+                .map(|a| a.alert.as_str())
+                .collect::<Vec<_>>(),
             [ON_BACKLOG]
         );
         round(&mut outbox, t0 + 61_000, None, 5);
@@ -391,7 +447,15 @@ mod tests {
             .all()
             .unwrap()
             .iter()
-            .map(|n| n["key"].as_str().unwrap().rsplit(' ').next().unwrap().to_string())
+            .map(|n| {
+                n["key"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(keys, ["firing", "resolved", "firing", "resolved"]);
     }

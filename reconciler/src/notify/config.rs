@@ -238,9 +238,13 @@ impl Receiver {
 
 impl NotificationsConfig {
     /// The `notifications` block of paver.yaml's document (absent: nothing is sent).
-    pub fn from_settings(settings: Option<&Node>) -> Result<NotificationsConfig, NotifyConfigError> {
+    pub fn from_settings(
+        settings: Option<&Node>,
+    ) -> Result<NotificationsConfig, NotifyConfigError> {
         match settings.and_then(|s| s.get("notifications")) {
-            Some(node) => serde_json::from_value(node.to_json()).map_err(NotifyConfigError::Invalid),
+            Some(node) => {
+                serde_json::from_value(node.to_json()).map_err(NotifyConfigError::Invalid)
+            }
             None => Ok(NotificationsConfig::default()),
         }
     }
@@ -289,7 +293,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.webhooks[0].secret_env.as_deref(), Some("S"));
-        assert_eq!(config.github.as_ref().unwrap().api_url(), "https://api.github.com");
+        assert_eq!(
+            config.github.as_ref().unwrap().api_url(),
+            "https://api.github.com"
+        );
         assert_eq!(
             config.route(None, "team-a").unwrap().unwrap(),
             Receiver::Slack("data-alerts".into())

@@ -80,7 +80,11 @@ pub struct Request {
 }
 
 /// POST a request; any 2xx is delivered.
-async fn post(client: &HttpsClient, request: Request, timeout: Duration) -> Result<(), DeliveryError> {
+async fn post(
+    client: &HttpsClient,
+    request: Request,
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
     let uri: hyper::Uri = request
         .url
         .parse()
@@ -106,7 +110,10 @@ async fn post(client: &HttpsClient, request: Request, timeout: Duration) -> Resu
         let status = answer.status().as_u16();
         // The body is read (and bounded) so that the connection can be reused.
         let body = match answer.into_body().collect().await {
-            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).chars().take(200).collect(),
+            Ok(b) => String::from_utf8_lossy(&b.to_bytes())
+                .chars()
+                .take(200)
+                .collect(),
             Err(e) => format!("(the body could not be read: {e})"),
         };
         if (200..300).contains(&status) {
@@ -233,7 +240,9 @@ pub async fn run(notifier: Arc<Notifier>, mut stop: tokio::sync::watch::Receiver
                         }
                         let client = match &client {
                             Ok(c) => Ok(c.clone()),
-                            Err(e) => Err(DeliveryError::Roots(std::io::Error::other(e.to_string()))),
+                            Err(e) => {
+                                Err(DeliveryError::Roots(std::io::Error::other(e.to_string())))
+                            }
                         };
                         tokio::spawn(send(
                             notifier.clone(),
@@ -270,7 +279,13 @@ async fn send(
     pending: Pending,
     in_flight: Arc<Mutex<BTreeSet<i64>>>,
 ) {
-    let result = match (client, request(&config, &pending)) {
+    // The outbox row's id: a receiver that got a request but answered too late gets it
+    // again, and can tell.
+    let request = request(&config, &pending).map(|mut r| {
+        r.headers.push(("x-paver-delivery", pending.id.to_string()));
+        r
+    });
+    let result = match (client, request) {
         (Ok(client), Ok(request)) => post(&client, request, config.timeout()).await,
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
@@ -294,8 +309,14 @@ async fn send(
     .await;
     match recorded {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("paver: notification {}: recording the attempt: {e}", pending.key),
-        Err(e) => eprintln!("paver: notification {}: recording the attempt: {e}", pending.key),
+        Ok(Err(e)) => eprintln!(
+            "paver: notification {}: recording the attempt: {e}",
+            pending.key
+        ),
+        Err(e) => eprintln!(
+            "paver: notification {}: recording the attempt: {e}",
+            pending.key
+        ),
     }
     in_flight
         .lock()

@@ -216,12 +216,34 @@ pub fn metrics(n: &Snapshot) -> String {
         ));
     }
     for (name, kind, help, value) in [
-        ("paver_notifications_queued_total", "counter", "Notifications queued.", n.queued),
-        ("paver_notifications_delivered_total", "counter", "Notifications delivered.", n.delivered),
-        ("paver_notifications_given_up_total", "counter", "Notifications given up after a day of failed attempts.", n.given_up),
-        ("paver_notifications_waiting", "gauge", "Notifications not delivered yet.", n.waiting),
+        (
+            "paver_notifications_queued_total",
+            "counter",
+            "Notifications queued.",
+            n.queued,
+        ),
+        (
+            "paver_notifications_delivered_total",
+            "counter",
+            "Notifications delivered.",
+            n.delivered,
+        ),
+        (
+            "paver_notifications_given_up_total",
+            "counter",
+            "Notifications given up after a day of failed attempts.",
+            n.given_up,
+        ),
+        (
+            "paver_notifications_waiting",
+            "gauge",
+            "Notifications not delivered yet.",
+            n.waiting,
+        ),
     ] {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
     }
     out
 }

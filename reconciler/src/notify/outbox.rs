@@ -298,8 +298,12 @@ mod tests {
     fn a_key_is_queued_once_and_a_lane_delivers_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("paver.db");
-        let hook = Target::Webhook { url: "http://a".into() };
-        let other = Target::Http { url: "http://b".into() };
+        let hook = Target::Webhook {
+            url: "http://a".into(),
+        };
+        let other = Target::Http {
+            url: "http://b".into(),
+        };
         {
             let outbox = Outbox::open(&path).unwrap();
             assert!(outbox.enqueue("r1 applied", &hook, "{1}").unwrap());
@@ -314,7 +318,9 @@ mod tests {
             due.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
             ["r1 applied", "alert"]
         );
-        outbox.failed(due[0].id, "refused", now_ms() + 60_000).unwrap();
+        outbox
+            .failed(due[0].id, "refused", now_ms() + 60_000)
+            .unwrap();
         assert_eq!(
             outbox
                 .due(now_ms(), 10)

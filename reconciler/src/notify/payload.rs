@@ -67,7 +67,12 @@ impl PlanSummary {
 
 /// The body of `POST /repos/{owner}/{repo}/statuses/{sha}`: `state`, `target_url`,
 /// `description` (GitHub keeps 140 characters), `context`.
-pub fn github_status(event: RevisionEvent, error: Option<&str>, steps: Option<usize>, link: &str) -> Value {
+pub fn github_status(
+    event: RevisionEvent,
+    error: Option<&str>,
+    steps: Option<usize>,
+    link: &str,
+) -> Value {
     let (state, description) = match event {
         RevisionEvent::Started => ("pending", "paver is applying this revision".to_string()),
         RevisionEvent::Applied => (
@@ -77,16 +82,16 @@ pub fn github_status(event: RevisionEvent, error: Option<&str>, steps: Option<us
                 None => "applied".to_string(),
             },
         ),
-        RevisionEvent::Refused => ("failure", format!("refused: {}", error.unwrap_or("see paver"))),
+        RevisionEvent::Refused => (
+            "failure",
+            format!("refused: {}", error.unwrap_or("see paver")),
+        ),
         RevisionEvent::RolledBack => (
             "failure",
             format!("rolled back: {}", error.unwrap_or("see paver")),
         ),
     };
-    let one_line: String = description
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let one_line: String = description.split_whitespace().collect::<Vec<_>>().join(" ");
     let short: String = if one_line.chars().count() > 140 {
         one_line.chars().take(139).chain(['…']).collect()
     } else {
@@ -147,7 +152,13 @@ pub fn slack_alert(
     let text = match status {
         AlertStatus::Firing => format!(
             ":red_circle: *FIRING* `{}` v{} ({}) — {}: {}\nsince {} · <{}|status>",
-            alert.pipeline, alert.version, alert.owner, alert.alert, alert.reason, alert.starts_at, link
+            alert.pipeline,
+            alert.version,
+            alert.owner,
+            alert.alert,
+            alert.reason,
+            alert.starts_at,
+            link
         ),
         AlertStatus::Resolved => format!(
             ":large_green_circle: *RESOLVED* `{}` v{} ({}) — {}: {}\nfrom {} to {} · <{}|status>",
@@ -183,14 +194,27 @@ mod tests {
     fn signatures_verify_like_github_webhooks() {
         let body = br#"{"revision":"abc"}"#;
         let header = signature(b"s3cret", body);
-        assert!(crate::server::signature_valid(b"s3cret", body, Some(&header)));
-        assert!(!crate::server::signature_valid(b"other", body, Some(&header)));
+        assert!(crate::server::signature_valid(
+            b"s3cret",
+            body,
+            Some(&header)
+        ));
+        assert!(!crate::server::signature_valid(
+            b"other",
+            body,
+            Some(&header)
+        ));
     }
 
     #[test]
     fn a_commit_status_is_one_short_line() {
         let long = "x ".repeat(200);
-        let status = github_status(RevisionEvent::RolledBack, Some(&long), None, "http://p/status");
+        let status = github_status(
+            RevisionEvent::RolledBack,
+            Some(&long),
+            None,
+            "http://p/status",
+        );
         assert_eq!(status["state"], "failure");
         assert_eq!(status["context"], "paver/deploy");
         assert_eq!(status["description"].as_str().unwrap().chars().count(), 140);
