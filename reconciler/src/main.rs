@@ -37,6 +37,13 @@ enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "markdown", "json"])]
         format: String,
     },
+    /// Check the connections of a revision: print its configuration (secrets redacted),
+    /// then one line per target: reachable, authenticated, TLS verified, server version, or
+    /// exactly what is wrong. Exit 0 all fine, 1 a target is not, 2 could not run.
+    Doctor {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Apply a revision as one transaction: every step or none.
     Apply {
         #[command(flatten)]
@@ -55,13 +62,18 @@ enum Command {
         /// Where the HTTP endpoints listen.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Seconds between reconciles when no webhook arrives.
-        #[arg(long, default_value_t = 30)]
-        poll_seconds: u64,
+        /// Seconds between reconciles when no webhook arrives, over paver.yaml's
+        /// `reconcile.pollInterval` (default 30 s).
+        #[arg(long)]
+        poll_seconds: Option<u64>,
         /// The environment variable holding the webhook's HMAC secret (GitHub's
         /// X-Hub-Signature-256); without it, /webhook is off and polling alone finds commits.
         #[arg(long, value_name = "VAR", default_value = "PAVER_WEBHOOK_SECRET")]
         webhook_secret_env: String,
+        /// A file holding the webhook's HMAC secret (a mounted Kubernetes Secret), instead
+        /// of the environment variable.
+        #[arg(long, value_name = "FILE")]
+        webhook_secret_file: Option<PathBuf>,
         /// Where the live pipelines are ingested: `embedded` (workers inside this process)
         /// or `external` (none here: run `paver ingest --pipeline <name>` processes).
         #[arg(long, default_value = "embedded", value_parser = ["embedded", "external"])]
@@ -235,12 +247,14 @@ impl Target {
             inventory: None,
             live: None,
             notifier: None,
+            flags: Default::default(),
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    paver::logging::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -413,27 +427,32 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             listen,
             poll_seconds,
             webhook_secret_env,
+            webhook_secret_file,
             ingest,
             election,
         } => {
             let elector = election.elector().await?;
-            let secret = std::env::var(&webhook_secret_env)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes);
-            if secret.is_none() {
-                eprintln!("paver: ${webhook_secret_env} is not set: /webhook is off, polling every {poll_seconds}s");
-            }
-            paver::server::run(
-                target.options(),
-                listen,
-                std::time::Duration::from_secs(poll_seconds.max(1)),
-                secret,
-                ingest == "embedded",
-                elector,
-            )
-            .await
-            .map_err(Failure::Other)?;
+            let source = match webhook_secret_file {
+                Some(file) => paver::config::SecretSource::File(file),
+                None => paver::config::SecretSource::Env(webhook_secret_env),
+            };
+            let secret = match source.read("the webhook secret", &paver::config::process_env) {
+                Ok(secret) => Some(secret.expose().as_bytes().to_vec()),
+                Err(e @ paver::config::ConfigError::FileUnreadable { .. }) => {
+                    return Err(Failure::Other(e.to_string()))
+                }
+                Err(_) => {
+                    eprintln!(
+                        "paver: {source} is not set: /webhook is off, polling alone finds commits"
+                    );
+                    None
+                }
+            };
+            let mut options = target.options();
+            options.flags.poll_interval = poll_seconds.map(std::time::Duration::from_secs);
+            paver::server::run(options, listen, secret, ingest == "embedded", elector)
+                .await
+                .map_err(Failure::Other)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest {
@@ -463,6 +482,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 .map_err(|e| Failure::Other(e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor { target } => Ok(ExitCode::from(
+            paver::doctor::run(&target.options(), &mut std::io::stdout()).await as u8,
+        )),
         Command::Render { target, namespace } => {
             let (_, objects) = reconcile::render_revision(&target.options(), namespace)?;
             print!("{}", paver::kube::yaml::documents(&objects));

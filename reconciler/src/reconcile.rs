@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use paver_lint::yaml::Node;
-
+use crate::config::Config;
 use crate::desired::desired;
 use crate::executor::{self, Outcome};
 use crate::plan::{self, Plan};
@@ -30,6 +29,8 @@ pub struct Options {
     /// `paver run`'s notifications (revision outcomes, commit statuses, alerts); `None`
     /// for the one-shot commands.
     pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
+    /// What the command line sets over paver.yaml and the environment.
+    pub flags: crate::config::Flags,
 }
 
 /// Why a reconcile did not get to a plan.
@@ -52,6 +53,12 @@ pub enum ReconcileError {
     },
     #[error("{0}")]
     Target(String),
+    #[error("paver.yaml: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    ClickHouse(#[from] crate::providers::clickhouse::ConnectError),
+    #[error(transparent)]
+    Kafka(#[from] crate::providers::kafka::KafkaOpenError),
     #[error("the active revision {sha} cannot be read from the repository, so the released versions cannot be checked (was the branch force-pushed, or the commit pruned?): {source}")]
     ActiveUnreadable {
         sha: String,
@@ -64,8 +71,6 @@ pub enum ReconcileError {
     Apply(#[from] executor::ApplyError),
     #[error(transparent)]
     Fingerprint(#[from] plan::FingerprintError),
-    #[error(transparent)]
-    Notifications(#[from] crate::notify::NotifyConfigError),
     #[error("revision {sha} is held: its last attempt failed ({}) and trying it again as it is cannot help: {error}. Push a new revision, or `paver retry {sha}`", .kind.as_str())]
     Held {
         sha: String,
@@ -85,6 +90,8 @@ pub struct Planned {
     pub sha: String,
     pub plan: Plan,
     pub targets: Targets,
+    /// The revision's resolved configuration.
+    pub config: Config,
 }
 
 /// Read a revision: a folder as it is, or a commit of a git remote (the branch fetched
@@ -150,48 +157,17 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ReconcileError::Target(format!("a background task failed: {e}")))
 }
 
-/// Targets from the environment (`PAVER_CLICKHOUSE_URL`, `PAVER_KAFKA_BROKERS`, and the
-/// ClickHouse password in `PAVER_CLICKHOUSE_PASSWORD`), else from `paver.yaml`'s `targets`.
-async fn connect(settings: Option<&Node>) -> Result<Targets, ReconcileError> {
-    let from_file = |path: &[&str]| {
-        settings
-            .and_then(|s| s.path(path))
-            .and_then(Node::as_str)
-            .map(str::to_string)
-    };
-    let url = std::env::var("PAVER_CLICKHOUSE_URL")
-        .ok()
-        .or_else(|| from_file(&["targets", "clickhouse", "url"]))
-        .unwrap_or_else(|| "http://127.0.0.1:8123".to_string());
-    let user = std::env::var("PAVER_CLICKHOUSE_USER")
-        .ok()
-        .or_else(|| from_file(&["targets", "clickhouse", "user"]));
-    let password = match from_file(&["targets", "clickhouse", "passwordEnv"]) {
-        Some(var) => std::env::var(var).ok(),
-        None => std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok(),
-    }
-    .or_else(|| {
-        from_file(&["targets", "clickhouse", "passwordFile"])
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|p| p.trim().to_string())
-    });
-    let brokers = std::env::var("PAVER_KAFKA_BROKERS")
-        .ok()
-        .or_else(|| from_file(&["targets", "kafka", "brokers"]))
-        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-    let clickhouse = ClickHouse::connect(&url, user.as_deref(), password.as_deref())
-        .await
-        .map_err(ReconcileError::Target)?;
-    let kafka = Kafka::connect(&brokers).map_err(ReconcileError::Target)?;
-    let schema_registry = std::env::var("PAVER_SCHEMA_REGISTRY_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| from_file(&["targets", "schemaRegistry", "url"]));
+/// Connect to the targets of a resolved configuration.
+pub async fn connect(config: &Config) -> Result<Targets, ReconcileError> {
+    let env = &crate::config::process_env;
+    let connections = &config.connections;
+    let clickhouse = ClickHouse::open(&connections.clickhouse, env).await?;
+    let kafka = Kafka::open(&connections.kafka, env)?;
     Ok(Targets {
         kafka,
         clickhouse,
         kube: None,
-        schema_registry,
+        connections: connections.clone(),
     })
 }
 
@@ -202,8 +178,8 @@ struct Prepared {
     sha: String,
     desired: crate::plan::Desired,
     targets: Targets,
-    /// `reconcile.drift: report` in paver.yaml: drift is reported, not repaired.
-    report_drift_only: bool,
+    /// The revision's resolved configuration.
+    config: Config,
     /// The Kubernetes objects the revision renders, when a Kubernetes target is configured.
     kube_objects: Option<Vec<serde_json::Value>>,
 }
@@ -221,22 +197,12 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         ))
     })
     .await??;
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
-    if let Some(notifier) = &options.notifier {
-        // A revision that lints clean configures the notifications; a refused one only
-        // when none is known yet (its outcome must still reach someone).
-        match crate::notify::config_of(settings) {
-            Ok(config) if report.errors() == 0 || notifier.config().is_none() => {
-                notifier.configure(config, crate::notify::rules(&report.workspace))
-            }
-            Ok(_) => {}
-            Err(e) if report.errors() == 0 => return Err(e.into()),
-            Err(_) => {}
+    if let Some(notifier) = options.notifier.as_ref().filter(|n| n.config().is_none()) {
+        let settings = crate::config::settings_node(&report.workspace);
+        // A refused revision's outcome must still reach someone: before any revision
+        // configured the notifications, this one's block does, if it reads.
+        if let (true, Ok(config)) = (report.errors() > 0, crate::notify::config_of(settings)) {
+            notifier.configure(config, crate::notify::rules(&report.workspace));
         }
     }
     if report.errors() > 0 {
@@ -251,8 +217,19 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             report: text,
         });
     }
-    let mut targets = connect(settings).await?;
-    let kube_objects = match crate::kube::connect(&report.workspace, settings)
+    let config = Config::resolve(
+        &report.workspace,
+        &crate::config::process_env,
+        &options.flags,
+    )?;
+    if let Some(notifier) = &options.notifier {
+        notifier.configure(
+            config.notifications.clone(),
+            crate::notify::rules(&report.workspace),
+        );
+    }
+    let mut targets = connect(&config).await?;
+    let kube_objects = match crate::kube::connect(&report.workspace, config.kubernetes.as_ref())
         .await
         .map_err(ReconcileError::Target)?
     {
@@ -264,17 +241,13 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     };
     let mut desired = desired(&report.workspace);
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
-    let report_drift_only = settings
-        .and_then(|s| s.path(&["reconcile", "drift"]))
-        .and_then(Node::as_str)
-        == Some("report");
     Ok(Prepared {
         inventory: options.inventory.clone(),
         live: options.live.clone(),
         sha,
         desired,
         targets,
-        report_drift_only,
+        config,
         kube_objects,
     })
 }
@@ -328,6 +301,7 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
         sha: prepared.sha,
         plan,
         targets: prepared.targets,
+        config: prepared.config,
     })
 }
 
@@ -403,7 +377,7 @@ async fn apply_notified(
             }
         }
     }
-    let report_drift_only = prepared.report_drift_only;
+    let report_drift_only = prepared.config.reconcile.drift == crate::config::Drift::Report;
     let planned = plan_prepared(prepared, store).await?;
     // Nothing to do for the revision that is already active: no new record (the run loop
     // reconciles every poll interval). With `drift: report`, steps for the active revision
@@ -475,12 +449,7 @@ pub fn render_revision(
             report: paver_lint::output::human::render(&report, false),
         });
     }
-    let settings = report
-        .workspace
-        .files
-        .iter()
-        .find(|f| f.path == "paver.yaml")
-        .and_then(|f| f.root.as_ref());
+    let settings = crate::config::settings_node(&report.workspace);
     let target = Target::for_render(settings, namespace)
         .map_err(|e| ReconcileError::Target(e.to_string()))?;
     Ok((revision.sha, render::render(&report.workspace, &target)))

@@ -23,6 +23,9 @@ use crate::store::Store;
 /// What the loop and the endpoints share.
 struct Shared {
     options: Options,
+    /// The poll interval of the last revision reconciled (its `reconcile.pollInterval`,
+    /// or `--poll-seconds`).
+    poll: Mutex<Duration>,
     secret: Option<Vec<u8>>,
     wake: Notify,
     metrics: Metrics,
@@ -42,14 +45,14 @@ struct Metrics {
     webhooks_rejected: AtomicU64,
 }
 
-/// Run until SIGINT or SIGTERM: reconcile now, then every `poll` or when a webhook says
+/// Run until SIGINT or SIGTERM: reconcile now, then every poll interval (`--poll-seconds`,
+/// else the revision's `reconcile.pollInterval`, else 30 s) or when a webhook says
 /// the branch moved. A reconcile in progress finishes before the process exits. With an
 /// `elector` (leader election), only the leader reconciles; a replica that becomes the
 /// leader reconciles at once, and the lease is released after the last reconcile.
 pub async fn run(
     mut options: Options,
     listen: SocketAddr,
-    poll: Duration,
     secret: Option<Vec<u8>>,
     ingest: bool,
     elector: Option<crate::kube::lease::Elector>,
@@ -61,8 +64,13 @@ pub async fn run(
         format!("http://{listen}/status"),
     ));
     options.notifier = Some(notifier.clone());
+    let poll = options
+        .flags
+        .poll_interval
+        .unwrap_or(crate::config::DEFAULT_POLL_INTERVAL);
     let shared = Arc::new(Shared {
         options,
+        poll: Mutex::new(poll),
         secret,
         wake: Notify::new(),
         metrics: Metrics::default(),
@@ -151,7 +159,7 @@ pub async fn run(
             reconcile_once(&shared).await;
         }
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(shared.poll_interval()) => {}
             _ = shared.wake.notified() => {}
             _ = stop.changed() => break,
         }
@@ -223,6 +231,12 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+impl Shared {
+    fn poll_interval(&self) -> Duration {
+        *self.poll.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Whether this replica may still apply (checked before every step of a revision).
 struct Leading<'a>(&'a Option<crate::kube::lease::Leadership>);
 
@@ -260,6 +274,14 @@ async fn reconcile_once(shared: &Shared) {
     m.duration_ms_total.fetch_add(elapsed, Ordering::Relaxed);
     let error = match result {
         Ok((planned, outcome)) => {
+            let poll = planned.config.reconcile.poll_interval;
+            let before = std::mem::replace(
+                &mut *shared.poll.lock().unwrap_or_else(|e| e.into_inner()),
+                poll,
+            );
+            if before != poll {
+                eprintln!("paver: polling every {poll:?}");
+            }
             m.steps.fetch_add(outcome.applied as u64, Ordering::Relaxed);
             if outcome.applied > 0 || outcome.error.is_some() {
                 eprintln!(

@@ -466,7 +466,9 @@ impl Store {
             out.push(LiveRecord {
                 spec: serde_json::from_str(&spec)
                     .map_err(|e| StoreError::Recovery(format!("a live pipeline record: {e}")))?,
-                endpoints: serde_json::from_str(&endpoints)?,
+                endpoints: crate::model::Endpoints::from_recorded(&endpoints).map_err(|e| {
+                    StoreError::Recovery(format!("a live pipeline's connections: {e}"))
+                })?,
                 activated_at,
             });
         }

@@ -2,6 +2,7 @@
 //! addresses, real git commits, platform repos, process output.
 
 pub mod receiver;
+pub mod secured;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::sync::OnceLock;
 /// process.
 ///
 /// `CARGO_BIN_EXE_<name>` only exists for a package's own binaries, and these suites live in
-/// a package of their own. So the first call runs `cargo build -p paver -p paver-lint --bins`
+/// a package of their own. So the first call runs `cargo build` of the workspace's binaries
 /// (the cargo that runs the tests, in the same profile) and reads the executables' paths from
 /// its JSON messages, as escargot does: they are right wherever the target and build
 /// directories are. Later calls reuse the paths. `cargo test` has released its lock by the
@@ -65,12 +66,16 @@ fn build_bins() -> BTreeMap<String, PathBuf> {
     let out = build
         .args(["build", "--manifest-path"])
         .arg(&manifest)
+        // The fast tier's selection (`cargo test --workspace --exclude paver-e2e
+        // --all-targets`), so that the binaries are built with the same features as
+        // everything else and are fresh already in CI: `-p paver --bins` alone leaves out
+        // the dev-dependencies, resolves tokio's features otherwise and rebuilds half the
+        // tree.
         .args([
-            "-p",
-            "paver",
-            "-p",
-            "paver-lint",
-            "--bins",
+            "--workspace",
+            "--exclude",
+            "paver-e2e",
+            "--all-targets",
             "--profile",
             profile,
         ])
@@ -89,7 +94,13 @@ fn build_bins() -> BTreeMap<String, PathBuf> {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if message["reason"] != "compiler-artifact" {
+        // The executables themselves, not the test harnesses of the same targets.
+        if message["reason"] != "compiler-artifact"
+            || message["profile"]["test"] != false
+            || !message["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        {
             continue;
         }
         if let (Some(name), Some(exe)) = (

@@ -50,15 +50,14 @@ impl Default for Retry {
     }
 }
 
-/// A producer for dead letters; `delivery` bounds each attempt (librdkafka's
+/// A producer for dead letters, from the settings every Kafka client of the cluster starts
+/// from (security included); `delivery` bounds each attempt (librdkafka's
 /// `message.timeout.ms`).
 pub fn producer(
-    brokers: &str,
+    mut base: ClientConfig,
     delivery: Duration,
 ) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("message.timeout.ms", delivery.as_millis().to_string())
+    base.set("message.timeout.ms", delivery.as_millis().to_string())
         .create()
 }
 
@@ -180,9 +179,17 @@ mod tests {
         format!("127.0.0.1:{port}")
     }
 
+    fn base(brokers: &str) -> ClientConfig {
+        crate::providers::kafka::client_config(
+            &crate::model::connections::Kafka::plain(brokers),
+            &|_| None,
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn a_topic_that_never_takes_the_record_is_an_error_after_the_attempts() {
-        let producer = producer(&nowhere(), Duration::from_millis(300)).unwrap();
+        let producer = producer(base(&nowhere()), Duration::from_millis(300)).unwrap();
         let retry = Retry {
             attempts: 2,
             first_pause: Duration::from_millis(10),
@@ -200,7 +207,7 @@ mod tests {
     #[tokio::test]
     async fn a_shutdown_ends_the_wait_for_a_dead_letter() {
         // Each attempt would wait an hour: only the stop token ends it.
-        let producer = producer(&nowhere(), Duration::from_secs(3600)).unwrap();
+        let producer = producer(base(&nowhere()), Duration::from_secs(3600)).unwrap();
         let letters = DeadLetters::new(producer, &spec(), Retry::default());
         let (stopper, stop) = Stop::new();
         let sending = tokio::spawn(async move { letters.send(&dead(), &stop).await });

@@ -29,6 +29,12 @@ pub enum IngestError {
     Store(#[from] crate::store::StoreError),
     #[error("ClickHouse: {0}")]
     ClickHouse(String),
+    #[error(transparent)]
+    Connect(#[from] crate::providers::clickhouse::ConnectError),
+    #[error(transparent)]
+    KafkaOpen(#[from] crate::providers::kafka::KafkaOpenError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("Kafka: {0}")]
     Kafka(String),
     #[error("Kafka: {0}")]

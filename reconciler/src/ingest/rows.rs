@@ -641,7 +641,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_registry_that_cannot_answer_now_is_asked_again_not_remembered() {
-        use crate::ingest::registry::{lookup, RegistryError};
+        use crate::ingest::registry::{lookup, LookupError};
         let cols = [
             ("id", "Int64"),
             ("at", "DateTime64(3)"),
@@ -656,16 +656,13 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let down = lookup(
-            &format!("http://127.0.0.1:{port}"),
-            7,
-            std::time::Duration::from_secs(10),
+        let client = crate::registry::SchemaRegistry::new(
+            &crate::model::connections::Registry::plain(&format!("http://127.0.0.1:{port}")),
+            &|_| None,
         )
-        .await;
-        assert!(matches!(
-            down,
-            Err(RegistryError::Unavailable { id: 7, .. })
-        ));
+        .unwrap();
+        let down = lookup(&client, 7, std::time::Duration::from_secs(10)).await;
+        assert!(matches!(down, Err(LookupError::Unavailable { id: 7, .. })));
         let mut out = Vec::new();
         assert_eq!(d.row(&framed, 0, 0, &mut out), Err(RowError::UnknownId(7)));
         assert_eq!(d.unknown_id(&framed), Some(7), "asked again, not dead");

@@ -62,7 +62,8 @@ impl Sink<'_> {
         // One buffer for the batch and for its rows one by one (no copy).
         let rows = bytes::Bytes::from(batch.rows);
         if !batch.items.is_empty() {
-            match self.insert_retrying(rows.clone()).await? {
+            let covers = furthest(batch.items.iter().map(|i| (i.partition, i.offset)));
+            match self.insert_retrying(rows.clone(), &covers).await? {
                 Outcome::Inserted => self
                     .status
                     .update(|s| s.inserted += batch.items.len() as u64),
@@ -71,7 +72,11 @@ impl Sink<'_> {
                     // Some row is bad: insert them one by one, dead-letter the rejected
                     // ones at once (before a later row's offset reaches the ledger).
                     for item in batch.items {
-                        match self.insert_retrying(rows.slice(item.row.clone())).await? {
+                        let covers = furthest([(item.partition, item.offset)]);
+                        match self
+                            .insert_retrying(rows.slice(item.row.clone()), &covers)
+                            .await?
+                        {
                             Outcome::Inserted => self.status.update(|s| s.inserted += 1),
                             Outcome::Stopped => return Ok(Ingested::Abandoned),
                             Outcome::Rejected(reason) => {
@@ -108,12 +113,42 @@ impl Sink<'_> {
 
     /// Insert rows, retrying what may pass later with a growing pause; a rejection of the
     /// data itself is returned.
-    async fn insert_retrying(&self, rows: bytes::Bytes) -> Result<Outcome, IngestError> {
+    ///
+    /// A failed insert may still have been committed by the server (the answer was lost:
+    /// a connection reset, a timeout after the server wrote the block). So before trying
+    /// again, the ledger is asked: when it has `covers` (the furthest offset of these rows
+    /// in each partition), the rows are in, as the ledger is written by the same insert,
+    /// and inserting them again would duplicate them.
+    async fn insert_retrying(
+        &self,
+        rows: bytes::Bytes,
+        covers: &Offsets,
+    ) -> Result<Outcome, IngestError> {
         let spec = self.spec;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut failed = false;
         loop {
             if self.stop.is_stopped() {
                 return Ok(Outcome::Stopped);
+            }
+            if failed {
+                match ledger_offsets(self.ch, spec).await {
+                    Ok(have) if holds(&have, covers) => {
+                        eprintln!(
+                            "paver ingest {}: v{}: the failed insert had reached ClickHouse (the ledger has its offsets): not inserting it again",
+                            spec.pipeline, spec.version
+                        );
+                        return Ok(Outcome::Inserted);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.say_retrying(e.to_string());
+                        if !self.stop.sleep(backoff.pause()).await {
+                            return Ok(Outcome::Stopped);
+                        }
+                        continue;
+                    }
+                }
             }
             let reason = if !self.status.fresh(spec.version, FRESH) {
                 format!(
@@ -124,20 +159,28 @@ impl Sink<'_> {
                 match self.insert(rows.clone()).await {
                     Ok(()) => return Ok(Outcome::Inserted),
                     Err(InsertError::Data(reason)) => return Ok(Outcome::Rejected(reason)),
-                    Err(InsertError::Transient(reason)) => reason,
+                    Err(InsertError::Transient(reason)) => {
+                        failed = true;
+                        reason
+                    }
                 }
             };
-            let said = self.status.stats().last_error;
-            if said.as_deref() != Some(reason.as_str()) {
-                eprintln!(
-                    "paver ingest {}: v{}: insert failed, retrying: {reason}",
-                    spec.pipeline, spec.version
-                );
-                self.status.update(|s| s.last_error = Some(reason));
-            }
+            self.say_retrying(reason);
             if !self.stop.sleep(backoff.pause()).await {
                 return Ok(Outcome::Stopped);
             }
+        }
+    }
+
+    /// Says why an insert is tried again, once per reason (not at every attempt).
+    fn say_retrying(&self, reason: String) {
+        let said = self.status.stats().last_error;
+        if said.as_deref() != Some(reason.as_str()) {
+            eprintln!(
+                "paver ingest {}: v{}: insert failed, retrying: {reason}",
+                self.spec.pipeline, self.spec.version
+            );
+            self.status.update(|s| s.last_error = Some(reason));
         }
     }
 
@@ -153,6 +196,23 @@ impl Sink<'_> {
         }
         self.ch.insert_json_rows(&self.spec.staging, rows).await
     }
+}
+
+/// The furthest offset in each partition of these (partition, offset) pairs.
+fn furthest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
+    let mut out = Offsets::new();
+    for (partition, offset) in at {
+        let o = out.entry(partition).or_insert(offset);
+        *o = (*o).max(offset);
+    }
+    out
+}
+
+/// Whether the ledger's offsets reach every partition's offset of `covers`.
+fn holds(ledger: &Offsets, covers: &Offsets) -> bool {
+    covers
+        .iter()
+        .all(|(p, o)| ledger.get(p).is_some_and(|have| have >= o))
 }
 
 /// Wait until the version's views exist on its staging table (a Null table without them
@@ -237,4 +297,24 @@ pub async fn ledger_offsets(ch: &ClickHouse, spec: &IngestSpec) -> Result<Offset
         out.insert(partition, offset);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_furthest_offset_of_each_partition() {
+        let f = furthest([(0, 5), (1, 2), (0, 9), (0, 7)]);
+        assert_eq!(f, Offsets::from([(0, 9), (1, 2)]));
+    }
+
+    #[test]
+    fn a_batch_is_in_only_when_the_ledger_reaches_every_partition() {
+        let covers = Offsets::from([(0, 9), (1, 2)]);
+        assert!(holds(&Offsets::from([(0, 9), (1, 3)]), &covers));
+        assert!(!holds(&Offsets::from([(0, 8), (1, 3)]), &covers));
+        assert!(!holds(&Offsets::from([(0, 9)]), &covers));
+        assert!(holds(&Offsets::new(), &Offsets::new()));
+    }
 }

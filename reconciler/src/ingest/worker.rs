@@ -25,7 +25,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -44,6 +43,7 @@ use super::stop::Stop;
 use super::IngestError;
 use crate::providers::clickhouse::ClickHouse;
 use crate::providers::kafka::Kafka;
+use crate::registry::SchemaRegistry;
 
 pub use super::supervisor::{run, supervise};
 
@@ -92,48 +92,34 @@ impl Options {
     }
 }
 
-/// Environment overrides of the recorded endpoints, as for the reconciler.
-fn endpoints_now(recorded: &Endpoints) -> Endpoints {
-    Endpoints {
-        clickhouse_url: std::env::var("PAVER_CLICKHOUSE_URL")
-            .unwrap_or_else(|_| recorded.clickhouse_url.clone()),
-        clickhouse_user: std::env::var("PAVER_CLICKHOUSE_USER")
-            .ok()
-            .or_else(|| recorded.clickhouse_user.clone()),
-        kafka_brokers: std::env::var("PAVER_KAFKA_BROKERS")
-            .unwrap_or_else(|_| recorded.kafka_brokers.clone()),
-        schema_registry: std::env::var("PAVER_SCHEMA_REGISTRY_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .or_else(|| recorded.schema_registry.clone()),
-    }
-}
-
 /// The servers' clients of one version.
 struct Clients {
     ch: ClickHouse,
     consumer: Arc<StreamConsumer>,
     producer: FutureProducer,
     admin: Kafka,
+    registry: Option<SchemaRegistry>,
 }
 
-/// Every client a version needs, built in this one place (the ClickHouse password comes
-/// from `PAVER_CLICKHOUSE_PASSWORD`, as for the reconciler).
+/// Every client a version needs, built in this one place: from the connections recorded
+/// with the version, the environment over them (the reconciler's precedence, see
+/// [`crate::config`]); TLS, SASL and the secrets as they say, for every client alike.
 async fn clients(
     options: &Options,
     spec: &IngestSpec,
-    endpoints: &Endpoints,
+    recorded: &Endpoints,
 ) -> Result<Clients, IngestError> {
-    let password = std::env::var("PAVER_CLICKHOUSE_PASSWORD").ok();
-    let ch = ClickHouse::connect(
-        &endpoints.clickhouse_url,
-        endpoints.clickhouse_user.as_deref(),
-        password.as_deref(),
-    )
-    .await
-    .map_err(IngestError::ClickHouse)?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &endpoints.kafka_brokers)
+    let env = &crate::config::process_env;
+    let endpoints = recorded.clone().with_env(env);
+    let ch = ClickHouse::open(&endpoints.clickhouse, env).await?;
+    let admin = Kafka::open(&endpoints.kafka, env)?;
+    let registry = endpoints
+        .schema_registry
+        .as_ref()
+        .map(|r| SchemaRegistry::new(r, env))
+        .transpose()?;
+    let consumer: StreamConsumer = admin
+        .base_config()
         .set("group.id", &spec.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -153,13 +139,13 @@ async fn clients(
         .set("max.partition.fetch.bytes", "1048576")
         .set("session.timeout.ms", "6000")
         .create()?;
-    let producer = dead_letter::producer(&endpoints.kafka_brokers, Duration::from_secs(30))?;
-    let admin = Kafka::connect(&endpoints.kafka_brokers).map_err(IngestError::Kafka)?;
+    let producer = dead_letter::producer(admin.base_config(), Duration::from_secs(30))?;
     Ok(Clients {
         ch,
         consumer: Arc::new(consumer),
         producer,
         admin,
+        registry,
     })
 }
 
@@ -172,15 +158,15 @@ pub(crate) async fn run_version(
     status: &Status,
     stop: &Stop,
 ) -> Result<(), IngestError> {
-    let endpoints = endpoints_now(recorded);
     let Clients {
         ch,
         consumer,
         producer,
         admin,
-    } = clients(options, spec, &endpoints).await?;
+        registry,
+    } = clients(options, spec, recorded).await?;
     let mut decoder = Decoder::new(spec, |t| ch.adapt_type(t)).map_err(IngestError::Schemas)?;
-    decoder.registry = endpoints.schema_registry.is_some();
+    decoder.registry = registry.is_some();
     if !sink::wait_for_views(&ch, spec, stop).await? {
         return Ok(());
     }
@@ -251,7 +237,7 @@ pub(crate) async fn run_version(
     let consume = tokio::spawn(consume_loop(
         consumer.clone(),
         decoder,
-        endpoints.schema_registry.clone(),
+        registry,
         options.clone(),
         tx,
         consuming,
@@ -471,7 +457,7 @@ async fn commit(consumer: &Arc<StreamConsumer>, topic: &str, next: &Offsets) {
 async fn consume_loop(
     consumer: Arc<StreamConsumer>,
     mut decoder: Decoder,
-    registry_url: Option<String>,
+    registry: Option<SchemaRegistry>,
     options: Options,
     tx: mpsc::Sender<Batch>,
     stop: Stop,
@@ -489,9 +475,9 @@ async fn consume_loop(
         };
         match received {
             Some(Ok(m)) => {
-                if let (Some(payload), Some(url)) = (m.payload(), &registry_url) {
+                if let (Some(payload), Some(client)) = (m.payload(), &registry) {
                     if let Some(id) = decoder.unknown_id(payload) {
-                        match registry::resolve(url, id, &stop).await {
+                        match registry::resolve(client, id, &stop).await {
                             Ok(answer) => decoder.learn(id, answer),
                             Err(_) => return,
                         }

@@ -114,19 +114,6 @@ pub enum TargetError {
 }
 
 impl Target {
-    /// The Kubernetes target of a revision: from paver.yaml's `targets`, overridden by
-    /// `PAVER_KUBERNETES_CONTEXT` and `PAVER_KUBERNETES_NAMESPACE`. `Ok(None)` when neither
-    /// configures one: Kubernetes is then left alone.
-    pub fn from_settings(settings: Option<&Node>) -> Result<Option<Target>, TargetError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Target::resolve(
-            settings,
-            env("PAVER_KUBERNETES_CONTEXT"),
-            env("PAVER_KUBERNETES_NAMESPACE"),
-            false,
-        )
-    }
-
     /// The target for rendering alone (`paver render`): always one, with the defaults where
     /// paver.yaml says nothing. `namespace` overrides the default namespace.
     pub fn for_render(
@@ -142,7 +129,10 @@ impl Target {
         )
     }
 
-    fn resolve(
+    /// The target from paver.yaml's settings, the environment's context and namespace over
+    /// it (see [`crate::config`]); `always`: one even when nothing configures it. `Ok(None)`
+    /// when nothing configures one: Kubernetes is then left alone.
+    pub(crate) fn resolve(
         settings: Option<&Node>,
         context: Option<String>,
         namespace: Option<String>,
@@ -150,7 +140,18 @@ impl Target {
     ) -> Result<Option<Target>, TargetError> {
         let targets = settings.and_then(|s| s.get("targets"));
         let kubernetes = targets.and_then(|t| t.get("kubernetes"));
-        if kubernetes.is_none() && context.is_none() && namespace.is_none() && !always {
+        let per_cluster = targets
+            .and_then(|t| t.get("clusters"))
+            .map(Node::as_map)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.value.get("kubernetes").is_some());
+        if kubernetes.is_none()
+            && !per_cluster
+            && context.is_none()
+            && namespace.is_none()
+            && !always
+        {
             return Ok(None);
         }
         let context = context.or_else(|| {
@@ -195,17 +196,18 @@ impl Target {
     }
 }
 
-/// With a Kubernetes target configured (paver.yaml or the environment): connect, and
-/// render the revision's objects. `Ok(None)` without one: nothing Kubernetes happens.
+/// With a Kubernetes target configured (paver.yaml or the environment, resolved by
+/// [`crate::config`]): connect, and render the revision's objects. `Ok(None)` without one:
+/// nothing Kubernetes happens.
 pub async fn connect(
     ws: &paver_lint::workspace::Workspace,
-    settings: Option<&Node>,
+    target: Option<&Target>,
 ) -> Result<Option<(provider::Kube, Vec<serde_json::Value>)>, String> {
-    let Some(target) = Target::from_settings(settings).map_err(|e| e.to_string())? else {
+    let Some(target) = target else {
         return Ok(None);
     };
     let kube = provider::Kube::connect(target.context.as_deref()).await?;
-    Ok(Some((kube, render::render(ws, &target))))
+    Ok(Some((kube, render::render(ws, target))))
 }
 
 #[cfg(test)]

@@ -34,14 +34,6 @@ pub struct IngestSpec {
     pub writers: Vec<(u32, String)>,
 }
 
-/// Where a worker finds the servers, recorded with the live version (no secrets: the
-/// ClickHouse password comes from the environment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Endpoints {
-    pub clickhouse_url: String,
-    pub clickhouse_user: Option<String>,
-    pub kafka_brokers: String,
-    /// The Schema Registry (`targets.schemaRegistry.url`), for the Confluent wire format.
-    #[serde(default)]
-    pub schema_registry: Option<String>,
-}
+/// Where a worker finds the servers and how it connects, recorded with the live version
+/// (no secrets: only where they are read from).
+pub type Endpoints = super::connections::Connections;

@@ -2,6 +2,7 @@
 //! names and ids of the resources paver manages. A leaf: it imports no other module of the
 //! crate, so the planner, the providers, the executor and the workers can all use it.
 
+pub mod connections;
 pub mod ingest;
 pub mod kube;
 mod names;

@@ -388,7 +388,11 @@ mod tests {
             "ledger": {"database": "db", "name": "l"}, "columns": [], "reader": "{}", "writers": []
         }))
         .unwrap();
-        store.set_live(&spec, &Default::default()).unwrap();
+        let endpoints = crate::model::Endpoints::from_recorded(
+            r#"{"clickhouse_url": "http://ch:8123", "kafka_brokers": "k:9092"}"#,
+        )
+        .unwrap();
+        store.set_live(&spec, &endpoints).unwrap();
         let config: NotificationsConfig = serde_json::from_value(serde_json::json!({
             "routes": {"team": "http://127.0.0.1:9/alerts"},
             "alerts": {"failureForSeconds": 30, "backlogForSeconds": 60}

@@ -12,18 +12,18 @@ use paver_lint::yaml::Node;
 use serde::Deserialize;
 
 /// Why the `notifications` block, or a secret it names, cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyConfigError {
+    /// What serde said of the block (kept as text: the error is cloned with the config's).
     #[error("paver.yaml: notifications: {0}")]
-    Invalid(#[source] serde_json::Error),
+    Invalid(String),
     #[error("{field}: the environment variable {var} is not set")]
     EnvMissing { field: String, var: String },
-    #[error("{field}: cannot read {path}: {source}")]
+    #[error("{field}: cannot read {path}: {reason}")]
     File {
         field: String,
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: String,
     },
     #[error("{field}: names neither an environment variable nor a file")]
     NoSource { field: String },
@@ -160,10 +160,10 @@ fn read_secret(
     if let Some(path) = file {
         return std::fs::read_to_string(path)
             .map(|v| Secret(v.trim().to_string()))
-            .map_err(|source| NotifyConfigError::File {
+            .map_err(|e| NotifyConfigError::File {
                 field: field.to_string(),
                 path: path.to_string(),
-                source,
+                reason: e.to_string(),
             });
     }
     Err(NotifyConfigError::NoSource {
@@ -242,9 +242,8 @@ impl NotificationsConfig {
         settings: Option<&Node>,
     ) -> Result<NotificationsConfig, NotifyConfigError> {
         match settings.and_then(|s| s.get("notifications")) {
-            Some(node) => {
-                serde_json::from_value(node.to_json()).map_err(NotifyConfigError::Invalid)
-            }
+            Some(node) => serde_json::from_value(node.to_json())
+                .map_err(|e| NotifyConfigError::Invalid(e.to_string())),
             None => Ok(NotificationsConfig::default()),
         }
     }

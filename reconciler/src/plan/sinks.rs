@@ -155,8 +155,19 @@ pub(super) fn plan_sink(
             original: original.clone(),
             others: others.clone(),
         };
-        // What the switch adds to the older tables, for its undo.
+        // What the switch adds to the older tables, for its undo: first to the Merge table
+        // it replaces (its new columns go before the physical tables' do, as a Merge reads
+        // a column only if every table has it), then to the physical tables.
         let mut added = Vec::new();
+        if original.is_none() {
+            if let Some(merge) = observed.tables.get(table) {
+                for c in &want.columns {
+                    if !merge.columns.iter().any(|(n, _)| *n == c.name) {
+                        added.push((table.clone(), c.name.clone()));
+                    }
+                }
+            }
+        }
         let older: Vec<(&TableName, TableName)> = match &original {
             Some(_) => vec![(table, table.clone())],
             None => others.iter().map(|t| (t, t.clone())).collect(),

@@ -2,11 +2,16 @@
 //! queries, and runs the ClickHouse actions of a plan. It talks HTTP with the official
 //! `clickhouse` crate and detects the server's version, using what it offers: old servers
 //! (18.16, on the test machines) have no `Bool`, `Date32`, `DateTime64`, `Map` or
-//! `LowCardinality` and no TTL, so their nearest equivalents are used.
+//! `LowCardinality` and no TTL, so their nearest equivalents are used. How it connects
+//! (TLS, credentials, what a failed first query means) is in `connect`.
+
+mod connect;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
+
+pub use connect::{address, ConnectError};
 
 use crate::error::ProviderError;
 use crate::plan::{ClickHouseAction, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
@@ -89,45 +94,6 @@ pub fn literal(text: &str) -> String {
 }
 
 impl ClickHouse {
-    /// Connect and read the server's version.
-    pub async fn connect(
-        url: &str,
-        user: Option<&str>,
-        password: Option<&str>,
-    ) -> Result<ClickHouse, String> {
-        let mut client = clickhouse::Client::default()
-            .with_url(url)
-            .with_validation(false);
-        if let Some(user) = user {
-            client = client.with_user(user);
-        }
-        if let Some(password) = password {
-            client = client.with_password(password);
-        }
-        let mut ch = ClickHouse {
-            client,
-            queries: Default::default(),
-            version: (0, 0),
-            version_text: String::new(),
-            url: url.to_string(),
-            user: user.map(str::to_string),
-            insert_settings: std::sync::OnceLock::new(),
-        };
-        let rows = ch
-            .rows("SELECT version() AS v")
-            .await
-            .map_err(|e| format!("ClickHouse at {url}: {e}"))?;
-        let text = rows
-            .first()
-            .and_then(|r| r.first())
-            .cloned()
-            .unwrap_or_default();
-        let mut parts = text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        ch.version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        ch.version_text = text;
-        Ok(ch)
-    }
-
     /// Run a query and return ClickHouse's JSONCompact answer (one round trip).
     async fn json(&self, sql: &str) -> Result<Json, String> {
         self.count();
@@ -145,7 +111,10 @@ impl ClickHouse {
     /// Run a query and return its rows as text.
     pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
         let doc = self.json(sql).await?;
-        let rows = doc["data"].as_array().cloned().unwrap_or_default();
+        let rows = doc["data"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("unexpected answer (no `data`) to `{sql}`"))?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -675,7 +644,12 @@ impl ClickHouse {
             physicals.push(table.clone());
         }
         physicals.push(create.clone());
-        let mut union: Vec<(String, String)> = Vec::new();
+        // The Merge table being replaced keeps its columns' order (`SELECT *` stays the
+        // same); the new table's columns, then the older tables', follow.
+        let mut union: Vec<(String, String)> = match original {
+            None => self.columns_of(table).await?,
+            Some(_) => Vec::new(),
+        };
         for p in physicals.iter().rev() {
             for (n, t) in self.columns_of(p).await? {
                 if !union.iter().any(|(u, _)| *u == n) {

@@ -1,7 +1,10 @@
 //! The Kafka provider: observes topics (partitions, replication, the topic's own config
 //! overrides) in two requests, and runs the Kafka actions of a plan with librdkafka's admin
 //! API. Config changes use IncrementalAlterConfigs (the legacy AlterConfigs replaces a
-//! topic's whole config, and some Kafka-protocol brokers do not have it).
+//! topic's whole config, and some Kafka-protocol brokers do not have it). Every client
+//! starts from [`client_config`] (security included).
+
+mod client;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
@@ -12,9 +15,10 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
+
+pub use client::{client_config, Context, KafkaOpenError};
 
 use crate::error::ProviderError;
 use crate::plan::{KafkaAction, Topic};
@@ -32,7 +36,11 @@ fn kafka_error(e: rdkafka::error::KafkaError, what: impl std::fmt::Display) -> P
 /// blocking threads (`spawn_blocking`), so that the provider works on any runtime, a
 /// current-thread one included.
 pub struct Kafka {
-    admin: Arc<AdminClient<DefaultClientContext>>,
+    admin: Arc<AdminClient<Context>>,
+    /// A consumer that joins no group, for metadata: polled, it says why brokers failed.
+    probe: Arc<rdkafka::consumer::BaseConsumer<Context>>,
+    /// The connection settings (security included) every other client here starts from.
+    base: ClientConfig,
     pub brokers: String,
     /// Admin and metadata requests sent, for the "requests per reconcile" count.
     pub requests: std::sync::atomic::AtomicU64,
@@ -41,18 +49,59 @@ pub struct Kafka {
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Kafka {
-    /// Connect to `brokers` (`host:port,host:port`).
-    pub fn connect(brokers: &str) -> Result<Kafka, String> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+    /// Connect to unsecured `brokers` (`host:port,host:port`).
+    pub fn connect(brokers: &str) -> Result<Kafka, KafkaOpenError> {
+        Kafka::open(&crate::model::connections::Kafka::plain(brokers), &|_| None)
+    }
+
+    /// An admin client for `target`, security as configured.
+    pub fn open(
+        target: &crate::model::connections::Kafka,
+        env: crate::config::Env,
+    ) -> Result<Kafka, KafkaOpenError> {
+        let base = client_config(target, env)?;
+        let failed = |e: rdkafka::error::KafkaError| KafkaOpenError::Client {
+            brokers: target.brokers.clone(),
+            reason: e.to_string(),
+        };
+        let admin = base
+            .clone()
             .set("socket.timeout.ms", "10000")
-            .create()
-            .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
+            .create_with_context(Context::default())
+            .map_err(failed)?;
+        let probe = base
+            .clone()
+            .set("group.id", "paver-metadata")
+            .set("socket.timeout.ms", "10000")
+            .create_with_context(Context::default())
+            .map_err(failed)?;
         Ok(Kafka {
             admin: Arc::new(admin),
-            brokers: brokers.to_string(),
+            probe: Arc::new(probe),
+            base,
+            brokers: target.brokers.clone(),
             requests: Default::default(),
         })
+    }
+
+    /// The connection settings every client of this cluster starts from.
+    pub fn base_config(&self) -> ClientConfig {
+        self.base.clone()
+    }
+
+    /// What librdkafka last reported of the brokers (a refused connection, a failed
+    /// handshake), to say why a request failed; empty when it said nothing.
+    fn why(&self) -> String {
+        use rdkafka::consumer::Consumer;
+        // Polling serves librdkafka's queued error events to the context.
+        let _ = self.probe.poll(Duration::ZERO);
+        self.probe
+            .context()
+            .errors()
+            .into_iter()
+            .find(|reason| !reason.contains("brokers are down"))
+            .map(|reason| format!(" ({})", reason.split(" (after ").next().unwrap_or(&reason)))
+            .unwrap_or_default()
     }
 
     fn count(&self) {
@@ -74,11 +123,12 @@ impl Kafka {
         &self,
         wanted: &BTreeMap<String, Topic>,
     ) -> Result<BTreeMap<String, Topic>, String> {
+        use rdkafka::consumer::Consumer;
         self.count();
-        let admin = self.admin.clone();
+        let probe = self.probe.clone();
         let names: Vec<String> = wanted.keys().cloned().collect();
         let mut found = blocking(move || {
-            let metadata = admin.inner().fetch_metadata(None, TIMEOUT)?;
+            let metadata = probe.fetch_metadata(None, TIMEOUT)?;
             let mut found = BTreeMap::new();
             for t in metadata.topics() {
                 if !names.iter().any(|n| n == t.name()) || t.error().is_some() {
@@ -100,7 +150,7 @@ impl Kafka {
         })
         .await
         .map_err(failed)?
-        .map_err(|e| format!("Kafka at {}: {e}", self.brokers))?;
+        .map_err(|e| format!("Kafka at {}: {e}{}", self.brokers, self.why()))?;
         if found.is_empty() {
             return Ok(found);
         }
@@ -220,12 +270,14 @@ impl Kafka {
 impl Kafka {
     /// A consumer of `group` that never joins it (no subscription): it only reads and
     /// writes the group's committed offsets.
-    fn group_client(&self, group: &str) -> Result<rdkafka::consumer::BaseConsumer, String> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+    fn group_client(
+        &self,
+        group: &str,
+    ) -> Result<rdkafka::consumer::BaseConsumer<Context>, String> {
+        self.base_config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .create()
+            .create_with_context(Context::default())
             .map_err(|e| format!("Kafka at {}: {e}", self.brokers))
     }
 

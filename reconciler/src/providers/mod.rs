@@ -11,8 +11,8 @@ use crate::plan::{Desired, Observed};
 pub struct Targets {
     pub kafka: kafka::Kafka,
     pub clickhouse: clickhouse::ClickHouse,
-    /// The Schema Registry, for the Confluent wire format (recorded for the workers).
-    pub schema_registry: Option<String>,
+    /// How the servers are reached (recorded with each live version for the workers).
+    pub connections: crate::model::connections::Connections,
     /// Kubernetes, when a target is configured (see [`crate::kube`]).
     pub kube: Option<crate::kube::provider::Kube>,
 }
@@ -55,13 +55,8 @@ impl Targets {
 }
 
 impl Targets {
-    /// Where the workers find the servers (no secrets).
+    /// Where the workers find the servers and how they connect (no secret values).
     pub fn endpoints(&self) -> crate::model::Endpoints {
-        crate::model::Endpoints {
-            clickhouse_url: self.clickhouse.url.clone(),
-            clickhouse_user: self.clickhouse.user.clone(),
-            kafka_brokers: self.kafka.brokers.clone(),
-            schema_registry: self.schema_registry.clone(),
-        }
+        self.connections.clone()
     }
 }
