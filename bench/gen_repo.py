@@ -53,6 +53,9 @@ def paver_yaml():
         "# Repo settings for the paver benchmark repo.\n"
         "defaults:\n"
         "  compatibility: FORWARD_TRANSITIVE\n"
+        "notifications:\n"
+        "  slack:\n"
+        "    alerts: { webhookUrlEnv: SLACK_ALERTS_URL }\n"
     )
 
 

@@ -153,6 +153,7 @@ rule_tests! {
     pv202_unknown_schema => "PV202",
     pv203_unknown_cluster => "PV203",
     pv204_shared_consumer_group => "PV204",
+    pv205_unknown_receiver => "PV205",
     pv301_sql_identifier => "PV301",
     pv302_kafka_config => "PV302",
     pv303_transform_query => "PV303",

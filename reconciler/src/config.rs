@@ -54,6 +54,8 @@ pub enum ConfigError {
     Incomplete(String),
     #[error(transparent)]
     Kubernetes(#[from] crate::kube::TargetError),
+    #[error(transparent)]
+    Notifications(#[from] crate::notify::NotifyConfigError),
 }
 
 /// A secret's value. Its `Debug` is redacted, it has no `Display` and no `Serialize`.
@@ -126,6 +128,9 @@ pub struct Config {
     pub reconcile: Reconcile,
     /// `defaults` and `lint`, as the linter read them.
     pub lint: paver_lint::workspace::Settings,
+    /// `notifications`: webhooks, GitHub statuses, Slack channels, alert routes (its
+    /// secrets are read when a notification is sent).
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 impl Config {
@@ -454,6 +459,7 @@ impl Config {
             kubernetes,
             reconcile,
             lint: ws.settings.clone(),
+            notifications: crate::notify::config_of(settings)?,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod kube;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod providers;

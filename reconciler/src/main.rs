@@ -246,6 +246,7 @@ impl Target {
             state: self.state.clone(),
             inventory: None,
             live: None,
+            notifier: None,
             flags: Default::default(),
         }
     }
@@ -602,6 +603,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Status { state, .. } => {
             let store = Store::open(&state)?;
+            let notifications = paver::notify::snapshot(&state)?;
             let status = serde_json::json!({
                 "active": store.active()?,
                 "last": store.history(1)?.into_iter().next(),
@@ -612,6 +614,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     Some(last) => paver::server::failure_of(&store.attempts_of(&last.sha)?),
                     None => None,
                 },
+                "alerts": notifications.firing,
+                "notifications": notifications,
             });
             println!(
                 "{}",

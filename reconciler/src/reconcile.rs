@@ -26,6 +26,9 @@ pub struct Options {
     pub inventory: Option<Vec<String>>,
     /// The live pipeline versions, as that running reconciler reports them (`/live`).
     pub live: Option<Vec<crate::model::IngestSpec>>,
+    /// `paver run`'s notifications (revision outcomes, commit statuses, alerts); `None`
+    /// for the one-shot commands.
+    pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
     /// What the command line sets over paver.yaml and the environment.
     pub flags: crate::config::Flags,
 }
@@ -196,6 +199,14 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         ))
     })
     .await??;
+    if let Some(notifier) = options.notifier.as_ref().filter(|n| n.config().is_none()) {
+        let settings = crate::config::settings_node(&report.workspace);
+        // A refused revision's outcome must still reach someone: before any revision
+        // configured the notifications, this one's block does, if it reads.
+        if let (true, Ok(config)) = (report.errors() > 0, crate::notify::config_of(settings)) {
+            notifier.configure(config, crate::notify::rules(&report.workspace));
+        }
+    }
     if report.errors() > 0 {
         let text = paver_lint::output::human::render(&report, false);
         // Recorded once per revision: a poll loop does not fill the history with it.
@@ -223,6 +234,12 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         .map(str::to_string)
         .collect();
     config.connections.clickhouse = config.clickhouse_for(&used_clusters)?;
+    if let Some(notifier) = &options.notifier {
+        notifier.configure(
+            config.notifications.clone(),
+            crate::notify::rules(&report.workspace),
+        );
+    }
     let mut targets = connect(&config).await?;
     let kube_objects = match crate::kube::connect(&report.workspace, config.kubernetes.as_ref())
         .await
@@ -324,6 +341,32 @@ pub async fn apply(
     retry: Retry,
     leadership: &impl executor::Leadership,
 ) -> Result<(Planned, Outcome), ReconcileError> {
+    let result = apply_notified(options, store, retry, leadership).await;
+    if let (Some(notifier), Err(e)) = (&options.notifier, &result) {
+        use crate::notify::payload::RevisionEvent;
+        match e {
+            ReconcileError::Refused { sha, errors, .. } => notifier.revision(
+                sha,
+                RevisionEvent::Refused,
+                Some(&format!("{errors} lint errors")),
+                None,
+            ),
+            ReconcileError::Blocked { sha, .. } => {
+                notifier.revision(sha, RevisionEvent::Refused, Some(&e.to_string()), None)
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// [`apply`], with the revision's start and outcome queued for the notifications.
+async fn apply_notified(
+    options: &Options,
+    store: &Store,
+    retry: Retry,
+    leadership: &impl executor::Leadership,
+) -> Result<(Planned, Outcome), ReconcileError> {
     let prepared = prepare(options, store).await?;
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
@@ -371,7 +414,29 @@ pub async fn apply(
             return Ok((planned, outcome));
         }
     }
+    let summary = crate::notify::payload::PlanSummary::of(&planned.plan);
+    if let Some(notifier) = &options.notifier {
+        use crate::notify::payload::RevisionEvent;
+        notifier.revision(&planned.sha, RevisionEvent::Started, None, Some(&summary));
+    }
     let outcome = executor::apply(store, &planned.plan, &planned.targets, leadership).await?;
+    if let Some(notifier) = &options.notifier {
+        use crate::notify::payload::RevisionEvent;
+        let event = match outcome.status {
+            RevisionStatus::Applied => Some(RevisionEvent::Applied),
+            RevisionStatus::RolledBack => Some(RevisionEvent::RolledBack),
+            RevisionStatus::Refused => Some(RevisionEvent::Refused),
+            RevisionStatus::Applying => None,
+        };
+        if let Some(event) = event {
+            notifier.revision(
+                &planned.sha,
+                event,
+                outcome.error.as_deref(),
+                Some(&summary),
+            );
+        }
+    }
     Ok((planned, outcome))
 }
 

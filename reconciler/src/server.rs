@@ -51,12 +51,19 @@ struct Metrics {
 /// `elector` (leader election), only the leader reconciles; a replica that becomes the
 /// leader reconciles at once, and the lease is released after the last reconcile.
 pub async fn run(
-    options: Options,
+    mut options: Options,
     listen: SocketAddr,
     secret: Option<Vec<u8>>,
     ingest: bool,
     elector: Option<crate::kube::lease::Elector>,
 ) -> Result<(), String> {
+    // Notifications: queued by the reconciles and the alert evaluator, sent by a task of
+    // their own.
+    let notifier = Arc::new(crate::notify::Notifier::new(
+        options.state.clone(),
+        format!("http://{listen}/status"),
+    ));
+    options.notifier = Some(notifier.clone());
     let poll = options
         .flags
         .poll_interval
@@ -103,6 +110,16 @@ pub async fn run(
             move || leadership.as_ref().is_none_or(|l| l.is_leader()),
         ))
     });
+    let delivery = tokio::spawn(crate::notify::deliver::run(
+        notifier.clone(),
+        stop_rx.clone(),
+    ));
+    let leadership = shared.leadership.clone();
+    let alerts = tokio::spawn(crate::notify::alerts::run(
+        notifier,
+        stop_rx.clone(),
+        move || leadership.as_ref().is_none_or(|l| l.is_leader()),
+    ));
     let mut stop = stop_rx;
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -159,6 +176,8 @@ pub async fn run(
     if let Some(workers) = workers {
         let _ = workers.await;
     }
+    let _ = delivery.await;
+    let _ = alerts.await;
     let _ = server.await;
     Ok(())
 }
@@ -388,6 +407,15 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let state = shared.options.state.clone();
+    let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let notifications = match notifications {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
     match read_store(path, |s| {
         Ok((
             s.active()?,
@@ -414,6 +442,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "pipelines": pipelines,
             "lastError": last_error,
             "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
+            "alerts": notifications.firing,
+            "notifications": notifications,
         }))
         .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
@@ -486,7 +516,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             Ok(found) => (1, found),
             Err(_) => (0, (None, Vec::new())),
         };
+    let state = shared.options.state.clone();
+    let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     let mut out = String::new();
+    if let Ok(n) = &notifications {
+        out.push_str(&crate::notify::metrics(n));
+    }
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
@@ -566,7 +604,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         &'static str,
         fn(&crate::store::PipelineStatus) -> Option<f64>,
     );
-    let families: [Family; 5] = [
+    let families: [Family; 6] = [
+        (
+            "paver_pipeline_failing",
+            "gauge",
+            "1 while the pipeline's worker reports an error (inserts retried, a version that cannot start).",
+            |p| Some(if p.last_error.is_some() { 1.0 } else { 0.0 }),
+        ),
         (
             "paver_pipeline_live_version",
             "gauge",

@@ -1,6 +1,7 @@
 //! The scaffolding of paver's end-to-end suites: the binaries under test, the test servers'
 //! addresses, real git commits, platform repos, process output.
 
+pub mod receiver;
 pub mod secured;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,14 @@ use std::sync::OnceLock;
 /// its JSON messages, as escargot does: they are right wherever the target and build
 /// directories are. Later calls reuse the paths. `cargo test` has released its lock by the
 /// time tests run, and the build is a no-op when the binaries are fresh.
+///
+/// `PAVER_E2E_BIN_DIR=<dir>` uses `<dir>/<name>` instead, built beforehand (for a build
+/// directory shared with other work trees, where a nested build may pick up another tree's
+/// artifacts).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("PAVER_E2E_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
     static BINS: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     let bins = BINS.get_or_init(build_bins);
     match bins.get(name) {

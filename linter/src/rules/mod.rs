@@ -91,6 +91,7 @@ pub mod pv201_unknown_topic;
 pub mod pv202_unknown_schema;
 pub mod pv203_unknown_cluster;
 pub mod pv204_shared_consumer_group;
+pub mod pv205_unknown_receiver;
 pub mod pv301_sql_identifier;
 pub mod pv302_kafka_config;
 pub mod pv303_transform_query;
@@ -123,6 +124,7 @@ pub static ALL: &[&dyn Rule] = &[
     &pv202_unknown_schema::UnknownSchema,
     &pv203_unknown_cluster::UnknownCluster,
     &pv204_shared_consumer_group::SharedConsumerGroup,
+    &pv205_unknown_receiver::UnknownReceiver,
     &pv301_sql_identifier::SqlIdentifier,
     &pv302_kafka_config::KafkaConfig,
     &pv303_transform_query::TransformQuery,

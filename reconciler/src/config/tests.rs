@@ -204,10 +204,16 @@ fn sample(path: &[String], field: &Json) -> String {
     let last = path.last().unwrap().as_str();
     match field.get("type").and_then(Json::as_str) {
         Some("integer") => format!("{}", field["minimum"].as_i64().unwrap_or(0) + 1),
-        Some("number") => "1.5".into(),
+        Some("number") => match field.get("maximum").and_then(Json::as_f64) {
+            Some(max) => format!("{}", max * 0.75),
+            None => "1.5".into(),
+        },
+        Some("array") if last == "webhooks" => "\n  - {url: \"https://hooks.test/paver\"}".into(),
         Some("array") => "\n  - PV001".into(),
         _ => match (last, field.get("pattern").and_then(Json::as_str)) {
             (_, Some("^https?://")) => "\"https://sample.test:8443\"".into(),
+            (_, Some("^(slack://#.+|https?://.+)$")) => "\"https://alerts.test/paver\"".into(),
+            (_, Some("^[^/]+/[^/]+$")) => "acme/platform".into(),
             (_, Some("^[A-Z_][A-Z0-9_]*$")) => "SAMPLE_VAR".into(),
             ("pollInterval", _) => "7s".into(),
             ("backupSchedule", _) => "\"0 3 * * 1\"".into(),

@@ -208,6 +208,19 @@ pub(crate) async fn run_version(
         assignment.add_partition_offset(&spec.topic, *p, offset)?;
     }
     consumer.assign(&assignment)?;
+    // Running: an error of an earlier start no longer holds (an insert that fails says so).
+    status.update(|s| s.last_error = None);
+    // The high watermarks, asked of the brokers every 2 s (ListOffsets): the ones in fetch
+    // responses stop moving while the prefetch queue is full, which is when lag matters.
+    let highs: Highs = Arc::default();
+    let (stop_watermarks, watermarks_stop) = stop.child();
+    let watermarks = tokio::spawn(query_watermarks(
+        consumer.clone(),
+        spec.topic.clone(),
+        partitions.clone(),
+        highs.clone(),
+        watermarks_stop,
+    ));
     eprintln!(
         "paver ingest {}: v{} consuming {} partition(s) of {} as group {} from {:?}",
         spec.pipeline,
@@ -266,14 +279,16 @@ pub(crate) async fn run_version(
                     Err(e) => break Err(e),
                 }
             }
-            _ = tick.tick() => rates.update(status, &consumer, spec, &position),
+            _ = tick.tick() => rates.update(status, &consumer, spec, &position, &highs),
             _ = stop.stopped() => break Ok(()),
         }
     };
     stop_consuming.stop();
+    stop_watermarks.stop();
     drop(rx);
     consume.await?;
-    rates.update(status, &consumer, spec, &position);
+    watermarks.await?;
+    rates.update(status, &consumer, spec, &position, &highs);
     outcome
 }
 
@@ -297,11 +312,15 @@ impl Rates {
         consumer: &StreamConsumer,
         spec: &IngestSpec,
         position: &Offsets,
+        highs: &Highs,
     ) {
-        // The lag from the high watermarks librdkafka last saw (no request).
+        // Lag: per partition, the high watermark (the newest of the one last asked for and
+        // the one librdkafka last saw in a fetch) minus the next offset to insert.
+        let asked = highs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut lag = None;
         for (p, at) in position {
-            if let Some(high) = cached_high_watermark(consumer, &spec.topic, *p) {
+            let seen = cached_high_watermark(consumer, &spec.topic, *p);
+            if let Some(high) = seen.into_iter().chain(asked.get(p).copied()).max() {
                 *lag.get_or_insert(0) += (high - at).max(0);
             }
         }
@@ -314,6 +333,39 @@ impl Rates {
             status.update(|s| s.rows_per_sec = rate);
         }
         status.update(|s| s.lag = lag);
+    }
+}
+
+/// Per partition, the high watermark last asked of the brokers.
+type Highs = Arc<std::sync::Mutex<std::collections::BTreeMap<i32, i64>>>;
+
+/// Ask the brokers for the partitions' high watermarks every 2 s until stopped.
+async fn query_watermarks(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    partitions: Vec<i32>,
+    highs: Highs,
+    stop: Stop,
+) {
+    loop {
+        for p in &partitions {
+            let (c, t, p) = (consumer.clone(), topic.clone(), *p);
+            let asked = tokio::task::spawn_blocking(move || {
+                c.fetch_watermarks(&t, p, Duration::from_secs(5))
+            })
+            .await;
+            // A broker that does not answer now leaves the last known value (the lag is
+            // then what the fetches say).
+            if let Ok(Ok((_, high))) = asked {
+                highs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(p, high);
+            }
+        }
+        if !stop.sleep(Duration::from_secs(2)).await {
+            return;
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! a revision's plan is what it always was.
 
 pub mod lease;
+pub mod pipeline_alerts;
 pub mod provider;
 pub mod render;
 pub mod yaml;

@@ -40,13 +40,24 @@ pub const KINDS: [(&str, &str, &str); 3] = [
 /// then installation, rule, backup).
 pub fn render(ws: &Workspace, target: &Target) -> Vec<Value> {
     let mut out = Vec::new();
+    let settings = ws
+        .files
+        .iter()
+        .find(|f| f.path == "paver.yaml")
+        .and_then(|f| f.root.as_ref());
+    // The durations of paver's own alerts (a paver.yaml that lints clean parses).
+    let alerts = crate::notify::config_of(settings)
+        .map(|c| c.alerts)
+        .unwrap_or_else(|_| crate::notify::config::AlertSettings::default());
     for (file, root) in ws.active_specs(Kind::ClickHouseCluster) {
         let Some((_, name, version)) = file.spec() else {
             continue;
         };
-        out.extend(render_cluster(
-            &Cluster::read(name, version, &file.path, root),
-            target,
+        let cluster = Cluster::read(name, version, &file.path, root);
+        out.extend(render_cluster(&cluster, target));
+        let pipelines = super::pipeline_alerts::pipelines_of(ws, name);
+        out.extend(super::pipeline_alerts::render(
+            &cluster, target, &pipelines, &alerts,
         ));
     }
     out
