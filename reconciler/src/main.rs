@@ -132,13 +132,17 @@ enum Command {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
     },
-    /// The active revision and the last attempt, as JSON.
+    /// The active revision, the last attempt and the pipelines: a summary on a terminal,
+    /// JSON when piped (or as `-o` says).
     Status {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
         server: Option<String>,
+        /// `text` or `json` (default: text on a terminal, JSON otherwise).
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<paver::cli::Output>,
     },
     /// Apply a held revision again. The run loop holds a revision whose last attempt
     /// failed for a reason that trying again cannot mend (a statement the server refuses,
@@ -156,7 +160,8 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Every attempt, newest first, as JSON lines.
+    /// Every attempt, newest first: a table on a terminal, JSON lines when piped (or as
+    /// `-o` says).
     History {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
@@ -165,6 +170,9 @@ enum Command {
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
         server: Option<String>,
+        /// `text` or `json` (default: text on a terminal, JSON lines otherwise).
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<paver::cli::Output>,
     },
 }
 
@@ -573,20 +581,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Status {
             server: Some(server),
+            output,
             ..
         } => {
             let status = paver::http::get_json(&format!("{}/status", server.trim_end_matches('/')))
                 .await?
                 .ok_or_else(|| Failure::Other(format!("{server}/status answered nothing")))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
-            );
-            Ok(ExitCode::SUCCESS)
+            print_status(&status, output)
         }
         Command::History {
             server: Some(server),
             limit,
+            output,
             ..
         } => {
             let list = paver::http::get_json(&format!(
@@ -595,12 +601,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ))
             .await?
             .ok_or_else(|| Failure::Other(format!("{server}/history answered nothing")))?;
-            for record in list.as_array().into_iter().flatten() {
-                println!("{record}");
-            }
-            Ok(ExitCode::SUCCESS)
+            let records = list.as_array().ok_or_else(|| {
+                Failure::Other(format!("{server}/history answered no list: {list}"))
+            })?;
+            print_history(records, output)
         }
-        Command::Status { state, .. } => {
+        Command::Status { state, output, .. } => {
             let store = Store::open(&state)?;
             let status = serde_json::json!({
                 "active": store.active()?,
@@ -613,23 +619,68 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     None => None,
                 },
             });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
-            );
-            Ok(ExitCode::SUCCESS)
+            print_status(&status, output)
         }
-        Command::History { state, limit, .. } => {
+        Command::History {
+            state,
+            limit,
+            output,
+            ..
+        } => {
             let store = Store::open(&state)?;
-            for record in store.history(limit)? {
-                println!(
-                    "{}",
-                    serde_json::to_string(&record).map_err(|e| Failure::Other(e.to_string()))?
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            print_history(&store.history(limit)?, output)
         }
     }
+}
+
+/// `paver status` as `-o` (or the terminal) says.
+fn print_status(
+    status: &serde_json::Value,
+    output: Option<paver::cli::Output>,
+) -> Result<ExitCode, Failure> {
+    match paver::cli::Output::resolve(output) {
+        paver::cli::Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(status).map_err(|e| Failure::Other(e.to_string()))?
+        ),
+        paver::cli::Output::Text => print!(
+            "{}",
+            paver::cli::show::status(
+                status,
+                paver::cli::show::Paint {
+                    colour: paver::cli::colour()
+                }
+            )
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `paver history` as `-o` (or the terminal) says: JSON lines, or a table.
+fn print_history<T: serde::Serialize>(
+    records: &[T],
+    output: Option<paver::cli::Output>,
+) -> Result<ExitCode, Failure> {
+    let bad = |e: serde_json::Error| Failure::Other(e.to_string());
+    match paver::cli::Output::resolve(output) {
+        paver::cli::Output::Json => {
+            for record in records {
+                println!("{}", serde_json::to_string(record).map_err(bad)?);
+            }
+        }
+        paver::cli::Output::Text => {
+            let records = records
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            let paint = paver::cli::show::Paint {
+                colour: paver::cli::colour(),
+            };
+            print!("{}", paver::cli::show::history(&records, paint));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `90s`, `10m`, `1h`, or plain seconds.
