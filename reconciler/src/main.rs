@@ -14,7 +14,7 @@ use paver::store::Store;
 /// revision's paver.yaml, else 127.0.0.1:8123 and 127.0.0.1:9092); the ClickHouse password
 /// from `PAVER_CLICKHOUSE_PASSWORD` (or the variable or file paver.yaml names).
 #[derive(Parser, Debug)]
-#[command(name = "paver", version)]
+#[command(name = "paver", version, after_help = paver::cli::examples::PAVER)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the steps that would move the real systems to a revision (nothing changes).
+    #[command(after_help = paver::cli::examples::PLAN)]
     Plan {
         #[command(flatten)]
         target: Target,
@@ -40,11 +41,13 @@ enum Command {
     /// Check the connections of a revision: print its configuration (secrets redacted),
     /// then one line per target: reachable, authenticated, TLS verified, server version, or
     /// exactly what is wrong. Exit 0 all fine, 1 a target is not, 2 could not run.
+    #[command(after_help = paver::cli::examples::DOCTOR)]
     Doctor {
         #[command(flatten)]
         target: Target,
     },
     /// Apply a revision as one transaction: every step or none.
+    #[command(after_help = paver::cli::examples::APPLY)]
     Apply {
         #[command(flatten)]
         target: Target,
@@ -56,6 +59,7 @@ enum Command {
     /// GitHub push webhook says the branch moved. Serves /status, /revisions/<sha>,
     /// /metrics (Prometheus) and /webhook. Stops on SIGINT/SIGTERM after the reconcile in
     /// progress.
+    #[command(after_help = paver::cli::examples::RUN)]
     Run {
         #[command(flatten)]
         target: Target,
@@ -87,6 +91,7 @@ enum Command {
     /// what cannot be ingested to the dead-letter topic, and commits offsets after each
     /// insert. Run `paver run --ingest external` beside it. Stops on SIGINT/SIGTERM after
     /// the batch in progress.
+    #[command(after_help = paver::cli::examples::INGEST)]
     Ingest {
         /// The pipeline (its folder name under pipelines/).
         #[arg(long)]
@@ -110,6 +115,7 @@ enum Command {
     },
     /// Print the Kubernetes objects a revision renders from its ClickHouseClusters, as
     /// multi-document YAML, for review in a pull request (nothing is applied).
+    #[command(after_help = paver::cli::examples::RENDER)]
     Render {
         #[command(flatten)]
         target: Target,
@@ -120,6 +126,7 @@ enum Command {
     },
     /// Wait until a revision is applied (exit 0), refused or rolled back (exit 1), or the
     /// timeout passes (exit 2). For a deploy workflow: `paver wait --revision $GITHUB_SHA`.
+    #[command(after_help = paver::cli::examples::WAIT)]
     Wait {
         #[arg(long)]
         revision: String,
@@ -134,6 +141,7 @@ enum Command {
     },
     /// The active revision, the last attempt and the pipelines: a summary on a terminal,
     /// JSON when piped (or as `-o` says).
+    #[command(after_help = paver::cli::examples::STATUS)]
     Status {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
@@ -149,8 +157,7 @@ enum Command {
     /// a conflict); after fixing the cause outside git (a permission, a quota), this asks
     /// the next reconcile to apply it once more. Transient failures need no retry: they
     /// are tried again by themselves, with backoff.
-    ///
-    /// Example: `paver retry 3f2c9e1 --server http://paver:8080`
+    #[command(after_help = paver::cli::examples::RETRY)]
     Retry {
         /// The revision (commit sha) to apply again.
         sha: String,
@@ -162,6 +169,7 @@ enum Command {
     },
     /// Every attempt, newest first: a table on a terminal, JSON lines when piped (or as
     /// `-o` says).
+    #[command(after_help = paver::cli::examples::HISTORY)]
     History {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,

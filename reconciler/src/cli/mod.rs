@@ -1,6 +1,7 @@
 //! What the `paver` command prints for people: pure renderings of the state, chosen by
 //! `-o text|json` (text on a terminal, JSON otherwise).
 
+pub mod examples;
 pub mod show;
 
 use std::io::IsTerminal;
