@@ -45,6 +45,12 @@ struct Cli {
     /// Never colour the human output (also: the NO_COLOR environment variable).
     #[arg(long)]
     no_color: bool,
+
+    /// Succeed on a folder holding no platform repo (no paver.yaml, no topics/, schemas/,
+    /// clusters/ or pipelines/). Without it that is exit 2: a check that checked nothing
+    /// must not pass.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +92,14 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         None => paver_lint::lint_dir(&cli.path)
             .map_err(|e| format!("cannot read the repo at `{}`: {e}", cli.path.display()))?,
     };
+    if report.workspace.files.is_empty() && report.diagnostics.is_empty() && !cli.allow_empty {
+        return Err(format!(
+            "no platform repo found in `{}`: it holds no paver.yaml and none of {}/ \
+             (pass the repo's root as PATH, or --allow-empty to accept an empty repo)",
+            cli.path.display(),
+            paver_lint::layout::MANAGED.join("/, "),
+        ));
+    }
     let text = match cli.format {
         Format::Human => {
             let color = !cli.no_color

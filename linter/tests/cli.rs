@@ -135,6 +135,30 @@ fn unreadable_repo_and_bad_arguments_exit_2() {
 }
 
 #[test]
+fn a_folder_without_a_platform_repo_fails_unless_allowed() {
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("README.md"), "not a platform repo").unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let out = paver_lint(&[dir], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no platform repo found in `{dir}`"))
+            && stderr.contains("paver.yaml")
+            && stderr.contains("pipelines/"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let allowed = paver_lint(&[dir, "--allow-empty"], &[]);
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("0 files checked"));
+}
+
+#[test]
 fn explain_prints_the_rule_doc() {
     let out = paver_lint(&["--explain", "pv303"], &[]);
     assert_eq!(out.status.code(), Some(0));

@@ -7,6 +7,7 @@
 //! [`providers`] (Kafka, ClickHouse) and [`store`] (SQLite). [`reconcile`] drives it.
 //! [`config`] resolves how the servers are reached, once per revision; [`doctor`] checks it.
 
+pub mod cli;
 pub mod config;
 pub mod cutover;
 pub mod desired;

@@ -14,7 +14,7 @@ use paver::store::Store;
 /// revision's paver.yaml, else 127.0.0.1:8123 and 127.0.0.1:9092); the ClickHouse password
 /// from `PAVER_CLICKHOUSE_PASSWORD` (or the variable or file paver.yaml names).
 #[derive(Parser, Debug)]
-#[command(name = "paver", version)]
+#[command(name = "paver", version, after_help = paver::cli::examples::PAVER)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the steps that would move the real systems to a revision (nothing changes).
+    #[command(after_help = paver::cli::examples::PLAN)]
     Plan {
         #[command(flatten)]
         target: Target,
@@ -40,11 +41,13 @@ enum Command {
     /// Check the connections of a revision: print its configuration (secrets redacted),
     /// then one line per target: reachable, authenticated, TLS verified, server version, or
     /// exactly what is wrong. Exit 0 all fine, 1 a target is not, 2 could not run.
+    #[command(after_help = paver::cli::examples::DOCTOR)]
     Doctor {
         #[command(flatten)]
         target: Target,
     },
     /// Apply a revision as one transaction: every step or none.
+    #[command(after_help = paver::cli::examples::APPLY)]
     Apply {
         #[command(flatten)]
         target: Target,
@@ -56,6 +59,7 @@ enum Command {
     /// GitHub push webhook says the branch moved. Serves /status, /revisions/<sha>,
     /// /metrics (Prometheus) and /webhook. Stops on SIGINT/SIGTERM after the reconcile in
     /// progress.
+    #[command(after_help = paver::cli::examples::RUN)]
     Run {
         #[command(flatten)]
         target: Target,
@@ -87,6 +91,7 @@ enum Command {
     /// what cannot be ingested to the dead-letter topic, and commits offsets after each
     /// insert. Run `paver run --ingest external` beside it. Stops on SIGINT/SIGTERM after
     /// the batch in progress.
+    #[command(after_help = paver::cli::examples::INGEST)]
     Ingest {
         /// The pipeline (its folder name under pipelines/).
         #[arg(long)]
@@ -110,6 +115,7 @@ enum Command {
     },
     /// Print the Kubernetes objects a revision renders from its ClickHouseClusters, as
     /// multi-document YAML, for review in a pull request (nothing is applied).
+    #[command(after_help = paver::cli::examples::RENDER)]
     Render {
         #[command(flatten)]
         target: Target,
@@ -120,6 +126,7 @@ enum Command {
     },
     /// Wait until a revision is applied (exit 0), refused or rolled back (exit 1), or the
     /// timeout passes (exit 2). For a deploy workflow: `paver wait --revision $GITHUB_SHA`.
+    #[command(after_help = paver::cli::examples::WAIT)]
     Wait {
         #[arg(long)]
         revision: String,
@@ -132,21 +139,25 @@ enum Command {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
     },
-    /// The active revision and the last attempt, as JSON.
+    /// The active revision, the last attempt and the pipelines: a summary on a terminal,
+    /// JSON when piped (or as `-o` says).
+    #[command(after_help = paver::cli::examples::STATUS)]
     Status {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
         server: Option<String>,
+        /// `text` or `json` (default: text on a terminal, JSON otherwise).
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<paver::cli::Output>,
     },
     /// Apply a held revision again. The run loop holds a revision whose last attempt
     /// failed for a reason that trying again cannot mend (a statement the server refuses,
     /// a conflict); after fixing the cause outside git (a permission, a quota), this asks
     /// the next reconcile to apply it once more. Transient failures need no retry: they
     /// are tried again by themselves, with backoff.
-    ///
-    /// Example: `paver retry 3f2c9e1 --server http://paver:8080`
+    #[command(after_help = paver::cli::examples::RETRY)]
     Retry {
         /// The revision (commit sha) to apply again.
         sha: String,
@@ -156,7 +167,9 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Every attempt, newest first, as JSON lines.
+    /// Every attempt, newest first: a table on a terminal, JSON lines when piped (or as
+    /// `-o` says).
+    #[command(after_help = paver::cli::examples::HISTORY)]
     History {
         #[arg(long, default_value = ".paver/state.db")]
         state: PathBuf,
@@ -165,6 +178,9 @@ enum Command {
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
         server: Option<String>,
+        /// `text` or `json` (default: text on a terminal, JSON lines otherwise).
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<paver::cli::Output>,
     },
 }
 
@@ -574,20 +590,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Status {
             server: Some(server),
+            output,
             ..
         } => {
             let status = paver::http::get_json(&format!("{}/status", server.trim_end_matches('/')))
                 .await?
                 .ok_or_else(|| Failure::Other(format!("{server}/status answered nothing")))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
-            );
-            Ok(ExitCode::SUCCESS)
+            print_status(&status, output)
         }
         Command::History {
             server: Some(server),
             limit,
+            output,
             ..
         } => {
             let list = paver::http::get_json(&format!(
@@ -596,12 +610,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ))
             .await?
             .ok_or_else(|| Failure::Other(format!("{server}/history answered nothing")))?;
-            for record in list.as_array().into_iter().flatten() {
-                println!("{record}");
-            }
-            Ok(ExitCode::SUCCESS)
+            let records = list.as_array().ok_or_else(|| {
+                Failure::Other(format!("{server}/history answered no list: {list}"))
+            })?;
+            print_history(records, output)
         }
-        Command::Status { state, .. } => {
+        Command::Status { state, output, .. } => {
             let store = Store::open(&state)?;
             let notifications = paver::notify::snapshot(&state)?;
             let status = serde_json::json!({
@@ -617,23 +631,68 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 "alerts": notifications.firing,
                 "notifications": notifications,
             });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).map_err(|e| Failure::Other(e.to_string()))?
-            );
-            Ok(ExitCode::SUCCESS)
+            print_status(&status, output)
         }
-        Command::History { state, limit, .. } => {
+        Command::History {
+            state,
+            limit,
+            output,
+            ..
+        } => {
             let store = Store::open(&state)?;
-            for record in store.history(limit)? {
-                println!(
-                    "{}",
-                    serde_json::to_string(&record).map_err(|e| Failure::Other(e.to_string()))?
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            print_history(&store.history(limit)?, output)
         }
     }
+}
+
+/// `paver status` as `-o` (or the terminal) says.
+fn print_status(
+    status: &serde_json::Value,
+    output: Option<paver::cli::Output>,
+) -> Result<ExitCode, Failure> {
+    match paver::cli::Output::resolve(output) {
+        paver::cli::Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(status).map_err(|e| Failure::Other(e.to_string()))?
+        ),
+        paver::cli::Output::Text => print!(
+            "{}",
+            paver::cli::show::status(
+                status,
+                paver::cli::show::Paint {
+                    colour: paver::cli::colour()
+                }
+            )
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `paver history` as `-o` (or the terminal) says: JSON lines, or a table.
+fn print_history<T: serde::Serialize>(
+    records: &[T],
+    output: Option<paver::cli::Output>,
+) -> Result<ExitCode, Failure> {
+    let bad = |e: serde_json::Error| Failure::Other(e.to_string());
+    match paver::cli::Output::resolve(output) {
+        paver::cli::Output::Json => {
+            for record in records {
+                println!("{}", serde_json::to_string(record).map_err(bad)?);
+            }
+        }
+        paver::cli::Output::Text => {
+            let records = records
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            let paint = paver::cli::show::Paint {
+                colour: paver::cli::colour(),
+            };
+            print!("{}", paver::cli::show::history(&records, paint));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `90s`, `10m`, `1h`, or plain seconds.

@@ -55,7 +55,7 @@ pub enum ReconcileError {
     Target(String),
     #[error("paver.yaml: {0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
+    #[error("{0}{help}", help = .0.help())]
     ClickHouse(#[from] crate::providers::clickhouse::ConnectError),
     #[error(transparent)]
     Kafka(#[from] crate::providers::kafka::KafkaOpenError),

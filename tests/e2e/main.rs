@@ -262,3 +262,4 @@ fn signature(secret: &[u8], body: &[u8]) -> String {
 
 mod apply;
 mod run;
+mod ux;

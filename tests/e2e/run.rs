@@ -109,6 +109,18 @@ fn paver_run_applies_on_a_verified_webhook_and_rejects_a_forged_one() {
     let remote_status = p.paver(&["status", "--server", &url], &[]);
     let remote_status: serde_json::Value = serde_json::from_slice(&remote_status.stdout).unwrap();
     assert_eq!(remote_status["active"]["sha"], second);
+    let human = p.paver(&["status", "--server", &url, "-o", "text"], &[]);
+    assert!(
+        text(&human).contains(&format!("Active revision   {}", &second[..12])),
+        "{}",
+        text(&human)
+    );
+    let table = p.paver(&["history", "--server", &url, "-o", "text"], &[]);
+    assert!(
+        text(&table).contains("OUTCOME") && text(&table).contains("applied"),
+        "{}",
+        text(&table)
+    );
     let remote_history = p.paver(&["history", "--server", &url, "--limit", "5"], &[]);
     assert_eq!(
         String::from_utf8_lossy(&remote_history.stdout)

@@ -104,6 +104,28 @@ impl Kafka {
             .unwrap_or_default()
     }
 
+    /// A failed first request in words: a refused connection names the address and what to
+    /// check; anything else is librdkafka's error and its last reason.
+    fn unreachable(&self, e: &rdkafka::error::KafkaError) -> String {
+        let why = self.why();
+        if !why.to_ascii_lowercase().contains("connection refused") {
+            return format!("Kafka at {}: {e}{why}", self.brokers);
+        }
+        let address = why
+            .split("ipv4#")
+            .nth(1)
+            .or_else(|| why.split("ipv6#").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or(&self.brokers);
+        format!(
+            "Kafka at {brokers}: connection refused by {address}\n  help: is a Kafka broker \
+             running and listening on {address}? The brokers come from PAVER_KAFKA_BROKERS, else \
+             `targets.kafka.brokers` in paver.yaml; `paver doctor --repo <repo>` checks every \
+             connection",
+            brokers = self.brokers
+        )
+    }
+
     fn count(&self) {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -150,7 +172,7 @@ impl Kafka {
         })
         .await
         .map_err(failed)?
-        .map_err(|e| format!("Kafka at {}: {e}{}", self.brokers, self.why()))?;
+        .map_err(|e| self.unreachable(&e))?;
         if found.is_empty() {
             return Ok(found);
         }

@@ -33,6 +33,21 @@ pub enum ConnectError {
     Other { url: String, detail: String },
 }
 
+impl ConnectError {
+    /// What to check, for a command that needed the server (`plan`, `apply`): empty when
+    /// the error says it all.
+    pub fn help(&self) -> String {
+        match self {
+            ConnectError::Refused { address, .. } => format!(
+                "\n  help: is ClickHouse running and listening on {address}? The URL comes from \
+                 PAVER_CLICKHOUSE_URL, else `targets.clickhouse.url` in paver.yaml; \
+                 `paver doctor --repo <repo>` checks every connection"
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
 /// ClickHouse's codes for an unknown user, a wrong password, a failed authentication.
 const AUTH_ERRORS: &[u32] = &[192, 193, 194, 516];
 
