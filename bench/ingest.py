@@ -97,8 +97,10 @@ def main():
               f"spec:\n  partitions: {parts}\n  replicationFactor: 1\n  config:\n    retention.ms: \"604800000\"\n")
     write(f"{repo}/schemas/events/v1.avsc", json.dumps(SCHEMA, indent=2))
     write(f"{repo}/clusters/main/v1.yaml",
+    # The events are dated 2026-01-01: a server with TTL (19.6+) drops rows older than the
+    # retention as they are written, so the cluster keeps ten years.
           "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-bench\n"
-          "spec:\n  replication: 1\n  shards: 1\n  memoryGB: 16\n  retentionDays: 30\n")
+          "spec:\n  replication: 1\n  shards: 1\n  memoryGB: 16\n  retentionDays: 3650\n")
     write(f"{repo}/pipelines/{pipeline}/v1.yaml",
           f"apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: 1\n  owner: team-bench\n"
           f"spec:\n  source:\n    type: kafka\n    topic: {topic}\n    consumerGroup: {pipeline}\n    schema: events@1\n    deadLetterTopic: {topic}-dlq\n"
