@@ -208,6 +208,27 @@ impl Platform {
         text(&out)
     }
 
+    /// Apply the remote's head, again every 2 s while the cluster refuses it (a node or
+    /// ZooKeeper coming back), for at most 2 minutes.
+    fn apply_once_the_cluster_takes_it(&self) {
+        let started = Instant::now();
+        loop {
+            let out = self
+                .paver(&["apply", "--repo", &self.remote_url])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
     fn assert_plan_empty(&self) {
         let plan = self.plan();
         assert!(
@@ -604,24 +625,9 @@ fn a_replica_down_during_an_apply_rolls_back_names_it_and_leaves_nothing_on_any_
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    // With every node back, the revision applies whole.
-    let started = Instant::now();
-    loop {
-        let out = p
-            .paver(&["apply", "--repo", &p.remote_url])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        // Node 4's replicas rejoin once ZooKeeper let its old session expire (10 s).
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{}",
-            text(&out)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    // With every node back, the revision applies whole (node 4's replicas rejoin once
+    // ZooKeeper let its old session expire, 10 s).
+    p.apply_once_the_cluster_takes_it();
     p.assert_same_tables_everywhere();
     p.assert_plan_empty();
 }
@@ -720,23 +726,8 @@ fn zookeeper_away_refuses_an_apply_whole_and_ingestion_pauses_then_resumes() {
     // ZooKeeper back: ingestion resumes, nothing lost or doubled, and v2 applies.
     wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(120));
     assert_exactly_once(&node1, &p.table(), &ids);
-    let started = Instant::now();
-    loop {
-        let out = p
-            .paver(&["apply", "--repo", &p.remote_url])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        // Replicated tables stay read-only until the servers' new ZooKeeper sessions.
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{}",
-            text(&out)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    // Replicated tables stay read-only until the servers' new ZooKeeper sessions.
+    p.apply_once_the_cluster_takes_it();
     p.assert_same_tables_everywhere();
     p.assert_plan_empty();
 }
