@@ -93,9 +93,9 @@ impl Reporter {
 
     fn finished(&self, steps: usize) {
         let line = format!(
-            "{steps} step{} in {}",
+            "{steps} step{} in {:.1} s",
             if steps == 1 { "" } else { "s" },
-            seconds(self.started.elapsed())
+            self.started.elapsed().as_secs_f64()
         );
         if self.live {
             self.write(&format!("\r\x1b[2K  {line}\n"));
