@@ -54,10 +54,15 @@ pub struct ClickHouse {
 ///   26.9 alike (`tests/clickhouse_engine.rs`).
 /// - `materialized_views_ignore_errors=0`: a failing transform fails the insert, instead
 ///   of dropping the sink's rows while the ledger records the block.
+/// - `insert_deduplicate=0`: on a cluster's replicated tables, ClickHouse drops a block
+///   identical to one of the last 100 it took: a batch of events alike in every byte to an
+///   earlier batch would be lost while the ledger records its offsets. The ledger already
+///   keeps a retried batch from going in twice (the worker asks it before retrying).
 pub const INSERT_SETTINGS: &[(&str, &str)] = &[
     ("async_insert", "0"),
     ("parallel_view_processing", "0"),
     ("materialized_views_ignore_errors", "0"),
+    ("insert_deduplicate", "0"),
 ];
 
 /// A name in backquotes, as ClickHouse reads identifiers (names are validated by the linter
