@@ -97,7 +97,7 @@ impl ClickHouseError {
             clickhouse::error::Error::BadResponse(text) => match error_code(text) {
                 Some(code) => ClickHouseError::Server {
                     code,
-                    message,
+                    message: text.trim_end().to_string(),
                     statement,
                 },
                 None => ClickHouseError::Network { message, statement },
