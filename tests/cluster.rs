@@ -467,6 +467,36 @@ fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
     p.assert_plan_empty();
 }
 
+/// Events alike in every byte are still so many events: ClickHouse's replicated block
+/// deduplication would drop a later batch identical to an earlier one (while the ledger
+/// records its offsets); paver inserts with `insert_deduplicate=0`.
+#[test]
+fn identical_events_in_separate_batches_are_all_kept_on_replicated_tables() {
+    let _up = nodes_up();
+    let p = Platform::new("twins");
+    p.base(1);
+    p.push("pipeline v1");
+    p.apply();
+    let producer = producer();
+    let _worker = p.ingest("ingest.log");
+    let ch = connect(&p.cluster.url);
+    for n in 1..=3 {
+        runtime().block_on(async {
+            producer
+                .send(
+                    FutureRecord::to(&p.topic())
+                        .key("twin")
+                        .payload(&event("twin", "click")),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        });
+        wait_for_count(&ch, &p.table(), n, Duration::from_secs(60));
+    }
+}
+
 #[test]
 fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
     let _up = nodes_up();

@@ -30,7 +30,7 @@ pub async fn execute(
                 clickhouse
                     .create_views(view)
                     .await
-                    .map_err(ProviderError::from_clickhouse)?;
+                    .map_err(ProviderError::from)?;
             }
             store.set_live(spec, endpoints).map_err(store_error)?;
         }

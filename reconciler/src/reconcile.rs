@@ -53,6 +53,8 @@ pub enum ReconcileError {
     },
     #[error("{0}")]
     Target(String),
+    #[error(transparent)]
+    ClickHouseQuery(#[from] crate::providers::clickhouse::ClickHouseError),
     #[error("paver.yaml: {0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}{help}", help = .0.help())]
@@ -163,7 +165,7 @@ pub async fn connect(config: &Config) -> Result<Targets, ReconcileError> {
     let connections = &config.connections;
     let clickhouse = ClickHouse::open(&connections.clickhouse, env).await?;
     // On a cluster: its nodes, read once (and an unknown cluster is an error here).
-    clickhouse.nodes().await.map_err(ReconcileError::Target)?;
+    clickhouse.nodes().await?;
     let kafka = Kafka::open(&connections.kafka, env)?;
     Ok(Targets {
         kafka,

@@ -388,84 +388,6 @@ fn after_the_handover_is_confirmed_every_record_goes_through_the_new_version() {
     assert_eq!(confirmed(2), HandoverOutcome::NoWorkers);
 }
 
-/// A TCP proxy in front of ClickHouse that lets the first `INSERT` through to the server
-/// and then loses the server's answer: it closes the client's connection as a network
-/// failing after the server committed would. What a retried insert must not duplicate.
-struct LosingProxy {
-    url: String,
-    lost: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl LosingProxy {
-    fn start(upstream: &str) -> LosingProxy {
-        use std::io::{Read, Write};
-        use std::net::{Shutdown, TcpListener, TcpStream};
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let lost = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let lost_in = lost.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                // Set when this connection carried an INSERT and no answer was lost yet.
-                let armed = Arc::new(AtomicBool::new(false));
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let armed_in = armed.clone();
-                let lost_req = lost_in.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = c_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let seen = buf[..n].windows(12).any(|w| w == b"query=INSERT");
-                        if seen && lost_req.load(Ordering::SeqCst) == 0 {
-                            armed_in.store(true, Ordering::SeqCst);
-                        }
-                        if s_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = s_out.shutdown(Shutdown::Write);
-                });
-                let (mut s_in, mut c_out) = (server, client);
-                let lost_resp = lost_in.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = s_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if armed.load(Ordering::SeqCst)
-                            && lost_resp
-                                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                                .is_ok()
-                        {
-                            // The server answered the INSERT: the answer never arrives.
-                            let _ = c_out.shutdown(Shutdown::Both);
-                            let _ = s_in.shutdown(Shutdown::Both);
-                            return;
-                        }
-                        if c_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = c_out.shutdown(Shutdown::Write);
-                });
-            }
-        });
-        LosingProxy { url, lost }
-    }
-}
-
 /// An insert whose answer is lost after the server committed it is retried; the retry
 /// must not insert the rows a second time (the ledger says they are in).
 #[test]
@@ -479,15 +401,16 @@ fn an_insert_whose_answer_was_lost_is_not_inserted_twice() {
     let producer = Producer::new(&p.topic());
     let mut ledger = Ledger::default();
     produce(&producer, &mut ledger, 1, 300, None);
-    let proxy = LosingProxy::start(&clickhouse_url());
-    let mut worker = p.ingest(&[("PAVER_CLICKHOUSE_URL", proxy.url.as_str())], "w.log");
+    let proxy =
+        paver_e2e::receiver::Proxy::start(&clickhouse_url()).losing_the_first_insert_answer();
+    let mut worker = p.ingest(&[("PAVER_CLICKHOUSE_URL", &proxy.url())], "w.log");
     wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(90));
     // Whatever a late duplicate would add has had time to arrive.
     produce(&producer, &mut ledger, 2, 50, None);
     wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(60));
     kill(&mut worker, "-TERM");
     assert_eq!(
-        proxy.lost.load(Ordering::SeqCst),
+        proxy.lost(),
         1,
         "the proxy lost no answer: {}",
         p.log("w.log")

@@ -486,7 +486,7 @@ impl Poller {
                         }
                         last = n;
                     }
-                    Err(e) => f.lock().unwrap().push(e),
+                    Err(e) => f.lock().unwrap().push(e.to_string()),
                 }
                 polls += 1;
                 std::thread::sleep(Duration::from_millis(25));

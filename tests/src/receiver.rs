@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -166,12 +166,17 @@ impl Receiver {
 }
 
 /// A TCP proxy to `upstream` that a test can close (every connection, open or new, is cut)
-/// and open again, on the same port.
+/// and open again, on the same port; or that loses the answer to the first INSERT it
+/// carries (the server ran it, the client never hears so).
 #[derive(Clone)]
 pub struct Proxy {
     pub port: u16,
     open: Arc<AtomicBool>,
     live: Arc<Mutex<Vec<TcpStream>>>,
+    /// Whether the answer to the first INSERT is to be lost.
+    lose_insert_answer: Arc<AtomicBool>,
+    /// Answers lost so far (0 or 1).
+    lost: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -181,9 +186,14 @@ impl Proxy {
             port: listener.local_addr().unwrap().port(),
             open: Arc::new(AtomicBool::new(true)),
             live: Arc::default(),
+            lose_insert_answer: Arc::default(),
+            lost: Arc::default(),
         };
         let serving = proxy.clone();
-        let upstream = upstream.to_string();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -199,11 +209,21 @@ impl Proxy {
                     live.push(client.try_clone().unwrap());
                     live.push(server.try_clone().unwrap());
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                serving.carry(client, server);
             }
         });
         proxy
+    }
+
+    /// The same proxy, losing the server's answer to the first INSERT it carries.
+    pub fn losing_the_first_insert_answer(self) -> Proxy {
+        self.lose_insert_answer.store(true, Ordering::SeqCst);
+        self
+    }
+
+    /// How many answers were lost (0 or 1).
+    pub fn lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -221,13 +241,62 @@ impl Proxy {
     pub fn reopen(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
-}
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-        let _ = to.shutdown(Shutdown::Write);
-    });
+    /// Copy both ways between a client and the server, each way on a thread of its own.
+    /// A connection that carried an INSERT is armed, when answers are to be lost and none
+    /// was yet: the server's first bytes back on it cut the connection instead.
+    fn carry(&self, client: TcpStream, server: TcpStream) {
+        let armed = Arc::new(AtomicBool::new(false));
+        let (mut from_client, mut to_server) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let (lose, lost, armed_by_request) = (
+            self.lose_insert_answer.clone(),
+            self.lost.clone(),
+            armed.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = from_client.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if lose.load(Ordering::SeqCst)
+                    && lost.load(Ordering::SeqCst) == 0
+                    && buf[..n].windows(12).any(|w| w == b"query=INSERT")
+                {
+                    armed_by_request.store(true, Ordering::SeqCst);
+                }
+                if to_server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to_server.shutdown(Shutdown::Write);
+        });
+        let (mut from_server, mut to_client) = (server, client);
+        let lost = self.lost.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = from_server.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if armed.load(Ordering::SeqCst)
+                    && lost
+                        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    // The server answered the INSERT: the answer never arrives.
+                    let _ = to_client.shutdown(Shutdown::Both);
+                    let _ = from_server.shutdown(Shutdown::Both);
+                    return;
+                }
+                if to_client.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to_client.shutdown(Shutdown::Write);
+        });
+    }
 }
 
 /// A plain GET (for /metrics): the body.

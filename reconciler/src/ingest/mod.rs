@@ -28,7 +28,7 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("ClickHouse: {0}")]
-    ClickHouse(String),
+    ClickHouse(#[from] crate::providers::clickhouse::ClickHouseError),
     #[error(transparent)]
     Connect(#[from] crate::providers::clickhouse::ConnectError),
     #[error(transparent)]

@@ -19,7 +19,7 @@ use super::spec::IngestSpec;
 use super::status::Status;
 use super::stop::{Backoff, Stop};
 use super::IngestError;
-use crate::providers::clickhouse::{literal, table_sql, ClickHouse, InsertError};
+use crate::providers::clickhouse::{literal, table_sql, ClickHouse, ClickHouseError, InsertError};
 
 /// The heartbeat that says which version this worker runs must be younger than this for
 /// an insert to start (the cut-over's `await_handover` counts heartbeats of 3 s).
@@ -187,7 +187,7 @@ impl Sink<'_> {
     async fn insert(&self, rows: bytes::Bytes) -> Result<(), InsertError> {
         if !views_exist(self.ch, self.spec)
             .await
-            .map_err(InsertError::Transient)?
+            .map_err(|e| InsertError::Transient(e.to_string()))?
         {
             return Err(InsertError::Transient(format!(
                 "the views of v{} are missing",
@@ -250,38 +250,39 @@ pub async fn wait_for_views(
     })
 }
 
-async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, String> {
+async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, ClickHouseError> {
     let names: Vec<String> = spec.views.iter().map(|v| literal(&v.name)).collect();
     if names.is_empty() {
         return Ok(true);
     }
-    let rows = ch
-        .rows(&format!(
-            "SELECT count() FROM system.tables WHERE database = {} AND name IN ({})",
-            literal(&spec.staging.database),
-            names.join(", ")
-        ))
-        .await?;
+    let statement = format!(
+        "SELECT count() FROM system.tables WHERE database = {} AND name IN ({})",
+        literal(&spec.staging.database),
+        names.join(", ")
+    );
+    let rows = ch.rows(&statement).await?;
+    let answer = |why: String| ClickHouseError::Answer {
+        statement: statement.clone(),
+        why,
+    };
     let count = rows
         .first()
         .and_then(|r| r.first())
-        .ok_or("system.tables answered no row")?;
+        .ok_or_else(|| answer("no row".to_string()))?;
     let count: usize = count
         .parse()
-        .map_err(|_| format!("system.tables answered `{count}` for a count"))?;
+        .map_err(|_| answer(format!("`{count}` for a count")))?;
     Ok(count == spec.views.len())
 }
 
 /// The last offset the ledger has for the pipeline, per partition (any version).
 pub async fn ledger_offsets(ch: &ClickHouse, spec: &IngestSpec) -> Result<Offsets, IngestError> {
-    let rows = ch
-        .rows(&format!(
-            "SELECT partition, max(last_offset) FROM {} WHERE pipeline = {} GROUP BY partition",
-            table_sql(&spec.ledger),
-            literal(&spec.pipeline)
-        ))
-        .await
-        .map_err(IngestError::ClickHouse)?;
+    let statement = format!(
+        "SELECT partition, max(last_offset) FROM {} WHERE pipeline = {} GROUP BY partition",
+        table_sql(&spec.ledger),
+        literal(&spec.pipeline)
+    );
+    let rows = ch.rows(&statement).await?;
     let mut out = BTreeMap::new();
     for row in rows {
         let parsed = match row.as_slice() {
@@ -289,10 +290,10 @@ pub async fn ledger_offsets(ch: &ClickHouse, spec: &IngestSpec) -> Result<Offset
             _ => None,
         };
         let (partition, offset) = parsed.ok_or_else(|| {
-            IngestError::ClickHouse(format!(
-                "the ledger {} answered a row that is not (partition, offset): {row:?}",
-                spec.ledger
-            ))
+            IngestError::ClickHouse(ClickHouseError::Answer {
+                statement: statement.clone(),
+                why: format!("a row that is not (partition, offset): {row:?}"),
+            })
         })?;
         out.insert(partition, offset);
     }

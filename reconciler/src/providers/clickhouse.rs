@@ -6,12 +6,14 @@
 //! (TLS, credentials, what a failed first query means) is in `connect`.
 
 mod connect;
+mod error;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
 pub use connect::{address, ConnectError};
+pub use error::{error_code, ClickHouseError};
 
 use crate::error::ProviderError;
 use crate::plan::{ClickHouseAction, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
@@ -52,10 +54,15 @@ pub struct ClickHouse {
 ///   26.9 alike (`tests/clickhouse_engine.rs`).
 /// - `materialized_views_ignore_errors=0`: a failing transform fails the insert, instead
 ///   of dropping the sink's rows while the ledger records the block.
+/// - `insert_deduplicate=0`: on a cluster's replicated tables, ClickHouse drops a block
+///   identical to one of the last 100 it took: a batch of events alike in every byte to an
+///   earlier batch would be lost while the ledger records its offsets. The ledger already
+///   keeps a retried batch from going in twice (the worker asks it before retrying).
 pub const INSERT_SETTINGS: &[(&str, &str)] = &[
     ("async_insert", "0"),
     ("parallel_view_processing", "0"),
     ("materialized_views_ignore_errors", "0"),
+    ("insert_deduplicate", "0"),
 ];
 
 /// A name in backquotes, as ClickHouse reads identifiers (names are validated by the linter
@@ -83,8 +90,6 @@ const DATA_ERRORS: &[u32] = &[
     6, 25, 26, 27, 32, 33, 36, 38, 41, 43, 53, 69, 70, 72, 117, 131, 321, 395, 407,
 ];
 
-pub use crate::error::error_code;
-
 /// `CREATE MATERIALIZED VIEW x …` as `CREATE MATERIALIZED VIEW IF NOT EXISTS x …`: a
 /// compensation may run again after a crash.
 fn if_not_exists(statement: &str) -> String {
@@ -111,26 +116,33 @@ impl ClickHouse {
     }
 
     /// Run a query and return ClickHouse's JSONCompact answer (one round trip).
-    async fn json(&self, sql: &str) -> Result<Json, String> {
+    async fn json(&self, sql: &str) -> Result<Json, ClickHouseError> {
         self.count();
+        let failed = |e: clickhouse::error::Error| ClickHouseError::from_client(&e, sql);
         let bytes = self
             .client
             .query(sql)
             .fetch_bytes("JSONCompact")
-            .map_err(|e| e.to_string())?
+            .map_err(failed)?
             .collect()
             .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+            .map_err(failed)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClickHouseError::Answer {
+            statement: sql.to_string(),
+            why: e.to_string(),
+        })
     }
 
     /// Run a query and return its rows as text.
-    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>, ClickHouseError> {
         let doc = self.json(sql).await?;
         let rows = doc["data"]
             .as_array()
             .cloned()
-            .ok_or_else(|| format!("unexpected answer (no `data`) to `{sql}`"))?;
+            .ok_or_else(|| ClickHouseError::Answer {
+                statement: sql.to_string(),
+                why: "no `data`".to_string(),
+            })?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -147,7 +159,7 @@ impl ClickHouse {
     }
 
     /// The columns and types a query returns, without running it on data.
-    async fn meta(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+    async fn meta(&self, sql: &str) -> Result<Vec<(String, String)>, ClickHouseError> {
         let doc = self.json(sql).await?;
         Ok(doc["meta"]
             .as_array()
@@ -165,7 +177,7 @@ impl ClickHouse {
     /// Run a statement (DDL). On a cluster, the server answers only once every node has
     /// (`wait_end_of_query`): a node that failed or timed out is an error naming it, not
     /// a line inside a successful answer.
-    pub async fn run(&self, sql: &str) -> Result<(), String> {
+    pub async fn run(&self, sql: &str) -> Result<(), ClickHouseError> {
         self.count();
         let mut query = self.client.query(sql);
         if self.cluster.is_some() {
@@ -174,28 +186,28 @@ impl ClickHouse {
         let Err(e) = query.execute().await else {
             return Ok(());
         };
-        let e = e.to_string();
-        if self.cluster.is_some() && error_code(&e) == Some(159) {
-            // An ON CLUSTER statement that some node did not run in time stays in the
-            // cluster's DDL queue, and that node runs it when it is back. A DROP (what
-            // an undo and a retirement do) is then as good as done: the nodes that answer
-            // ran it, the others will. Anything else failed, and says which node.
-            if sql.starts_with("DROP ") {
-                eprintln!("paver: `{sql}`: not every node answered in time; the nodes that did ran it, the others will when they are back ({e})");
-                return Ok(());
-            }
-            let down = match self.down_nodes().await {
-                Ok(down) if down.is_empty() => "none found: a slow node".to_string(),
-                Ok(down) => down.join(", "),
-                Err(why) => format!("unknown ({why})"),
-            };
-            let cluster = self.cluster.as_deref().map(quote);
-            return Err(format!(
-                "{e} (in `{sql}`; nodes of cluster {} not answering: {down})",
-                cluster.as_deref().unwrap_or("?")
-            ));
+        let e = ClickHouseError::from_client(&e, sql);
+        let Some(cluster) = self.cluster.as_deref().filter(|_| e.code() == Some(159)) else {
+            return Err(e);
+        };
+        // An ON CLUSTER statement that some node did not run in time stays in the
+        // cluster's DDL queue, and that node runs it when it is back. A DROP (what an undo
+        // and a retirement do) is then as good as done: the nodes that answer ran it, the
+        // others will. Anything else failed, and says which node.
+        if sql.starts_with("DROP ") {
+            eprintln!("paver: `{sql}`: not every node answered in time; the nodes that did ran it, the others will when they are back ({e})");
+            return Ok(());
         }
-        Err(format!("{e} (in `{sql}`)"))
+        let down = match self.down_nodes().await {
+            Ok(down) if down.is_empty() => "none found: a slow node".to_string(),
+            Ok(down) => down.join(", "),
+            Err(why) => format!("unknown ({why})"),
+        };
+        Err(ClickHouseError::NodesDown {
+            source: Box::new(e),
+            cluster: quote(cluster),
+            down,
+        })
     }
 
     /// ` ON CLUSTER `c`` on a cluster, else nothing: what every DDL statement carries.
@@ -207,7 +219,7 @@ impl ClickHouse {
     }
 
     /// The settings of [`INSERT_SETTINGS`] that this server has (one query, the first time).
-    async fn insert_settings(&self) -> Result<&[(&'static str, &'static str)], String> {
+    async fn insert_settings(&self) -> Result<&[(&'static str, &'static str)], ClickHouseError> {
         if let Some(known) = self.insert_settings.get() {
             return Ok(known);
         }
@@ -238,19 +250,17 @@ impl ClickHouse {
         let settings = self
             .insert_settings()
             .await
-            .map_err(InsertError::Transient)?;
+            .map_err(|e| InsertError::Transient(e.to_string()))?;
         self.count();
+        let statement = format!("INSERT INTO {} FORMAT JSONEachRow", table_sql(table));
         let classify = |e: clickhouse::error::Error| {
-            let text = e.to_string();
-            match error_code(&text) {
-                Some(code) if DATA_ERRORS.contains(&code) => InsertError::Data(text),
-                _ => InsertError::Transient(text),
+            let e = ClickHouseError::from_client(&e, &statement);
+            match e.code() {
+                Some(code) if DATA_ERRORS.contains(&code) => InsertError::Data(e.to_string()),
+                _ => InsertError::Transient(e.to_string()),
             }
         };
-        let mut insert = self.client.insert_formatted_with(format!(
-            "INSERT INTO {} FORMAT JSONEachRow",
-            table_sql(table)
-        ));
+        let mut insert = self.client.insert_formatted_with(statement.clone());
         for (name, value) in settings {
             insert = insert.with_setting(*name, *value);
         }
@@ -268,7 +278,7 @@ impl ClickHouse {
     pub async fn observe(
         &self,
         databases: &BTreeSet<String>,
-    ) -> Result<(BTreeSet<String>, BTreeMap<TableName, ObservedTable>), String> {
+    ) -> Result<(BTreeSet<String>, BTreeMap<TableName, ObservedTable>), ClickHouseError> {
         if self.cluster.is_some() {
             let (existing, tables, _) = self.observe_cluster(databases).await?;
             return Ok((existing, tables));
@@ -366,7 +376,7 @@ impl ClickHouse {
         table: &TableName,
         columns: &[Column],
         transform: &Transform,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, ClickHouseError> {
         let mut inferred = BTreeMap::new();
         if columns.iter().any(|c| c.ty.is_none()) {
             let probe = TableName {
@@ -398,7 +408,9 @@ impl ClickHouse {
                 .and_then(|q| paver_lint::sql::render_query_over(q, &probe.database, &probe.name));
             let result = match query {
                 Some(q) => self.meta(&format!("SELECT * FROM ({q}) LIMIT 0")).await,
-                None => Err("the transform could not be rendered".to_string()),
+                None => Err(ClickHouseError::State(
+                    "the transform could not be rendered".to_string(),
+                )),
             };
             self.run(&format!("DROP TABLE IF EXISTS {}", table_sql(&probe)))
                 .await?;
@@ -411,12 +423,17 @@ impl ClickHouse {
                 None => inferred
                     .get(&c.name)
                     .map(|ty| (c.name.clone(), ty.clone()))
-                    .ok_or_else(|| format!("ClickHouse gave no type for the column `{}`", c.name)),
+                    .ok_or_else(|| {
+                        ClickHouseError::State(format!(
+                            "ClickHouse gave no type for the column `{}`",
+                            c.name
+                        ))
+                    }),
             })
             .collect()
     }
 
-    async fn create_table(&self, table: &TableName, spec: &Table) -> Result<(), String> {
+    async fn create_table(&self, table: &TableName, spec: &Table) -> Result<(), ClickHouseError> {
         let columns = self
             .resolve_columns(table, &spec.columns, &spec.transform)
             .await?;
@@ -452,7 +469,7 @@ impl ClickHouse {
     }
 
     /// `DROP TABLE IF EXISTS` (idempotent, as compensations must be).
-    async fn drop_table(&self, table: &TableName) -> Result<(), String> {
+    async fn drop_table(&self, table: &TableName) -> Result<(), ClickHouseError> {
         self.run(&format!(
             "DROP TABLE IF EXISTS {}{}",
             table_sql(table),
@@ -462,7 +479,7 @@ impl ClickHouse {
     }
 
     /// Drop a column if the table has it (idempotent).
-    async fn drop_column(&self, table: &TableName, name: &str) -> Result<(), String> {
+    async fn drop_column(&self, table: &TableName, name: &str) -> Result<(), ClickHouseError> {
         if self.column_exists(table, name).await? {
             if self.is_distributed(table).await? {
                 return self.rebuild_distributed(table, &[], &[name], None).await;
@@ -478,7 +495,7 @@ impl ClickHouse {
         Ok(())
     }
 
-    async fn column_exists(&self, table: &TableName, name: &str) -> Result<bool, String> {
+    async fn column_exists(&self, table: &TableName, name: &str) -> Result<bool, ClickHouseError> {
         let rows = self
             .rows(&format!(
                 "SELECT name FROM system.columns WHERE database = {} AND table = {} AND name = {}",
@@ -497,18 +514,25 @@ impl ClickHouse {
             // On a cluster, a statement that timed out ran on the nodes that answered (and
             // waits in the DDL queue for the others): the executor does not undo a failed
             // step, so what it made is dropped here, on every node.
-            Err(e) if self.cluster.is_some() && error_code(&e) == Some(159) => {
-                let e = match self.undo_after_timeout(action).await {
-                    Ok(()) => format!("{e}; what the step made on the nodes that answered was dropped again"),
-                    Err(undo) => format!("{e}; dropping what the step made on the nodes that answered failed too: {undo}"),
+            Err(e) if self.cluster.is_some() && e.code() == Some(159) => {
+                let undo = match self.undo_after_timeout(action).await {
+                    Ok(()) => "what the step made on the nodes that answered was dropped again"
+                        .to_string(),
+                    Err(undo) => format!(
+                        "dropping what the step made on the nodes that answered failed too: {undo}"
+                    ),
                 };
-                Err(ProviderError::from_clickhouse(e))
+                Err(ClickHouseError::Undone {
+                    source: Box::new(e),
+                    undo,
+                }
+                .into())
             }
-            result => result.map_err(ProviderError::from_clickhouse),
+            result => result.map_err(ProviderError::from),
         }
     }
 
-    async fn run_action(&self, action: &ClickHouseAction) -> Result<(), String> {
+    async fn run_action(&self, action: &ClickHouseAction) -> Result<(), ClickHouseError> {
         use ClickHouseAction as Action;
         match action {
             Action::CreateDatabase { name } => {
@@ -593,7 +617,7 @@ impl ClickHouse {
             } => {
                 let columns = self.columns_of(physical).await?;
                 if columns.is_empty() {
-                    return Err(format!("{physical} has no columns (does it exist?)"));
+                    return Err(ClickHouseError::State(format!("{physical} has no columns (does it exist?)")));
                 }
                 self.rebuild_distributed(table, &columns, &[], Some(shard_by.as_deref()))
                     .await?
@@ -654,7 +678,7 @@ impl ClickHouse {
                 for statement in statements {
                     self.run(&self.with_on(&if_not_exists(statement)))
                         .await
-                        .map_err(|e| format!("restoring the views {view}: {e}"))?;
+                        .map_err(|e| ClickHouseError::State(format!("restoring the views {view}: {e}")))?;
                 }
             }
         }
@@ -668,7 +692,7 @@ impl ClickHouse {
     /// of every inserted block into the ledger. ClickHouse runs a table's views in the
     /// order of their names: `…_mv` before `…_mv_offsets`, so that a block whose transform
     /// failed is not recorded as inserted.
-    pub async fn create_views(&self, spec: &ViewSpec) -> Result<(), String> {
+    pub async fn create_views(&self, spec: &ViewSpec) -> Result<(), ClickHouseError> {
         let sink_columns = self
             .rows(&format!(
                 "SELECT name, type, default_kind FROM system.columns WHERE database = {} AND table = {}",
@@ -677,10 +701,10 @@ impl ClickHouse {
             ))
             .await?;
         if sink_columns.is_empty() {
-            return Err(format!(
+            return Err(ClickHouseError::State(format!(
                 "the sink {} has no columns (does it exist?)",
                 spec.sink
-            ));
+            )));
         }
         let source: Vec<String> = spec.source_columns.iter().map(|c| c.name.clone()).collect();
         let bare = paver_lint::sql::render_view_query(
@@ -691,10 +715,10 @@ impl ClickHouse {
             &[],
         )
         .ok_or_else(|| {
-            format!(
+            ClickHouseError::State(format!(
                 "the transform of {} v{} could not be rendered",
                 spec.pipeline, spec.version
-            )
+            ))
         })?;
         let produced: BTreeSet<String> = self
             .meta(&format!("SELECT * FROM ({bare}) LIMIT 0"))
@@ -720,10 +744,10 @@ impl ClickHouse {
             &extra,
         )
         .ok_or_else(|| {
-            format!(
+            ClickHouseError::State(format!(
                 "the view of {} v{} could not be rendered",
                 spec.pipeline, spec.version
-            )
+            ))
         })?;
         for t in [&spec.view, &spec.offsets] {
             self.drop_table(t).await?;
@@ -747,7 +771,10 @@ impl ClickHouse {
         .await
     }
 
-    async fn columns_of(&self, table: &TableName) -> Result<Vec<(String, String)>, String> {
+    async fn columns_of(
+        &self,
+        table: &TableName,
+    ) -> Result<Vec<(String, String)>, ClickHouseError> {
         Ok(self
             .rows(&format!(
                 "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
@@ -761,14 +788,16 @@ impl ClickHouse {
     }
 
     /// An expression of a column type's default value, on this server.
-    fn default_of(&self, ty: &str) -> Result<String, String> {
+    fn default_of(&self, ty: &str) -> Result<String, ClickHouseError> {
         // Types come from the server's own catalogue; they still go into SQL only as a
         // string literal, and only when they look like a type.
         if !ty
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_(), ".contains(c))
         {
-            return Err(format!("cannot give a default for the column type `{ty}`"));
+            return Err(ClickHouseError::State(format!(
+                "cannot give a default for the column type `{ty}`"
+            )));
         }
         Ok(if self.version >= (21, 1) {
             format!("defaultValueOfTypeName({})", literal(ty))

@@ -34,8 +34,8 @@ impl Targets {
                 .await
                 .map(|(d, t)| (d, t, Default::default()))
         };
-        let (databases, tables, missing) = observed
-            .map_err(|e| ProviderError::from_clickhouse(e).context("observing ClickHouse"))?;
+        let (databases, tables, missing) =
+            observed.map_err(|e| ProviderError::from(e).context("observing ClickHouse"))?;
         Ok(Observed {
             topics,
             databases: databases

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{literal, quote, table_sql, ClickHouse};
+use super::{literal, quote, table_sql, ClickHouse, ClickHouseError};
 use crate::plan::{merge_of, ObservedTable, Table, TableName};
 
 /// `CREATE [MATERIALIZED] VIEW|TABLE [IF NOT EXISTS] <name> …` with ` ON CLUSTER <c>`
@@ -112,7 +112,7 @@ impl ClickHouse {
         table: &TableName,
         base: &str,
         arg: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, ClickHouseError> {
         if self.cluster.is_none() {
             return Ok(format!("{base}({arg})"));
         }
@@ -122,7 +122,7 @@ impl ClickHouse {
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
-                    .map_err(|e| format!("the clock: {e}"))?;
+                    .map_err(|e| ClickHouseError::State(format!("the clock: {e}")))?;
                 let token = crate::model::short_hash(
                     format!("{table} {nanos} {}", std::process::id()).as_bytes(),
                 );
@@ -147,7 +147,7 @@ impl ClickHouse {
 
     /// The ZooKeeper path of a replicated table on any node of the cluster (macros as
     /// written, `{shard}` included).
-    async fn zookeeper_path(&self, table: &TableName) -> Result<Option<String>, String> {
+    async fn zookeeper_path(&self, table: &TableName) -> Result<Option<String>, ClickHouseError> {
         let filter = format!(
             "database = {} AND name = {}",
             literal(&table.database),
@@ -166,7 +166,7 @@ impl ClickHouse {
     }
 
     /// The cluster's nodes, `host:port` (native protocol), as `system.clusters` lists them.
-    pub async fn nodes(&self) -> Result<Vec<String>, String> {
+    pub async fn nodes(&self) -> Result<Vec<String>, ClickHouseError> {
         let Some(cluster) = &self.cluster else {
             return Ok(Vec::new());
         };
@@ -183,10 +183,10 @@ impl ClickHouse {
             .filter_map(|r| Some(format!("{}:{}", r.first()?, r.get(1)?)))
             .collect();
         if nodes.is_empty() {
-            return Err(format!(
+            return Err(ClickHouseError::State(format!(
                 "the ClickHouse server at {} has no cluster `{cluster}` in its remote_servers (system.clusters): name the cluster the servers define",
                 self.url
-            ));
+            )));
         }
         Ok(self.nodes.get_or_init(|| nodes).clone())
     }
@@ -197,7 +197,7 @@ impl ClickHouse {
     pub(super) async fn undo_after_timeout(
         &self,
         action: &crate::plan::ClickHouseAction,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         use crate::plan::ClickHouseAction as A;
         match action {
             A::CreateDatabase { name } => {
@@ -237,7 +237,7 @@ impl ClickHouse {
 
     /// The nodes that do not answer (one `remote()` probe each): what a timed-out
     /// `ON CLUSTER` statement names.
-    pub(super) async fn down_nodes(&self) -> Result<Vec<String>, String> {
+    pub(super) async fn down_nodes(&self) -> Result<Vec<String>, ClickHouseError> {
         let mut down = Vec::new();
         for node in self.nodes().await? {
             let probe = format!("SELECT 1 FROM remote({}, system, one)", literal(&node));
@@ -254,7 +254,7 @@ impl ClickHouse {
         columns: &str,
         system_table: &str,
         filter: &str,
-    ) -> Result<Vec<Vec<String>>, String> {
+    ) -> Result<Vec<Vec<String>>, ClickHouseError> {
         let credentials = match (&self.user, &self.password) {
             (Some(u), Some(p)) => format!(", {}, {}", literal(u), literal(p)),
             (Some(u), None) => format!(", {}", literal(u)),
@@ -280,7 +280,7 @@ impl ClickHouse {
     pub async fn observe_cluster(
         &self,
         databases: &BTreeSet<String>,
-    ) -> Result<ClusterObservation, String> {
+    ) -> Result<ClusterObservation, ClickHouseError> {
         let nodes = self.nodes().await?;
         let existing: BTreeSet<String> = self
             .over_nodes("name", "databases", "1")
@@ -368,7 +368,7 @@ impl ClickHouse {
         Ok((existing, tables, missing))
     }
 
-    pub(super) async fn is_distributed(&self, table: &TableName) -> Result<bool, String> {
+    pub(super) async fn is_distributed(&self, table: &TableName) -> Result<bool, ClickHouseError> {
         if self.cluster.is_none() {
             return Ok(false);
         }
@@ -392,9 +392,11 @@ impl ClickHouse {
         add: &[(String, String)],
         drop: &[&str],
         shard_by: Option<Option<&str>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         let Some(cluster) = self.cluster.clone() else {
-            return Err(format!("{table}: a Distributed table needs a cluster"));
+            return Err(ClickHouseError::State(format!(
+                "{table}: a Distributed table needs a cluster"
+            )));
         };
         let current = self
             .rows(&format!(
@@ -530,7 +532,7 @@ impl ClickHouse {
         create: &TableName,
         spec: &Table,
         others: &[TableName],
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         self.create_table(create, spec).await?;
         let mut physicals: Vec<TableName> = others.to_vec();
         physicals.push(create.clone());
@@ -569,7 +571,7 @@ impl ClickHouse {
         create: &TableName,
         added: &[(TableName, String)],
         shard_by: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         if self.rows_on_cluster(create).await? > 0 {
             // Rows reached the new table: it stays, read by the Merge.
             return Ok(());
@@ -587,7 +589,7 @@ impl ClickHouse {
 
     /// The rows of a table on every node (its active parts; replicas count twice: only
     /// "none" matters).
-    async fn rows_on_cluster(&self, table: &TableName) -> Result<u64, String> {
+    async fn rows_on_cluster(&self, table: &TableName) -> Result<u64, ClickHouseError> {
         let filter = format!(
             "database = {} AND table = {} AND active",
             literal(&table.database),
@@ -598,14 +600,14 @@ impl ClickHouse {
             let n = r.get(1).map(String::as_str).unwrap_or("0");
             rows += n
                 .parse::<u64>()
-                .map_err(|e| format!("system.parts.rows `{n}`: {e}"))?;
+                .map_err(|e| ClickHouseError::State(format!("system.parts.rows `{n}`: {e}")))?;
         }
         Ok(rows)
     }
 
     /// A table some nodes lack, made again there from the statement of a node that has
     /// it: `IF NOT EXISTS … ON CLUSTER` changes nothing where it is.
-    pub(super) async fn repair_table(&self, table: &TableName) -> Result<(), String> {
+    pub(super) async fn repair_table(&self, table: &TableName) -> Result<(), ClickHouseError> {
         let filter = format!(
             "database = {} AND name = {}",
             literal(&table.database),
@@ -615,7 +617,9 @@ impl ClickHouse {
             .over_nodes("create_table_query", "tables", &filter)
             .await?;
         let Some(statement) = rows.iter().find_map(|r| r.get(1)).cloned() else {
-            return Err(format!("{table} is on no node of the cluster any more"));
+            return Err(ClickHouseError::State(format!(
+                "{table} is on no node of the cluster any more"
+            )));
         };
         self.run(&self.with_on(&super::if_not_exists(&statement)))
             .await

@@ -2,7 +2,7 @@
 //! `db.table` made (or remade) a Merge table over `<table>__v<N>`, switched in one
 //! `RENAME`, and its undo.
 
-use super::{literal, quote, table_sql, ClickHouse};
+use super::{literal, quote, table_sql, ClickHouse, ClickHouseError};
 use crate::plan::{Table, TableName};
 
 impl ClickHouse {
@@ -15,7 +15,7 @@ impl ClickHouse {
         spec: &Table,
         original: Option<&TableName>,
         others: &[TableName],
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         self.create_table(create, spec).await?;
         // Every physical table gets every column (a Merge reads a column only if every
         // table it reads has it).
@@ -116,7 +116,7 @@ impl ClickHouse {
         table: &TableName,
         create: &TableName,
         original: Option<&TableName>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClickHouseError> {
         let exists = |t: &TableName| {
             format!(
                 "SELECT count() FROM system.tables WHERE database = {} AND name = {}",
