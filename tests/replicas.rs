@@ -50,7 +50,10 @@ impl Platform {
     /// cut-over that records the live version in the store.
     fn base(&self) {
         let r = &self.repo;
-        r.write("paver.yaml", "defaults:\n  compatibility: FORWARD_TRANSITIVE\n");
+        r.write(
+            "paver.yaml",
+            "defaults:\n  compatibility: FORWARD_TRANSITIVE\n",
+        );
         r.write(
             "clusters/main/v1.yaml",
             "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-e2e\nspec:\n  replication: 2\n  shards: 1\n  memoryGB: 32\n  retentionDays: 30\n",
@@ -134,7 +137,9 @@ impl Platform {
     /// The term `replica` holds the lease in, when it does.
     fn term_of(&self, replica: &Replica) -> Option<i64> {
         let lease = self.store().lease("paver").unwrap()?;
-        (lease.holder.ends_with(&format!(" pid {}", replica.child.id()))
+        (lease
+            .holder
+            .ends_with(&format!(" pid {}", replica.child.id()))
             && lease.expires_ms > paver::store::now_ms())
         .then_some(lease.term)
     }
@@ -177,6 +182,7 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -184,7 +190,12 @@ impl Drop for Replica {
 }
 
 /// Wait until `done` gives a value; fail after `limit` with what the replicas said.
-fn wait_for<T>(what: &str, limit: Duration, replicas: &[&Replica], mut done: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    replicas: &[&Replica],
+    mut done: impl FnMut() -> Option<T>,
+) -> T {
     let started = Instant::now();
     loop {
         if let Some(value) = done() {
@@ -227,7 +238,11 @@ fn of_two_replicas_one_leads_and_applies_each_revision_once() {
     let (leader, follower) = match (p.term_of(&a), p.term_of(&b)) {
         (Some(term), None) => ((&a, term), &b),
         (None, Some(term)) => ((&b, term), &a),
-        other => panic!("not exactly one leader: {other:?}\n{}\n{}", a.log(), b.log()),
+        other => panic!(
+            "not exactly one leader: {other:?}\n{}\n{}",
+            a.log(),
+            b.log()
+        ),
     };
     // One attempt at each revision, applied, every write in the leader's term.
     for sha in [&first, &second] {
@@ -249,9 +264,21 @@ fn of_two_replicas_one_leads_and_applies_each_revision_once() {
         .unwrap()
         .iter()
         .all(|(_, term)| *term == Some(leader.1)));
-    assert!(leader.0.log().contains("this replica leads"), "{}", leader.0.log());
-    assert!(!follower.log().contains("this replica leads"), "{}", follower.log());
-    assert!(!follower.log().contains(" steps, "), "the follower applied:\n{}", follower.log());
+    assert!(
+        leader.0.log().contains("this replica leads"),
+        "{}",
+        leader.0.log()
+    );
+    assert!(
+        !follower.log().contains("this replica leads"),
+        "{}",
+        follower.log()
+    );
+    assert!(
+        !follower.log().contains(" steps, "),
+        "the follower applied:\n{}",
+        follower.log()
+    );
     p.assert_plan_empty();
 }
 
@@ -265,13 +292,21 @@ fn a_standby_recovers_and_finishes_the_revision_of_a_leader_killed_mid_apply() {
     let b = p.replica("b", &[]);
     let store = p.store();
     wait_for("a paused after its first step", LIMIT, &[&a, &b], || {
-        a.log().contains("PAVER_FAULT_PAUSE_AFTER_STEPS=1: pausing").then_some(())
+        a.log()
+            .contains("PAVER_FAULT_PAUSE_AFTER_STEPS=1: pausing")
+            .then_some(())
     });
-    let interrupted = store.interrupted().unwrap().expect("an interrupted revision");
+    let interrupted = store
+        .interrupted()
+        .unwrap()
+        .expect("an interrupted revision");
     assert_eq!(interrupted.sha, sha);
     let journal = store.journal_of(interrupted.id).unwrap();
     assert_eq!(
-        journal.iter().map(|e| (e.state, e.term)).collect::<Vec<_>>(),
+        journal
+            .iter()
+            .map(|e| (e.state, e.term))
+            .collect::<Vec<_>>(),
         [(StepState::Done, Some(term_a))]
     );
     // SIGKILL: no release of the lease, no clean-up.
@@ -300,7 +335,10 @@ fn a_standby_recovers_and_finishes_the_revision_of_a_leader_killed_mid_apply() {
         b.log()
     );
     assert!(
-        attempts[0].error.as_deref().is_some_and(|e| e.contains("interrupted")),
+        attempts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("interrupted")),
         "{:?}",
         attempts[0]
     );
@@ -313,7 +351,11 @@ fn a_standby_recovers_and_finishes_the_revision_of_a_leader_killed_mid_apply() {
             .collect::<Vec<_>>(),
         [(StepState::Compensated, Some(term_b))]
     );
-    assert!(b.log().contains("undid the interrupted revision"), "{}", b.log());
+    assert!(
+        b.log().contains("undid the interrupted revision"),
+        "{}",
+        b.log()
+    );
     assert!(store
         .terms(10)
         .unwrap()
@@ -339,7 +381,9 @@ fn a_leader_paused_past_its_lease_cannot_write_once_it_resumes() {
     let b = p.replica("b", &[]);
     let store = p.store();
     wait_for("a paused after its first step", LIMIT, &[&a, &b], || {
-        a.log().contains("PAVER_FAULT_PAUSE_AFTER_STEPS=1: pausing").then_some(())
+        a.log()
+            .contains("PAVER_FAULT_PAUSE_AFTER_STEPS=1: pausing")
+            .then_some(())
     });
     a.signal("-STOP");
     let term_b = wait_for("b takes over", LIMIT, &[&a, &b], || p.term_of(&b));
@@ -355,6 +399,15 @@ fn a_leader_paused_past_its_lease_cannot_write_once_it_resumes() {
             && (log.contains("the write was refused") || log.contains("lost its leadership")))
         .then_some(log)
     });
+    eprintln!(
+        "a, resumed in term {term_a} after b took term {term_b}, said: {}",
+        said.lines()
+            .filter(|l| l.contains("refused")
+                || l.contains("lost its leadership")
+                || l.contains("follows"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     // Nothing A wrote survives without B's term over it, and A wrote nothing after B took
     // over: every revision and journal entry carries B's term.
     assert!(term_b > term_a);
@@ -362,7 +415,12 @@ fn a_leader_paused_past_its_lease_cannot_write_once_it_resumes() {
     for (id, term) in store.terms(10).unwrap() {
         assert_eq!(term, Some(term_b), "revision {id}\n{said}");
         for entry in store.journal_of(id).unwrap() {
-            assert_eq!(entry.term, Some(term_b), "revision {id} step {}\n{said}", entry.seq);
+            assert_eq!(
+                entry.term,
+                Some(term_b),
+                "revision {id} step {}\n{said}",
+                entry.seq
+            );
         }
     }
     assert_eq!(p.term_of(&a), None);

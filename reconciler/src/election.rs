@@ -89,10 +89,7 @@ async fn run_store(
     leadership.set(false);
     leadership.set_fence(None);
     let released = tokio::task::spawn_blocking(move || {
-        elector
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release()
+        elector.lock().unwrap_or_else(|e| e.into_inner()).release()
     })
     .await;
     match released {

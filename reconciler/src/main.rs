@@ -98,7 +98,12 @@ enum Command {
         pipeline: String,
         /// The state store `paver run`/`paver apply` write (the live versions): a SQLite
         /// file or a `postgres://` URL.
-        #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Only these partitions, e.g. `0,1,2` (several processes can split a pipeline).
         #[arg(long, value_delimiter = ',')]
@@ -137,14 +142,24 @@ enum Command {
         /// A running `paver run` (http://host:port); else the state store is read.
         #[arg(long)]
         server: Option<String>,
-        #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
     },
     /// The active revision, the last attempt and the pipelines: a summary on a terminal,
     /// JSON when piped (or as `-o` says).
     #[command(after_help = paver::cli::examples::STATUS)]
     Status {
-        #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
@@ -162,7 +177,12 @@ enum Command {
     Retry {
         /// The revision (commit sha) to apply again.
         sha: String,
-        #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of writing the state store.
         #[arg(long)]
@@ -172,7 +192,12 @@ enum Command {
     /// `-o` says).
     #[command(after_help = paver::cli::examples::HISTORY)]
     History {
-        #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -198,7 +223,12 @@ struct Target {
     revision: Option<String>,
     /// The state store: a SQLite file, or a PostgreSQL database (`postgres://user@host/db`;
     /// the password in it, or in PAVER_STATE_PASSWORD).
-    #[arg(long, env = "PAVER_STATE", hide_env_values = true, default_value = ".paver/state.db")]
+    #[arg(
+        long,
+        env = "PAVER_STATE",
+        hide_env_values = true,
+        default_value = ".paver/state.db"
+    )]
     state: PathBuf,
 }
 

@@ -198,16 +198,16 @@ fn the_replicas_keep_their_state_in_postgresql_without_a_shared_volume() {
 #[test]
 fn the_sqlite_variant_runs_one_replica_on_a_volume_of_its_own() {
     let kustomization = &documents("sqlite/kustomization.yaml")[0];
-    assert_eq!(kustomization["resources"], serde_json::json!(["../", "pvc.yaml"]));
+    assert_eq!(
+        kustomization["resources"],
+        serde_json::json!(["../", "pvc.yaml"])
+    );
     let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim =
         typed("sqlite/pvc.yaml", &documents("sqlite/pvc.yaml")[0]);
     let spec = pvc.spec.unwrap();
     assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
     let patch = &documents("sqlite/deployment-patch.yaml")[0];
-    assert_eq!(
-        kustomization["patches"][0]["path"],
-        "deployment-patch.yaml"
-    );
+    assert_eq!(kustomization["patches"][0]["path"], "deployment-patch.yaml");
     assert_eq!(patch["spec"]["replicas"], 1);
     assert_eq!(patch["spec"]["strategy"]["type"], "Recreate");
     let pod = &patch["spec"]["template"]["spec"];

@@ -85,7 +85,13 @@ impl Outbox {
     pub fn enqueue(&self, key: &str, target: &Target, body: &str) -> Result<bool, StoreError> {
         let added = self.store.write_unfenced(
             ENQUEUE,
-            params![key, target.lane(), serde_json::to_string(target)?, body, now_ms()],
+            params![
+                key,
+                target.lane(),
+                serde_json::to_string(target)?,
+                body,
+                now_ms()
+            ],
         )?;
         Ok(added.len() == 1)
     }
@@ -240,7 +246,10 @@ impl Outbox {
     pub fn body_of(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self
             .store
-            .read("SELECT body FROM notifications WHERE key = ?1", params![key])?
+            .read(
+                "SELECT body FROM notifications WHERE key = ?1",
+                params![key],
+            )?
             .first()
         {
             Some(row) => row.opt_text(0),
@@ -257,7 +266,13 @@ fn queued(
         .map(|(key, target, body)| {
             Ok((
                 ENQUEUE,
-                params![key, target.lane(), serde_json::to_string(target)?, body, now_ms()],
+                params![
+                    key,
+                    target.lane(),
+                    serde_json::to_string(target)?,
+                    body,
+                    now_ms()
+                ],
             ))
         })
         .transpose()

@@ -163,10 +163,11 @@ impl Elector {
 
     /// One round, started at `now`: renew or take the lease. Blocking (a database call).
     pub fn try_acquire_or_renew(&mut self, now: Instant) -> Result<Option<i64>, StoreError> {
-        match self
-            .store
-            .acquire_lease(&self.config.name, &self.config.identity, self.config.duration)
-        {
+        match self.store.acquire_lease(
+            &self.config.name,
+            &self.config.identity,
+            self.config.duration,
+        ) {
             Ok(Some(term)) => {
                 self.held = Some((now, term));
                 Ok(Some(term))

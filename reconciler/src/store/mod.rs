@@ -342,7 +342,11 @@ impl Store {
     }
 
     /// A read (no transaction, no fence).
-    pub(crate) fn read(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+    pub(crate) fn read(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
         Ok(self
             .db
             .run(None, vec![(sql, params)])?

@@ -170,7 +170,10 @@ impl Conn {
             )"#,
         )?;
         let current: i64 = tx
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )?
             .get(0);
         if current > migrations::latest() {
             return Err(StoreError::TooNew {
@@ -196,7 +199,9 @@ impl Conn {
     ) -> Result<Vec<Vec<Row>>, StoreError> {
         self.client()?;
         let Conn {
-            client, statements: cache, ..
+            client,
+            statements: cache,
+            ..
         } = self;
         let client = client.as_mut().ok_or(StoreError::Disconnected)?;
         if fence.is_none() && statements.len() == 1 {
@@ -257,15 +262,19 @@ fn read(row: &postgres::Row, i: usize, sql: &str) -> Result<Value, StoreError> {
     let value = if ty == Type::INT8 {
         row.try_get::<_, Option<i64>>(i)?.map(Value::Int)
     } else if ty == Type::INT4 {
-        row.try_get::<_, Option<i32>>(i)?.map(|v| Value::Int(v.into()))
+        row.try_get::<_, Option<i32>>(i)?
+            .map(|v| Value::Int(v.into()))
     } else if ty == Type::INT2 {
-        row.try_get::<_, Option<i16>>(i)?.map(|v| Value::Int(v.into()))
+        row.try_get::<_, Option<i16>>(i)?
+            .map(|v| Value::Int(v.into()))
     } else if ty == Type::BOOL {
-        row.try_get::<_, Option<bool>>(i)?.map(|v| Value::Int(v.into()))
+        row.try_get::<_, Option<bool>>(i)?
+            .map(|v| Value::Int(v.into()))
     } else if ty == Type::FLOAT8 {
         row.try_get::<_, Option<f64>>(i)?.map(Value::Real)
     } else if ty == Type::FLOAT4 {
-        row.try_get::<_, Option<f32>>(i)?.map(|v| Value::Real(v.into()))
+        row.try_get::<_, Option<f32>>(i)?
+            .map(|v| Value::Real(v.into()))
     } else if ty == Type::TEXT || ty == Type::VARCHAR || ty == Type::NAME {
         row.try_get::<_, Option<String>>(i)?.map(Value::Text)
     } else {
@@ -306,7 +315,13 @@ pub fn schema_url(base: &str, name: &str) -> Result<String, StoreError> {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let clean: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     let schema = format!(
         "paver_{clean}_{}_{}_{}",

@@ -172,7 +172,8 @@ fn revisions(rows: Vec<Row>) -> Result<Vec<RevisionRecord>, StoreError> {
 }
 
 fn version(v: i64) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|_| StoreError::Recovery(format!("a pipeline version {v} out of range")))
+    u32::try_from(v)
+        .map_err(|_| StoreError::Recovery(format!("a pipeline version {v} out of range")))
 }
 
 /// The columns of a [`RevisionRecord`], then a clause: a `&'static str` like every statement.
@@ -241,7 +242,10 @@ impl Store {
     /// Whether a retry of `sha` was asked for (and the request, taken).
     pub fn take_retry(&self, sha: &str) -> Result<bool, StoreError> {
         Ok(!self
-            .write("DELETE FROM retries WHERE sha = ?1 RETURNING sha", params![sha])?
+            .write(
+                "DELETE FROM retries WHERE sha = ?1 RETURNING sha",
+                params![sha],
+            )?
             .is_empty())
     }
 

@@ -75,7 +75,8 @@ impl Db {
             });
         }
         for (version, sql) in migrations::SQLITE.iter().filter(|(v, _)| *v > current) {
-            let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
             // Another process may have migrated meanwhile.
             let done: bool = tx
                 .prepare("SELECT 1 FROM schema_migrations WHERE version = ?1")?
@@ -125,11 +126,9 @@ impl Db {
         let mut rows = stmt.query(rusqlite::params_from_iter(params.into_iter().map(bind)))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(Row(
-                (0..columns)
-                    .map(|i| row.get::<_, Sql>(i).map(read))
-                    .collect::<Result<_, _>>()?,
-            ));
+            out.push(Row((0..columns)
+                .map(|i| row.get::<_, Sql>(i).map(read))
+                .collect::<Result<_, _>>()?));
         }
         Ok(out)
     }

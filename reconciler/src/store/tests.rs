@@ -118,7 +118,10 @@ fn revisions_journal_and_inventory_survive_reopening() {
         let attempts = store.attempts_of("abc").unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].error_kind, Some(ErrorKind::Transient));
-        assert!(attempts[0].finished_at.as_deref().is_some_and(|at| at.ends_with('Z')));
+        assert!(attempts[0]
+            .finished_at
+            .as_deref()
+            .is_some_and(|at| at.ends_with('Z')));
         // A retry request is taken once.
         store.request_retry("abc").unwrap();
         store.request_retry("abc").unwrap();
@@ -281,7 +284,11 @@ fn of_candidates_racing_for_a_free_lease_one_wins() {
                     s.spawn(move || {
                         Store::at_own_connection(&location)
                             .unwrap()
-                            .acquire_lease("race", &format!("candidate {i}"), Duration::from_secs(60))
+                            .acquire_lease(
+                                "race",
+                                &format!("candidate {i}"),
+                                Duration::from_secs(60),
+                            )
                             .unwrap()
                     })
                 })
@@ -337,7 +344,12 @@ fn a_sqlite_store_from_before_numbered_migrations_is_migrated() {
     assert_eq!(store.active().unwrap().unwrap().sha, "old");
     let id = store.begin("new", 0, "plan").unwrap();
     store
-        .finish(id, RevisionStatus::RolledBack, Some("x"), Some(ErrorKind::Conflict))
+        .finish(
+            id,
+            RevisionStatus::RolledBack,
+            Some("x"),
+            Some(ErrorKind::Conflict),
+        )
         .unwrap();
     assert_eq!(
         store.latest_for("new").unwrap().unwrap().error_kind,
