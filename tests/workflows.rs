@@ -40,7 +40,7 @@ fn venv_bin(tool: &str) -> PathBuf {
 #[test]
 fn the_action_and_workflows_validate_against_githubs_schemas() {
     let check = venv_bin("check-jsonschema");
-    let workflows: Vec<PathBuf> = ["pr-check.yml", "deploy.yml"]
+    let mut workflows: Vec<PathBuf> = ["pr-check.yml", "deploy.yml"]
         .iter()
         .map(|f| {
             root()
@@ -48,6 +48,7 @@ fn the_action_and_workflows_validate_against_githubs_schemas() {
                 .join(f)
         })
         .collect();
+    workflows.push(root().join(".github/workflows/release.yml"));
     let out = Command::new(&check)
         .arg("--builtin-schema")
         .arg("vendor.github-workflows")
@@ -63,6 +64,7 @@ fn the_action_and_workflows_validate_against_githubs_schemas() {
     let out = Command::new(&check)
         .args(["--builtin-schema", "vendor.github-actions"])
         .arg(root().join("action.yml"))
+        .arg(root().join("install/action.yml"))
         .output()
         .unwrap();
     assert!(
@@ -237,7 +239,10 @@ fn play_pr_check(runner: &Runner, workspace: &Path, base: &str) -> Vec<Output> {
                 workspace,
                 &run,
                 &env,
-                &[("GITHUB_EVENT_NAME", "pull_request".into())],
+                &[
+                    ("GITHUB_EVENT_NAME", "pull_request".into()),
+                    ("GITHUB_ACTION_PATH", root().display().to_string()),
+                ],
             );
             eprintln!("step {name}: {:?}", out.status.code());
             out
@@ -399,8 +404,9 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
     let merge = push("Merge pull request #2: longer retention");
     let steps = play_deploy(&runner, &work, &server, &merge);
     let out = steps.iter().map(text).collect::<Vec<_>>().join("\n");
-    assert_eq!(steps[1].status.code(), Some(0), "notify: {out}");
-    assert_eq!(steps[2].status.code(), Some(0), "wait: {out}");
+    // The run steps (the install is `uses:`, played by the install tests): notify, wait.
+    assert_eq!(steps[0].status.code(), Some(0), "notify: {out}");
+    assert_eq!(steps[1].status.code(), Some(0), "wait: {out}");
     assert!(
         out.contains("retention.ms=1209600000") && out.contains(&format!("{merge} is applied")),
         "{out}"
@@ -411,7 +417,7 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
     let revert = push("Revert \"Merge pull request #2: longer retention\"");
     let steps = play_deploy(&runner, &work, &server, &revert);
     let out = steps.iter().map(text).collect::<Vec<_>>().join("\n");
-    assert_eq!(steps[2].status.code(), Some(0), "{out}");
+    assert_eq!(steps[1].status.code(), Some(0), "{out}");
     assert!(
         out.contains("retention.ms=604800000") && out.contains(&format!("{revert} is applied")),
         "{out}"
@@ -419,4 +425,183 @@ fn a_merge_deploys_through_the_webhook_and_a_revert_rolls_back() {
 
     let _ = paver.kill();
     let _ = paver.wait();
+}
+
+/// A static file server on loopback for `dir` (GitHub's release downloads, here): GET of a
+/// path under it, 404 otherwise. Serves until the test process ends.
+fn serve_files(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            if BufReader::new(&stream).read_line(&mut request).is_err() {
+                continue;
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let file = dir.join(path.trim_start_matches('/'));
+            let (status, body) = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => ("200 OK", body),
+                _ => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    address
+}
+
+/// The Rust target the installer picks on this machine.
+fn this_target() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    }
+}
+
+/// A release `version` of the binaries under test, as release.yml makes it (stripped, by
+/// scripts/release-archive), served at `<address>/releases/download/<version>/`.
+fn local_release(version: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bins = dir.path().join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    for tool in ["paver", "paver-lint"] {
+        let copy = bins.join(tool);
+        std::fs::copy(bin(tool), &copy).unwrap();
+        let strip = Command::new("strip").arg(&copy).status().unwrap();
+        assert!(strip.success());
+    }
+    let release = dir.path().join("site/releases/download").join(version);
+    let out = Command::new(root().join("scripts/release-archive"))
+        .args([version, this_target()])
+        .arg(&bins)
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let address = serve_files(dir.path().join("site"));
+    (dir, release, address)
+}
+
+/// The action's install step on a runner where paver-lint is not on PATH.
+fn play_install(runner: &Path, version: &str, repository: &str, extra_path: &str) -> Output {
+    let context = BTreeMap::from([
+        ("inputs.version", version.to_string()),
+        ("inputs.repository", repository.to_string()),
+    ]);
+    let (_, run, env) = run_steps(&root().join("action.yml"), None)
+        .into_iter()
+        .find(|(name, _, _)| name == "Install paver-lint")
+        .expect("action.yml has an install step");
+    let workspace = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &run])
+        .current_dir(workspace.path())
+        // A runner's PATH without paver: only the system's tools (curl, tar, sha256sum).
+        .env("PATH", format!("{extra_path}/usr/local/bin:/usr/bin:/bin"))
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_ACTION_PATH", root())
+        .env("RUNNER_TEMP", runner)
+        .env("GITHUB_PATH", runner.join("path"));
+    for (k, v) in env {
+        cmd.env(k, expand(&v, &context));
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_check_downloads_a_released_binary_and_verifies_its_checksum() {
+    let version = "v9.9.9";
+    let (_dir, release, address) = local_release(version);
+    let runner = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = play_install(runner.path(), version, &address, "");
+    let installed = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "{address}/releases/download/{version}/paver-{version}-{}.tar.gz",
+            this_target()
+        )) && said.contains("checksum ok"),
+        "{said}"
+    );
+    let dest = runner.path().join("paver/bin");
+    assert_eq!(
+        std::fs::read_to_string(runner.path().join("path")).unwrap(),
+        format!("{}\n", dest.display())
+    );
+    // Then the check itself, with the downloaded binary, on the example repo.
+    let lint = Command::new(dest.join("paver-lint"))
+        .arg(root().join("platform-repo-example"))
+        .output()
+        .unwrap();
+    let checked = started.elapsed();
+    assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
+    eprintln!(
+        "install from a release: {:.2} s; install and lint the example repo: {:.2} s",
+        installed.as_secs_f64(),
+        checked.as_secs_f64()
+    );
+
+    // A tampered archive is refused, and nothing is installed.
+    let archive = release.join(format!("paver-{version}-{}.tar.gz", this_target()));
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&archive, bytes).unwrap();
+    let runner = tempfile::tempdir().unwrap();
+    let out = play_install(runner.path(), version, &address, "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
+    assert!(!runner.path().join("paver/bin/paver-lint").exists());
+
+    // A release that does not exist fails the step (no silent fallback to a build).
+    let out = play_install(runner.path(), "v0.0.0-missing", &address, "");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn the_check_builds_from_source_for_a_branch() {
+    // A `cargo` that records how it was called.
+    let fake = tempfile::tempdir().unwrap();
+    let log = fake.path().join("cargo.log");
+    std::fs::write(
+        fake.path().join("cargo"),
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nroot=\"$(echo \"$@\" | sed 's/.*--root \\([^ ]*\\).*/\\1/')\"\nmkdir -p \"$root/bin\"\nprintf '#!/bin/sh\\necho paver-lint 0.0.0-branch\\n' > \"$root/bin/paver-lint\"\nchmod +x \"$root/bin/paver-lint\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(fake.path().join("cargo"))
+        .status()
+        .unwrap();
+    let runner = tempfile::tempdir().unwrap();
+    let out = play_install(
+        runner.path(),
+        "main",
+        "https://github.com/paver-dev/paver",
+        &format!("{}:", fake.path().display()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("building from source"),
+        "{}",
+        text(&out)
+    );
+    let called = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        called.contains("install --locked --quiet --root")
+            && called.contains("--git https://github.com/paver-dev/paver --branch main paver-lint"),
+        "{called}"
+    );
 }

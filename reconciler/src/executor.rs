@@ -102,7 +102,10 @@ pub async fn apply(
             });
         }
         store.journal(id, seq, step, StepState::Started, None)?;
+        let what = crate::plan::describe(&step.action).1;
+        crate::progress::started(seq + 1, plan.steps.len(), &what);
         if let Err(error) = target.execute(&step.action, store).await {
+            crate::progress::failed(seq + 1, plan.steps.len(), &what);
             store.journal(id, seq, step, StepState::Failed, Some(&error.message))?;
             let message = format!(
                 "step {} ({}) failed ({}): {}",
@@ -136,10 +139,12 @@ pub async fn apply(
             });
         }
         store.journal(id, seq, step, StepState::Done, None)?;
+        crate::progress::done(seq + 1, plan.steps.len(), &what);
         pause_for_fault_injection(seq + 1);
     }
     record_inventory(store, &plan.steps, &plan.revision)?;
     store.finish(id, RevisionStatus::Applied, None, None)?;
+    crate::progress::finished(plan.steps.len());
     Ok(Outcome {
         revision_id: id,
         status: RevisionStatus::Applied,
@@ -180,6 +185,7 @@ async fn compensate(
         if let Some(undo) = &step.compensation {
             // A deposed leader leaves the undo to the new one.
             store.check_fence()?;
+            crate::progress::undoing(seq + 1, &crate::plan::describe(&step.action).1);
             if let Err(e) = target.execute(undo, store).await {
                 return Ok(Err(format!("compensating step {}: {e}", seq + 1)));
             }

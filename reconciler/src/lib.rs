@@ -23,6 +23,7 @@ pub mod model;
 pub mod notify;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod providers;
 pub mod reconcile;
 pub mod registry;

@@ -455,41 +455,46 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         } => {
             let store = Store::open(&target.state)?;
             let options = target.options();
-            let (planned, outcome) = match saved {
-                Some(file) => {
-                    let text = std::fs::read_to_string(&file).map_err(|e| {
-                        Failure::Other(format!("cannot read {}: {e}", file.display()))
-                    })?;
-                    let saved: Plan = serde_json::from_str(&text).map_err(|e| {
-                        Failure::Other(format!("{} is not a paver plan: {e}", file.display()))
-                    })?;
-                    let planned = reconcile::plan(&options, &store).await?;
-                    if planned.sha != saved.revision || planned.plan.observed != saved.observed {
-                        return Err(Failure::Refused(format!(
-                            "the saved plan is for {} over a world that has changed since (now: {}): run `paver plan` again",
-                            saved.revision, planned.sha
-                        )));
+            // The steps as they run: a live line on a terminal, plain lines otherwise.
+            let progress = paver::progress::Reporter::stderr();
+            let (planned, outcome) = paver::progress::scope(progress, async {
+                Ok::<_, Failure>(match saved {
+                    Some(file) => {
+                        let text = std::fs::read_to_string(&file).map_err(|e| {
+                            Failure::Other(format!("cannot read {}: {e}", file.display()))
+                        })?;
+                        let saved: Plan = serde_json::from_str(&text).map_err(|e| {
+                            Failure::Other(format!("{} is not a paver plan: {e}", file.display()))
+                        })?;
+                        let planned = reconcile::plan(&options, &store).await?;
+                        if planned.sha != saved.revision || planned.plan.observed != saved.observed {
+                            return Err(Failure::Refused(format!(
+                                "the saved plan is for {} over a world that has changed since (now: {}): run `paver plan` again",
+                                saved.revision, planned.sha
+                            )));
+                        }
+                        let outcome = paver::executor::apply(
+                            &store,
+                            &saved,
+                            &planned.targets,
+                            &paver::executor::Alone,
+                        )
+                        .await
+                        .map_err(ReconcileError::from)?;
+                        (planned, outcome)
                     }
-                    let outcome = paver::executor::apply(
-                        &store,
-                        &saved,
-                        &planned.targets,
-                        &paver::executor::Alone,
-                    )
-                    .await
-                    .map_err(ReconcileError::from)?;
-                    (planned, outcome)
-                }
-                None => {
-                    reconcile::apply(
-                        &options,
-                        &store,
-                        reconcile::Retry::Now,
-                        &paver::executor::Alone,
-                    )
-                    .await?
-                }
-            };
+                    None => {
+                        reconcile::apply(
+                            &options,
+                            &store,
+                            reconcile::Retry::Now,
+                            &paver::executor::Alone,
+                        )
+                        .await?
+                    }
+                })
+            })
+            .await?;
             print!("{}", plan::render(&planned.plan));
             let (queries, requests) = planned.targets.requests();
             eprintln!("paver: {queries} ClickHouse queries, {requests} Kafka requests");
@@ -716,22 +721,19 @@ fn print_status(
     status: &serde_json::Value,
     output: Option<paver::cli::Output>,
 ) -> Result<ExitCode, Failure> {
-    match paver::cli::Output::resolve(output) {
-        paver::cli::Output::Json => println!(
-            "{}",
+    let text = match paver::cli::Output::resolve(output) {
+        paver::cli::Output::Json => format!(
+            "{}\n",
             serde_json::to_string_pretty(status).map_err(|e| Failure::Other(e.to_string()))?
         ),
-        paver::cli::Output::Text => print!(
-            "{}",
-            paver::cli::show::status(
-                status,
-                paver::cli::show::Paint {
-                    colour: paver::cli::colour()
-                }
-            )
+        paver::cli::Output::Text => paver::cli::show::status(
+            status,
+            paver::cli::show::Paint {
+                colour: paver::cli::colour(),
+            },
         ),
-    }
-    Ok(ExitCode::SUCCESS)
+    };
+    emit(&text)
 }
 
 /// `paver history` as `-o` (or the terminal) says: JSON lines, or a table.
@@ -740,11 +742,14 @@ fn print_history<T: serde::Serialize>(
     output: Option<paver::cli::Output>,
 ) -> Result<ExitCode, Failure> {
     let bad = |e: serde_json::Error| Failure::Other(e.to_string());
-    match paver::cli::Output::resolve(output) {
+    let text = match paver::cli::Output::resolve(output) {
         paver::cli::Output::Json => {
+            let mut text = String::new();
             for record in records {
-                println!("{}", serde_json::to_string(record).map_err(bad)?);
+                text.push_str(&serde_json::to_string(record).map_err(bad)?);
+                text.push('\n');
             }
+            text
         }
         paver::cli::Output::Text => {
             let records = records
@@ -755,10 +760,22 @@ fn print_history<T: serde::Serialize>(
             let paint = paver::cli::show::Paint {
                 colour: paver::cli::colour(),
             };
-            print!("{}", paver::cli::show::history(&records, paint));
+            paver::cli::show::history(&records, paint)
         }
+    };
+    emit(&text)
+}
+
+/// Print to stdout; a reader that went away (`paver status | head -3`) is not an error.
+fn emit(text: &str) -> Result<ExitCode, Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Other(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `90s`, `10m`, `1h`, or plain seconds.

@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 use crate::reconcile::{self, Options};
 use crate::store::Store;
 
+pub mod page;
+
 /// What the loop and the endpoints share.
 struct Shared {
     options: Options,
@@ -87,6 +89,20 @@ pub async fn run(
         .route("/history", get(history))
         .route("/retry/{sha}", post(retry))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(status_page))
+        .route(
+            page::STYLE_PATH,
+            get(|| async { ([("content-type", "text/css; charset=utf-8")], page::STYLE) }),
+        )
+        .route(
+            page::SCRIPT_PATH,
+            get(|| async {
+                (
+                    [("content-type", "text/javascript; charset=utf-8")],
+                    page::SCRIPT,
+                )
+            }),
+        )
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -403,7 +419,8 @@ async fn read_store<T: Send + 'static>(
     .map_err(|e| e.to_string())?
 }
 
-async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+/// What `/status` serves (and the status page shows).
+async fn status_json(shared: &Shared) -> Result<serde_json::Value, String> {
     let path = shared.options.state.clone();
     let last_error = shared
         .last_error
@@ -414,12 +431,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let notifications = match notifications {
-        Ok(n) => n,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
-    };
-    match read_store(path, |s| {
+        .and_then(|r| r.map_err(|e| e.to_string()))?;
+    let (active, last, interrupted, managed, pipelines, attempts) = read_store(path, |s| {
         Ok((
             s.active()?,
             s.history(1)?,
@@ -432,23 +445,60 @@ async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             },
         ))
     })
-    .await
-    {
-        Ok((active, last, interrupted, managed, pipelines, attempts)) => Json(serde_json::json!({
-            "failure": failure_of(&attempts),
-            "repo": shared.options.repo,
-            "branch": shared.options.branch,
-            "active": active,
-            "last": last.into_iter().next(),
-            "interrupted": interrupted,
-            "managed": managed,
-            "pipelines": pipelines,
-            "lastError": last_error,
-            "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
-            "alerts": notifications.firing,
-            "notifications": notifications,
-        }))
-        .into_response(),
+    .await?;
+    Ok(serde_json::json!({
+        "failure": failure_of(&attempts),
+        "repo": shared.options.repo,
+        "branch": shared.options.branch,
+        "active": active,
+        "last": last.into_iter().next(),
+        "interrupted": interrupted,
+        "managed": managed,
+        "pipelines": pipelines,
+        "lastError": last_error,
+        "leader": shared.leadership.as_ref().map(|l| l.is_leader()),
+        "alerts": notifications.firing,
+        "notifications": notifications,
+    }))
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    match status_json(&shared).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// `/`: the status page (`page`), from what `/status` and `/history` serve.
+async fn status_page(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let path = shared.options.state.clone();
+    let found = match status_json(&shared).await {
+        Ok(status) => read_store(path, |s| s.history(20))
+            .await
+            .and_then(|records| {
+                let records = records
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                Ok((status, records))
+            }),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((status, records)) => (
+            [
+                ("content-type", "text/html; charset=utf-8"),
+                ("content-security-policy", page::CONTENT_SECURITY_POLICY),
+                ("cache-control", "no-store"),
+            ],
+            page::render(
+                &status,
+                &records,
+                &crate::policy::format_ms(crate::policy::now_ms()),
+            ),
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }

@@ -85,3 +85,64 @@ fn plan_with_kafka_down_names_the_address_and_what_to_check() {
         ],
     );
 }
+
+/// `paver apply` piped (a CI log): one plain line per step as it starts, in order, and the
+/// total at the end; no terminal control characters.
+#[test]
+fn apply_shows_its_steps_as_plain_lines_when_not_on_a_terminal() {
+    servers();
+    let p = Platform::new("progress");
+    p.base();
+    p.push("v1");
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let steps: usize = stdout
+        .split(" steps)")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step count in:\n{stdout}"));
+    assert!(steps >= 5, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("paver: ["))
+        .collect();
+    assert_eq!(lines.len(), steps, "{stderr}");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("paver: [{}/{steps}] ", i + 1)),
+            "{line}\n{stderr}"
+        );
+    }
+    assert!(lines[0].contains("create topic"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("paver: {steps} steps in ")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+}
+
+/// `paver status | head -1`: the reader goes away; paver ends quietly, without a panic.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let p = Platform::new("pipe");
+    for args in [vec!["status", "-o", "text"], vec!["history", "-o", "json"]] {
+        let mut child = p
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before paver has opened its state store and written anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The scaffolding of paver's end-to-end suites: the binaries under test, the test servers'
 //! addresses, real git commits, platform repos, process output.
 
+pub mod browser;
 pub mod receiver;
 pub mod secured;
 

@@ -154,6 +154,17 @@ pub fn status(status: &Value, paint: Paint) -> String {
         label("Managed resources"),
         text_of(&status["managed"])
     ));
+    let alerts: &[Value] = status["alerts"].as_array().map_or(&[], Vec::as_slice);
+    let firing = alerts.len().to_string();
+    out.push_str(&format!(
+        "{}{}\n",
+        label("Firing alerts"),
+        if alerts.is_empty() {
+            firing
+        } else {
+            paint.wrap("31", &firing)
+        }
+    ));
     let pipelines = status["pipelines"].as_array().cloned().unwrap_or_default();
     out.push('\n');
     if pipelines.is_empty() {
@@ -175,6 +186,7 @@ pub fn status(status: &Value, paint: Paint) -> String {
                 (text_of(&p["rowsPerSec"]), None),
                 (text_of(&p["inserted"]), None),
                 (text_of(&p["deadLettered"]), None),
+                (firing_of(alerts, &p["name"]), None),
                 (text_of(&p["lastError"]), None),
             ]
         })
@@ -188,12 +200,27 @@ pub fn status(status: &Value, paint: Paint) -> String {
             "ROWS/S",
             "INSERTED",
             "DEAD LETTERS",
+            "ALERTS",
             "LAST ERROR",
         ],
         &rows,
         paint,
     ));
     out
+}
+
+/// The alerts that fire for a pipeline (`onFailure,onBacklog`), or `-`.
+fn firing_of(alerts: &[Value], pipeline: &Value) -> String {
+    let names: Vec<String> = alerts
+        .iter()
+        .filter(|a| &a["pipeline"] == pipeline)
+        .map(|a| text_of(&a["alert"]))
+        .collect();
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(",")
+    }
 }
 
 /// `paver history` for people: one row per attempt, newest first.

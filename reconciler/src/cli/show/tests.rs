@@ -50,6 +50,10 @@ fn running() -> Value {
         ],
         "lastError": null,
         "leader": null,
+        "alerts": [{
+            "pipeline": "payments-eu", "alert": "onFailure", "owner": "team-payments",
+            "version": 1, "reason": "cannot reach Kafka", "startsAt": "2026-12-02 01:00:10",
+        }],
     })
 }
 
