@@ -183,6 +183,8 @@ async fn compensate(
 ) -> Result<Result<(), String>, StoreError> {
     for (seq, step) in done.iter().enumerate().rev() {
         if let Some(undo) = &step.compensation {
+            // A deposed leader leaves the undo to the new one.
+            store.check_fence()?;
             crate::progress::undoing(seq + 1, &crate::plan::describe(&step.action).1);
             if let Err(e) = target.execute(undo, store).await {
                 return Ok(Err(format!("compensating step {}: {e}", seq + 1)));
@@ -264,6 +266,7 @@ pub async fn recover(
             continue;
         }
         if let Some(undo) = &entry.step.compensation {
+            store.check_fence()?;
             if let Err(e) = target.execute(undo, store).await {
                 // Leave the revision as it is: the next start tries again.
                 return Err(StoreError::Recovery(format!(

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cutover;
 pub mod desired;
 pub mod doctor;
+pub mod election;
 pub mod error;
 pub mod executor;
 pub mod http;

@@ -96,8 +96,14 @@ enum Command {
         /// The pipeline (its folder name under pipelines/).
         #[arg(long)]
         pipeline: String,
-        /// The state store `paver run`/`paver apply` write (the live versions).
-        #[arg(long, default_value = ".paver/state.db")]
+        /// The state store `paver run`/`paver apply` write (the live versions): a SQLite
+        /// file or a `postgres://` URL.
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Only these partitions, e.g. `0,1,2` (several processes can split a pipeline).
         #[arg(long, value_delimiter = ',')]
@@ -136,14 +142,24 @@ enum Command {
         /// A running `paver run` (http://host:port); else the state store is read.
         #[arg(long)]
         server: Option<String>,
-        #[arg(long, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
     },
     /// The active revision, the last attempt and the pipelines: a summary on a terminal,
     /// JSON when piped (or as `-o` says).
     #[command(after_help = paver::cli::examples::STATUS)]
     Status {
-        #[arg(long, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of reading the state store.
         #[arg(long)]
@@ -161,7 +177,12 @@ enum Command {
     Retry {
         /// The revision (commit sha) to apply again.
         sha: String,
-        #[arg(long, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         /// Ask a running `paver run` (http://host:port) instead of writing the state store.
         #[arg(long)]
@@ -171,7 +192,12 @@ enum Command {
     /// `-o` says).
     #[command(after_help = paver::cli::examples::HISTORY)]
     History {
-        #[arg(long, default_value = ".paver/state.db")]
+        #[arg(
+            long,
+            env = "PAVER_STATE",
+            hide_env_values = true,
+            default_value = ".paver/state.db"
+        )]
         state: PathBuf,
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -195,8 +221,14 @@ struct Target {
     /// A commit of the branch instead of its head (git URLs).
     #[arg(long)]
     revision: Option<String>,
-    /// The state store (SQLite).
-    #[arg(long, default_value = ".paver/state.db")]
+    /// The state store: a SQLite file, or a PostgreSQL database (`postgres://user@host/db`;
+    /// the password in it, or in PAVER_STATE_PASSWORD).
+    #[arg(
+        long,
+        env = "PAVER_STATE",
+        hide_env_values = true,
+        default_value = ".paver/state.db"
+    )]
     state: PathBuf,
 }
 
@@ -204,13 +236,18 @@ struct Target {
 #[derive(Args, Debug)]
 struct Election {
     /// Take part in leader election with a Kubernetes Lease: only the leader applies
-    /// revisions; the others serve status and take over within the lease duration (15 s)
-    /// when the leader dies.
+    /// revisions; the others serve status and take over within the lease duration
+    /// when the leader dies. With the state in PostgreSQL, replicas always elect a leader
+    /// through it instead (its term fences every write), Kubernetes or not.
     #[arg(long)]
     leader_election: bool,
-    /// The Lease's name.
+    /// The lease's name (the Kubernetes Lease, or the lease row in PostgreSQL).
     #[arg(long, default_value = "paver")]
     lease_name: String,
+    /// How long a lease holds without renewal: a standby takes over within it after the
+    /// leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_seconds: u64,
     /// The Lease's namespace (default: $POD_NAMESPACE, else the kubeconfig's namespace).
     #[arg(long)]
     lease_namespace: Option<String>,
@@ -219,7 +256,32 @@ struct Election {
 impl Election {
     /// The elector, when leader election is on. The identity is the pod's name
     /// (`$POD_NAME`, else `$HOSTNAME`), so that `kubectl get lease` tells who leads.
-    async fn elector(&self) -> Result<Option<paver::kube::lease::Elector>, Failure> {
+    async fn elector(
+        &self,
+        state: &std::path::Path,
+    ) -> Result<Option<paver::election::Elector>, Failure> {
+        let duration = std::time::Duration::from_secs(self.lease_seconds);
+        let location = paver::store::Location::of(state);
+        if location.is_postgres() {
+            let host = ["POD_NAME", "HOSTNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+                .unwrap_or_else(|| "paver".to_string());
+            // Unique per process: two replicas on one host must not share the lease.
+            let identity = format!("{host} pid {}", std::process::id());
+            let config =
+                paver::store::lease::ElectionConfig::new(&self.lease_name, &identity, duration);
+            eprintln!(
+                "paver: leader election through the state store ({location}), lease {} as {identity}",
+                self.lease_name
+            );
+            let elector = tokio::task::spawn_blocking(move || {
+                paver::store::lease::Elector::new(&location, config)
+            })
+            .await
+            .map_err(|e| Failure::Other(format!("leader election: {e}")))??;
+            return Ok(Some(paver::election::Elector::Store(elector)));
+        }
         if !self.leader_election {
             return Ok(None);
         }
@@ -246,9 +308,13 @@ impl Election {
             "paver: leader election on lease {namespace}/{} as {identity}",
             self.lease_name
         );
-        Ok(Some(paver::kube::lease::Elector::new(
-            client,
-            paver::kube::lease::LeaseConfig::new(&self.lease_name, &namespace, &identity),
+        let mut config =
+            paver::kube::lease::LeaseConfig::new(&self.lease_name, &namespace, &identity);
+        config.duration = duration;
+        config.renew_deadline = duration * 2 / 3;
+        config.retry = duration * 2 / 15;
+        Ok(Some(paver::election::Elector::Kube(
+            paver::kube::lease::Elector::new(client, config),
         )))
     }
 }
@@ -452,7 +518,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ingest,
             election,
         } => {
-            let elector = election.elector().await?;
+            let elector = election.elector(&target.state).await?;
             let source = match webhook_secret_file {
                 Some(file) => paver::config::SecretSource::File(file),
                 None => paver::config::SecretSource::Env(webhook_secret_env),

@@ -102,10 +102,8 @@ pub fn read_revision(options: &Options) -> Result<(Revision, Option<Remote>), Re
     if !source::is_url(&options.repo) {
         return Ok((source::local(std::path::Path::new(&options.repo))?, None));
     }
-    let cache = options
-        .state
-        .parent()
-        .unwrap_or(&options.state)
+    let cache = crate::store::Location::of(&options.state)
+        .cache_dir()
         .join("repos");
     let remote = Remote::open(&options.repo, &cache)?;
     let head = remote.fetch(&options.branch)?;

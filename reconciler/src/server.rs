@@ -57,7 +57,7 @@ pub async fn run(
     listen: SocketAddr,
     secret: Option<Vec<u8>>,
     ingest: bool,
-    elector: Option<crate::kube::lease::Elector>,
+    elector: Option<crate::election::Elector>,
 ) -> Result<(), String> {
     // Notifications: queued by the reconciles and the alert evaluator, sent by a task of
     // their own.
@@ -154,7 +154,7 @@ pub async fn run(
     let election = match (elector, shared.leadership.clone()) {
         (Some(elector), Some(leadership)) => {
             let woken = shared.clone();
-            Some(tokio::spawn(crate::kube::lease::run(
+            Some(tokio::spawn(crate::election::run(
                 elector,
                 leadership,
                 election_stop_rx,
@@ -264,7 +264,10 @@ impl crate::executor::Leadership for Leading<'_> {
 
 async fn reconcile_once(shared: &Shared) {
     let started = Instant::now();
-    let result = match Store::open(&shared.options.state) {
+    // With the election through the state store, every write of this reconcile carries
+    // the term it started in, and is refused once another replica took over.
+    let fence = shared.leadership.as_ref().and_then(|l| l.fence());
+    let result = match Store::open(&shared.options.state).map(|s| s.fenced(fence)) {
         Ok(store) => reconcile::apply(
             &shared.options,
             &store,

@@ -46,7 +46,7 @@ fn every_manifest_is_valid_for_the_typed_api() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 4);
     let mut kinds = Vec::new();
     for file in files {
         for doc in documents(file) {
@@ -70,7 +70,6 @@ fn every_manifest_is_valid_for_the_typed_api() {
         [
             "ClusterRole",
             "Deployment",
-            "PersistentVolumeClaim",
             "Role",
             "RoleBinding",
             "RoleBinding",
@@ -161,4 +160,66 @@ fn the_deployment_runs_paver_with_leader_election() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert!(env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"));
+}
+
+#[test]
+fn the_replicas_keep_their_state_in_postgresql_without_a_shared_volume() {
+    let deployment = &documents("deployment.yaml")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    // The connection string from a Secret, read by `--state`'s environment variable.
+    let state = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PAVER_STATE")
+        .expect("PAVER_STATE in the environment");
+    assert!(state["value"].is_null());
+    assert_eq!(state["valueFrom"]["secretKeyRef"]["name"], "paver-state");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_paver"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[env: PAVER_STATE"));
+    assert!(container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| !a.as_str().unwrap().starts_with("--state")));
+    // No volume but the git key and scratch space: nothing shared between replicas.
+    for volume in pod["volumes"].as_array().unwrap() {
+        assert!(
+            volume["persistentVolumeClaim"].is_null(),
+            "a shared volume: {volume}"
+        );
+    }
+}
+
+#[test]
+fn the_sqlite_variant_runs_one_replica_on_a_volume_of_its_own() {
+    let kustomization = &documents("sqlite/kustomization.yaml")[0];
+    assert_eq!(
+        kustomization["resources"],
+        serde_json::json!(["../", "pvc.yaml"])
+    );
+    let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+        typed("sqlite/pvc.yaml", &documents("sqlite/pvc.yaml")[0]);
+    let spec = pvc.spec.unwrap();
+    assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
+    let patch = &documents("sqlite/deployment-patch.yaml")[0];
+    assert_eq!(kustomization["patches"][0]["path"], "deployment-patch.yaml");
+    assert_eq!(patch["spec"]["replicas"], 1);
+    assert_eq!(patch["spec"]["strategy"]["type"], "Recreate");
+    let pod = &patch["spec"]["template"]["spec"];
+    let state = &pod["containers"][0]["env"][0];
+    assert_eq!(state["name"], "PAVER_STATE");
+    assert!(state["value"].as_str().unwrap().starts_with(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"]
+            .as_str()
+            .unwrap()
+    ));
+    assert_eq!(
+        pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        pvc.metadata.name.unwrap()
+    );
 }

@@ -19,9 +19,12 @@ pub const APPLY: &str = "Examples:
   paver apply --repo .                               plan and apply in one go
   paver apply --repo . --plan plan.json              apply a reviewed plan (refused if the world moved)";
 
-pub const RUN: &str = "Example:
+pub const RUN: &str = "Examples:
   PAVER_WEBHOOK_SECRET=… paver run --repo https://git.example.com/platform.git \\
-      --branch main --listen 0.0.0.0:8080 --state /var/lib/paver/state.db";
+      --branch main --listen 0.0.0.0:8080 --state /var/lib/paver/state.db
+  PAVER_STATE=postgres://paver@db:5432/paver paver run --repo https://git.example.com/platform.git
+                                                     one of several replicas: they elect a leader
+                                                     through PostgreSQL (PAVER_STATE_PASSWORD)";
 
 pub const INGEST: &str = "Example:
   paver ingest --pipeline orders --state /var/lib/paver/state.db --partitions 0,1";
@@ -34,6 +37,7 @@ pub const WAIT: &str = "Example:
 
 pub const STATUS: &str = "Examples:
   paver status                                       the local state store, as a summary
+  paver status --state postgres://paver@db/paver     a state store in PostgreSQL
   paver status --server http://paver:8080 -o json    a running paver, as JSON";
 
 pub const RETRY: &str = "Example:

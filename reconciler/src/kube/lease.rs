@@ -222,17 +222,30 @@ impl Elector {
     }
 }
 
-/// Whether this replica leads, shared between the election task and the reconcile loop.
+/// Whether this replica leads, shared between the election task and the reconcile loop;
+/// with the election through the state store, also the term its writes carry.
 #[derive(Clone, Default)]
-pub struct Leadership(Arc<AtomicBool>);
+pub struct Leadership {
+    leader: Arc<AtomicBool>,
+    fence: Arc<std::sync::Mutex<Option<crate::store::Fence>>>,
+}
 
 impl Leadership {
     pub fn is_leader(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.leader.load(Ordering::SeqCst)
     }
 
-    fn set(&self, leader: bool) {
-        self.0.store(leader, Ordering::SeqCst);
+    pub(crate) fn set(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+    }
+
+    /// The fence of the term this replica leads in (election through the state store).
+    pub fn fence(&self) -> Option<crate::store::Fence> {
+        self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_fence(&self, fence: Option<crate::store::Fence>) {
+        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = fence;
     }
 }
 
