@@ -181,6 +181,7 @@ CREATE TABLE IF NOT EXISTS ingest_workers (
     worker       TEXT NOT NULL,
     version      INTEGER NULL,
     heartbeat_ms INTEGER NOT NULL,
+    partitions   TEXT,
     PRIMARY KEY (pipeline, worker)
 );
 CREATE TABLE IF NOT EXISTS inventory (
@@ -216,6 +217,13 @@ impl Store {
             .exists([])?;
         if !has_kind {
             conn.execute_batch("ALTER TABLE revisions ADD COLUMN error_kind TEXT")?;
+        }
+        // … and before workers said which partitions they hold.
+        let has_partitions: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('ingest_workers') WHERE name = 'partitions'")?
+            .exists([])?;
+        if !has_partitions {
+            conn.execute_batch("ALTER TABLE ingest_workers ADD COLUMN partitions TEXT")?;
         }
         Ok(Store { conn })
     }
@@ -522,6 +530,9 @@ pub struct WorkerRecord {
     pub version: Option<u32>,
     /// When it last said so, in Unix milliseconds.
     pub heartbeat_ms: i64,
+    /// The partitions it holds (its static assignment, or its consumer group's share);
+    /// `None` when it did not say.
+    pub partitions: Option<Vec<i32>>,
 }
 
 /// Now, in Unix milliseconds.
@@ -552,16 +563,43 @@ impl Store {
     /// The workers of a pipeline, as they last reported (stale ones included).
     pub fn workers_of(&self, pipeline: &str) -> Result<Vec<WorkerRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT worker, version, heartbeat_ms FROM ingest_workers WHERE pipeline = ?1 ORDER BY worker",
+            "SELECT worker, version, heartbeat_ms, partitions FROM ingest_workers WHERE pipeline = ?1 ORDER BY worker",
         )?;
         let rows = stmt.query_map(params![pipeline], |r| {
-            Ok(WorkerRecord {
-                worker: r.get(0)?,
-                version: r.get(1)?,
-                heartbeat_ms: r.get(2)?,
-            })
+            Ok((
+                WorkerRecord {
+                    worker: r.get(0)?,
+                    version: r.get(1)?,
+                    heartbeat_ms: r.get(2)?,
+                    partitions: None,
+                },
+                r.get::<_, Option<String>>(3)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut record, partitions) = row?;
+            record.partitions = partitions
+                .map(|p| serde_json::from_str(&p))
+                .transpose()?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Which partitions a worker holds now (`None`: it runs no version).
+    pub fn worker_partitions(
+        &self,
+        pipeline: &str,
+        worker: &str,
+        partitions: Option<&[i32]>,
+    ) -> Result<(), StoreError> {
+        let partitions = partitions.map(serde_json::to_string).transpose()?;
+        self.conn.execute(
+            "UPDATE ingest_workers SET partitions = ?3 WHERE pipeline = ?1 AND worker = ?2",
+            params![pipeline, worker, partitions],
+        )?;
+        Ok(())
     }
 
     /// A worker stopped cleanly: it runs nothing any more.
@@ -575,35 +613,53 @@ impl Store {
 }
 
 impl Store {
-    /// Per pipeline: the live version and what its worker last reported (for `status`).
+    /// Per pipeline: the live version and what its worker last reported (for `status`),
+    /// and every worker with the partitions it holds (`fresh`: it beat within
+    /// [`WORKER_FRESH_MS`]; a killed worker's record stays until its process runs again).
     pub fn pipelines_summary(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let status = self.pipeline_status()?;
-        Ok(self
-            .live()?
-            .into_iter()
-            .map(|l| {
-                let s = status.iter().find(|s| s.name == l.spec.pipeline);
-                serde_json::json!({
-                    "name": l.spec.pipeline,
-                    "liveVersion": l.spec.version,
-                    "topic": l.spec.topic,
-                    "consumerGroup": l.spec.group,
-                    "deadLetterTopic": l.spec.dead_letter_topic,
-                    "activatedAt": l.activated_at,
-                    "worker": s.map(|s| s.worker.clone()),
-                    "workerVersion": s.map(|s| s.version),
-                    "lag": s.and_then(|s| s.lag),
-                    "rowsPerSec": s.map(|s| (s.rows_per_sec * 10.0).round() / 10.0),
-                    "consumed": s.map(|s| s.consumed),
-                    "inserted": s.map(|s| s.inserted),
-                    "deadLettered": s.map(|s| s.dead_lettered),
-                    "lastError": s.and_then(|s| s.last_error.clone()),
-                    "reportedAt": s.map(|s| s.updated_at.clone()),
+        let now = now_ms();
+        let mut out = Vec::new();
+        for l in self.live()? {
+            let s = status.iter().find(|s| s.name == l.spec.pipeline);
+            let workers: Vec<serde_json::Value> = self
+                .workers_of(&l.spec.pipeline)?
+                .into_iter()
+                .map(|w| {
+                    serde_json::json!({
+                        "worker": w.worker,
+                        "version": w.version,
+                        "partitions": w.partitions,
+                        "fresh": now - w.heartbeat_ms <= WORKER_FRESH_MS,
+                    })
                 })
-            })
-            .collect())
+                .collect();
+            out.push(serde_json::json!({
+                "name": l.spec.pipeline,
+                "liveVersion": l.spec.version,
+                "topic": l.spec.topic,
+                "consumerGroup": l.spec.group,
+                "deadLetterTopic": l.spec.dead_letter_topic,
+                "activatedAt": l.activated_at,
+                "worker": s.map(|s| s.worker.clone()),
+                "workerVersion": s.map(|s| s.version),
+                "lag": s.and_then(|s| s.lag),
+                "rowsPerSec": s.map(|s| (s.rows_per_sec * 10.0).round() / 10.0),
+                "consumed": s.map(|s| s.consumed),
+                "inserted": s.map(|s| s.inserted),
+                "deadLettered": s.map(|s| s.dead_lettered),
+                "lastError": s.and_then(|s| s.last_error.clone()),
+                "reportedAt": s.map(|s| s.updated_at.clone()),
+                "workers": workers,
+            }));
+        }
+        Ok(out)
     }
 }
+
+/// A worker whose heartbeat is older than this is not running (workers beat every 400 ms;
+/// the cut-over's hand-over counts the same 3 s).
+pub const WORKER_FRESH_MS: i64 = 3_000;
 
 const SELECT_REVISION: &str =
     "SELECT id, sha, status, error, steps, started_at, finished_at, plan, error_kind FROM revisions";
@@ -664,6 +720,19 @@ mod tests {
             [("host pid 1", Some(2)), ("host pid 2", None)]
         );
         assert!(workers.iter().all(|w| w.heartbeat_ms > 0));
+        // The partitions it holds, as its heartbeat says them.
+        assert_eq!(workers[0].partitions, None);
+        store
+            .worker_partitions("p", "host pid 1", Some(&[0, 2]))
+            .unwrap();
+        store.worker_partitions("p", "host pid 2", Some(&[])).unwrap();
+        let held: Vec<Option<Vec<i32>>> = store
+            .workers_of("p")
+            .unwrap()
+            .into_iter()
+            .map(|w| w.partitions)
+            .collect();
+        assert_eq!(held, [Some(vec![0, 2]), Some(vec![])]);
         store.forget_worker("p", "host pid 1").unwrap();
         assert_eq!(store.workers_of("p").unwrap().len(), 1);
         assert_eq!(store.workers_of("q").unwrap()[0].version, Some(7));

@@ -512,3 +512,4 @@ impl Poller {
 
 mod cutover;
 mod faults;
+mod groups;
