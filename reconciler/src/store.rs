@@ -579,9 +579,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (mut record, partitions) = row?;
-            record.partitions = partitions
-                .map(|p| serde_json::from_str(&p))
-                .transpose()?;
+            record.partitions = partitions.map(|p| serde_json::from_str(&p)).transpose()?;
             out.push(record);
         }
         Ok(out)
@@ -725,7 +723,9 @@ mod tests {
         store
             .worker_partitions("p", "host pid 1", Some(&[0, 2]))
             .unwrap();
-        store.worker_partitions("p", "host pid 2", Some(&[])).unwrap();
+        store
+            .worker_partitions("p", "host pid 2", Some(&[]))
+            .unwrap();
         let held: Vec<Option<Vec<i32>>> = store
             .workers_of("p")
             .unwrap()

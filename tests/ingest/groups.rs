@@ -146,7 +146,11 @@ fn three_ingest_processes_share_a_pipeline_exactly_once_while_one_is_killed_and_
     });
 
     let ledger = traffic.finish();
-    assert!(ledger.ids.len() > 1000, "too little traffic: {}", ledger.ids.len());
+    assert!(
+        ledger.ids.len() > 1000,
+        "too little traffic: {}",
+        ledger.ids.len()
+    );
     wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(120));
     kill(&mut w3, "-TERM");
     kill(&mut w4, "-TERM");
@@ -160,7 +164,15 @@ fn three_ingest_processes_share_a_pipeline_exactly_once_while_one_is_killed_and_
     assert_eq!(dead, ledger.malformed);
     // Each process said in its log which partitions it took and gave up.
     for log in ["w1.log", "w3.log", "w4.log"] {
-        assert!(p.log(log).contains("took partition"), "{log}: {}", p.log(log));
+        assert!(
+            p.log(log).contains("took partition"),
+            "{log}: {}",
+            p.log(log)
+        );
     }
-    assert!(p.log("w1.log").contains("gave partition"), "{}", p.log("w1.log"));
+    assert!(
+        p.log("w1.log").contains("gave partition"),
+        "{}",
+        p.log("w1.log")
+    );
 }

@@ -233,7 +233,11 @@ fn workers(pipelines: &[Value], paint: Paint) -> String {
     }
     format!(
         "\n{}",
-        table(&["PIPELINE", "WORKER", "VERSION", "PARTITIONS"], &rows, paint)
+        table(
+            &["PIPELINE", "WORKER", "VERSION", "PARTITIONS"],
+            &rows,
+            paint
+        )
     )
 }
 

@@ -148,8 +148,7 @@ pub async fn consume_loop(
             }
             None => {}
         }
-        if batcher.ready(Instant::now()) && !send(&tx, Work::Batch(batcher.take()), &stop).await
-        {
+        if batcher.ready(Instant::now()) && !send(&tx, Work::Batch(batcher.take()), &stop).await {
             return;
         }
     }

@@ -166,7 +166,7 @@ impl ConsumerContext for GroupContext {
         tpl: &mut TopicPartitionList,
     ) {
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-        let cooperative = base.rebalance_protocol() == RebalanceProtocol::Cooperative;
+        let cooperative = matches!(base.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let change = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Change::Assign(partitions),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if base.assignment_lost() => {

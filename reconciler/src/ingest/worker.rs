@@ -431,10 +431,16 @@ impl Starts<'_> {
     }
 
     /// The partitions with their starts (the beginning where none is known).
-    fn list(&self, partitions: &[i32], starts: &Offsets) -> Result<TopicPartitionList, IngestError> {
+    fn list(
+        &self,
+        partitions: &[i32],
+        starts: &Offsets,
+    ) -> Result<TopicPartitionList, IngestError> {
         let mut list = TopicPartitionList::new();
         for p in partitions {
-            let offset = starts.get(p).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            let offset = starts
+                .get(p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
             list.add_partition_offset(&self.spec.topic, *p, offset)?;
         }
         Ok(list)
@@ -443,7 +449,11 @@ impl Starts<'_> {
 
 /// Wait until every other worker of the pipeline with a fresh heartbeat runs this version
 /// (or none is left); `Ok(false)` when stopped first.
-async fn handover_done(options: &Options, spec: &IngestSpec, stop: &Stop) -> Result<bool, IngestError> {
+async fn handover_done(
+    options: &Options,
+    spec: &IngestSpec,
+    stop: &Stop,
+) -> Result<bool, IngestError> {
     let mut said = false;
     loop {
         let outcome = handover::await_handover(
@@ -477,7 +487,9 @@ async fn handover_done(options: &Options, spec: &IngestSpec, stop: &Stop) -> Res
 async fn watch_lost(consumer: Arc<StreamConsumer<GroupContext>>, inserts: Stopper, stop: Stop) {
     loop {
         if consumer.assignment_lost() {
-            eprintln!("paver ingest: the consumer group's assignment was lost: no insert starts any more");
+            eprintln!(
+                "paver ingest: the consumer group's assignment was lost: no insert starts any more"
+            );
             inserts.stop();
             return;
         }
@@ -592,7 +604,10 @@ async fn query_watermarks(
 
 /// The high watermark librdkafka last saw in a fetch response (no request is sent).
 fn cached_high_watermark(
-    consumer: &StreamConsumer<GroupContext>, topic: &str, partition: i32) -> Option<i64> {
+    consumer: &StreamConsumer<GroupContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives; the out-pointers are
@@ -671,4 +686,3 @@ async fn commit(consumer: &Arc<StreamConsumer<GroupContext>>, topic: &str, next:
         Err(e) => eprintln!("paver ingest: committing offsets: {e} (the ledger has them)"),
     }
 }
-
