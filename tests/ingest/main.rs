@@ -512,4 +512,5 @@ impl Poller {
 
 mod cutover;
 mod faults;
+mod groups;
 mod page;
