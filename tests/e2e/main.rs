@@ -263,3 +263,4 @@ fn signature(secret: &[u8], body: &[u8]) -> String {
 mod apply;
 mod run;
 mod ux;
+mod wait;
