@@ -6,6 +6,7 @@
 # Usage: bench/reconcile.sh [--size N] [--no-build] [--cluster]
 #   --size N     topics and pipelines (default 1000; 5000 is the 10,000-resource run)
 #   --no-build   use the existing target/release/paver (or $PAVER)
+#   PAVER_COMPARE=path/to/paver   also time that build's no-op on the same state
 #   --cluster    the pipelines' tables on the test ClickHouse cluster (scripts/test-servers
 #                start --cluster: 2 shards x 2 replicas), every object ON CLUSTER
 #
@@ -93,4 +94,10 @@ echo "| run | wall (s) | requests | peak RSS (MiB) |"
 echo "| --- | ---: | --- | ---: |"
 measure "apply from scratch" "$PAVER" apply --repo "$work/repo" --state "$state"
 measure "no-op reconcile" "$PAVER" apply --repo "$work/repo" --state "$state"
+measure "no-op reconcile (again)" "$PAVER" apply --repo "$work/repo" --state "$state"
 measure "plan only (no-op)" "$PAVER" plan --repo "$work/repo" --state "$state"
+# Another build on the same state (PAVER_COMPARE=path/to/paver): a before/after in one run.
+if [[ -n "${PAVER_COMPARE:-}" ]]; then
+  measure "no-op reconcile, $PAVER_COMPARE" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
+  measure "no-op reconcile, $PAVER_COMPARE (again)" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
+fi
