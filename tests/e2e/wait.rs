@@ -32,7 +32,8 @@ fn run(p: &Platform, port: u16) -> std::process::Child {
 }
 
 fn log(p: &Platform) -> String {
-    std::fs::read_to_string(p.dir.path().join("run.log")).unwrap_or_default()
+    std::fs::read_to_string(p.dir.path().join("run.log"))
+        .unwrap_or_else(|e| format!("(no log of paver run: {e})"))
 }
 
 /// `paver wait --revision <sha> --server <url> --timeout <timeout>`, started (not awaited).

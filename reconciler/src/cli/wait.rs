@@ -30,7 +30,7 @@ pub enum WaitError {
         error: String,
     },
     /// Not decided in time: exit 2.
-    #[error("{sha} is still {status} after {timeout:?}{}", .last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    #[error("{sha} is still {status} after {timeout:?}{}", .last_error.as_ref().map_or(String::new(), |e| format!(" (last error: {e})")))]
     TimedOut {
         sha: String,
         status: String,

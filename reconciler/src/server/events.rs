@@ -125,12 +125,20 @@ pub async fn wait<S: Source>(
     Path(sha): Path<String>,
     RawQuery(query): RawQuery,
 ) -> axum::response::Response {
-    let hold = query
+    let asked = query
         .as_deref()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("timeout_ms=")))
-        .and_then(|n| n.parse::<u64>().ok())
-        .map_or(MAX_HOLD, Duration::from_millis)
-        .min(MAX_HOLD);
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("timeout_ms=")));
+    let hold = match asked.map(str::parse::<u64>) {
+        None => MAX_HOLD,
+        Some(Ok(ms)) => Duration::from_millis(ms).min(MAX_HOLD),
+        Some(Err(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("timeout_ms: not a number of milliseconds: {e}"),
+            )
+                .into_response()
+        }
+    };
     let deadline = tokio::time::Instant::now() + hold;
     let events = shared.events();
     // Subscribed before the store is read: an outcome recorded in between still wakes us.
