@@ -228,8 +228,8 @@ def main():
     print()
     print("Peers (documented defaults, not measured here): Argo CD polls its repositories "
           "every 3 min (`timeout.reconciliation: 180s`) unless a webhook is configured; "
-          "Flux's GitRepository is fetched every `spec.interval` (1m in its examples), "
-          "sooner with a `Receiver` webhook.")
+          "Flux fetches a GitRepository every `spec.interval` (`flux bootstrap` sets 1m), "
+          "at once with a `Receiver` webhook.")
 
 
 if __name__ == "__main__":
