@@ -41,7 +41,7 @@ mod tests {
         live_changed();
         // Sent before anyone waited: the next wait returns at once.
         heard.changed().await.unwrap();
-        let mut reports = on_worker_report();
+        let reports = on_worker_report();
         worker_reported();
         assert!(reports.has_changed().unwrap());
     }
