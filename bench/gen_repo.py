@@ -30,6 +30,9 @@ import sys
 
 API_VERSION = "platform.paver.dev/v1"
 OWNERS = 20
+# Names of the topics and the sink database (--prefix, --database): a benchmark on shared
+# servers keeps its resources apart from everyone else's.
+NAMES = {"topic": "topic-", "database": "bench"}
 
 
 def envelope(kind, name, version, owner_index):
@@ -75,7 +78,7 @@ def cluster_yaml(i):
 
 
 def topic_yaml(i):
-    return envelope("KafkaTopic", f"topic-{i}", 1, i) + (
+    return envelope("KafkaTopic", f"{NAMES['topic']}{i}", 1, i) + (
         "spec:\n"
         "  partitions: 6\n"
         "  replicationFactor: 3\n"
@@ -131,7 +134,7 @@ def pipeline_yaml(i, version, topics, subjects, clusters, schema_versions):
         "spec:\n"
         "  source:\n"
         "    type: kafka\n"
-        f"    topic: topic-{i % topics}\n"
+        f"    topic: {NAMES['topic']}{i % topics}\n"
         f"    consumerGroup: cg-pipeline-{i}\n"
         f"    schema: subject-{i % subjects}@{schema_version}\n"
         "  transform:\n"
@@ -143,7 +146,7 @@ def pipeline_yaml(i, version, topics, subjects, clusters, schema_versions):
         "  sink:\n"
         "    type: clickhouse\n"
         f"    cluster: cluster-{i % clusters}\n"
-        f"    table: bench.events_{i}\n"
+        f"    table: {NAMES['database']}.events_{i}\n"
         "    partitionKey: toYYYYMM(eventTime)\n"
         "    orderKey: (id, eventTime)\n"
         "  alerting:\n"
@@ -171,7 +174,7 @@ def generate(out, topics, subjects, versions, pipelines, pipeline_versions, clus
     counts["clusters"] = clusters
 
     for i in range(topics):
-        d = os.path.join(out, "topics", f"topic-{i}")
+        d = os.path.join(out, "topics", f"{NAMES['topic']}{i}")
         os.makedirs(d)
         write(os.path.join(d, "v1.yaml"), topic_yaml(i))
     counts["topics"] = topics
@@ -226,7 +229,11 @@ def main(argv):
     p.add_argument("--small", action="store_true",
                    help="200 topics, 200 subjects, 200 pipelines (unless given explicitly)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--prefix", default="", help="before every topic name (topic-<i>)")
+    p.add_argument("--database", default="bench", help="the sink tables' database")
     a = p.parse_args(argv)
+    NAMES["topic"] = f"{a.prefix}topic-"
+    NAMES["database"] = a.database
 
     size = 200 if a.small else 2000
     # `is None`, not `or`: an explicit 0 means none.

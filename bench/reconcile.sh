@@ -4,13 +4,15 @@
 # and peak memory.
 #
 # Usage: bench/reconcile.sh [--size N] [--no-build] [--cluster]
-#   --size N     topics and pipelines (default 1000)
-#   --no-build   use the existing target/release/paver
+#   --size N     topics and pipelines (default 1000; 5000 is the 10,000-resource run)
+#   --no-build   use the existing target/release/paver (or $PAVER)
+#   PAVER_COMPARE=path/to/paver   also time that build's no-op on the same state
 #   --cluster    the pipelines' tables on the test ClickHouse cluster (scripts/test-servers
 #                start --cluster: 2 shards x 2 replicas), every object ON CLUSTER
 #
-# It restarts the test broker (its storage is memory: a clean slate) and drops the
-# ClickHouse database `bench` first, so that every run starts from nothing.
+# A clean slate without disturbing the shared test servers: a tansu broker of its own on a
+# free port (memory storage, stopped at the end), and a ClickHouse database of its own
+# (`bench_reconcile_<pid>`, dropped before and after).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE=1000
@@ -31,25 +33,41 @@ if [[ $BUILD == 1 ]]; then
   echo "==> building paver (release)" >&2
   cargo build --release --quiet -p paver
 fi
-PAVER="$ROOT/target/release/paver"
+PAVER="${PAVER:-$ROOT/target/release/paver}"
 if [[ $CLUSTER == 1 ]]; then
   scripts/test-servers start --cluster >&2
 else
   scripts/test-servers start >&2
 fi
 eval "$(scripts/test-servers env)"
-echo "==> a clean slate: restarting the broker, dropping database bench" >&2
-scripts/test-servers restart $([[ $CLUSTER == 1 ]] && echo --cluster) >&2
-curl -sS --fail --data-binary "DROP DATABASE IF EXISTS bench" "$PAVER_CLICKHOUSE_URL/" >/dev/null
+DB="bench_reconcile_$$"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+BROKER_PID=""
+cleanup() {
+  [[ -n "$BROKER_PID" ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  curl -sS --data-binary "DROP DATABASE IF EXISTS $DB" "$PAVER_CLICKHOUSE_URL/" >/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+echo "==> a clean slate: a broker of its own, database $DB" >&2
+BROKER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PAVER_TEST_TANSU" broker --cluster-id paver-bench --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" --storage-engine memory://tansu/ \
+  </dev/null >"$work/tansu.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+export PAVER_KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
+curl -sS --fail --data-binary "DROP DATABASE IF EXISTS $DB" "$PAVER_CLICKHOUSE_URL/" >/dev/null
 if [[ $CLUSTER == 1 ]]; then
-  curl -sS --fail --data-binary "DROP DATABASE IF EXISTS bench ON CLUSTER \`$PAVER_TEST_CLUSTER_NAME\`" "$PAVER_TEST_CLUSTER_URL/?wait_end_of_query=1" >/dev/null
-  python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 --clusters 1 >&2
+  curl -sS --fail --data-binary "DROP DATABASE IF EXISTS $DB ON CLUSTER \`$PAVER_TEST_CLUSTER_NAME\`" "$PAVER_TEST_CLUSTER_URL/?wait_end_of_query=1" >/dev/null
+  python3 bench/gen_repo.py "$work/repo" --database "$DB" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 --clusters 1 >&2
   printf 'targets:\n  clusters:\n    cluster-0:\n      clickhouse:\n        url: "%s"\n        cluster: %s\n' \
     "$PAVER_TEST_CLUSTER_URL" "$PAVER_TEST_CLUSTER_NAME" >> "$work/repo/paver.yaml"
 else
-  python3 bench/gen_repo.py "$work/repo" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
+  python3 bench/gen_repo.py "$work/repo" --database "$DB" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
 fi
 state="$work/state.db"
 
@@ -76,4 +94,10 @@ echo "| run | wall (s) | requests | peak RSS (MiB) |"
 echo "| --- | ---: | --- | ---: |"
 measure "apply from scratch" "$PAVER" apply --repo "$work/repo" --state "$state"
 measure "no-op reconcile" "$PAVER" apply --repo "$work/repo" --state "$state"
+measure "no-op reconcile (again)" "$PAVER" apply --repo "$work/repo" --state "$state"
 measure "plan only (no-op)" "$PAVER" plan --repo "$work/repo" --state "$state"
+# Another build on the same state (PAVER_COMPARE=path/to/paver): a before/after in one run.
+if [[ -n "${PAVER_COMPARE:-}" ]]; then
+  measure "no-op reconcile, $PAVER_COMPARE" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
+  measure "no-op reconcile, $PAVER_COMPARE (again)" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
+fi

@@ -33,9 +33,11 @@ pub async fn execute(
                     .map_err(ProviderError::from)?;
             }
             store.set_live(spec, endpoints).map_err(store_error)?;
+            crate::ingest::signal::live_changed();
         }
         PipelineAction::Deactivate { pipeline } => {
             store.clear_live(pipeline).map_err(store_error)?;
+            crate::ingest::signal::live_changed();
         }
         PipelineAction::AwaitHandover { pipeline, version } => {
             await_handover(store, pipeline, *version, HANDOVER_TIMEOUT).await?;
@@ -55,6 +57,8 @@ async fn await_handover(
 ) -> Result<(), ProviderError> {
     use crate::ingest::handover::outcome_now;
     let started = std::time::Instant::now();
+    // A worker in this process that reports wakes the wait; others are read every 100 ms.
+    let mut reported = crate::ingest::signal::on_worker_report();
     loop {
         let workers = store
             .workers_of(pipeline)
@@ -71,7 +75,12 @@ async fn await_handover(
                     timeout.as_secs()
                 )));
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = reported.changed() => {}
+                }
+            }
         }
     }
 }

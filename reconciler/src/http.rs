@@ -54,6 +54,25 @@ pub async fn get_json(url: &str) -> Result<Option<serde_json::Value>, HttpError>
     }
 }
 
+/// A GET whose status code matters besides its body (the long poll's 200, 202, 404, 503):
+/// the code, and the body parsed as JSON.
+pub async fn get_with_status(url: &str) -> Result<(u16, serde_json::Value), HttpError> {
+    let (code, body) = exchange("GET", url, b"").await?;
+    let number = code.parse().map_err(|_| HttpError::Malformed {
+        url: url.to_string(),
+        what: "no status code in the response",
+    })?;
+    if number == 404 && serde_json::from_str::<serde_json::Value>(&body).is_err() {
+        // A route this server does not have (an older `paver run`): said as such.
+        return Ok((404, serde_json::Value::Null));
+    }
+    let json = serde_json::from_str(&body).map_err(|source| HttpError::NotJson {
+        url: url.to_string(),
+        source,
+    })?;
+    Ok((number, json))
+}
+
 /// A POST to a `paver run` (`/retry/<sha>`); any 2xx is fine.
 pub async fn post(url: &str, body: &[u8]) -> Result<(), HttpError> {
     let (code, answer) = exchange("POST", url, body).await?;

@@ -597,64 +597,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let timeout = parse_duration(&timeout).ok_or_else(|| {
                 Failure::Other(format!("`{timeout}` is not a duration (e.g. 90s, 10m)"))
             })?;
-            let deadline = std::time::Instant::now() + timeout;
-            let mut last_error: Option<String> = None;
-            loop {
-                let record = match &server {
-                    // A server that is not up yet (or restarting) is waited for, too.
-                    Some(url) => match paver::http::get_json(&format!(
-                        "{}/revisions/{revision}",
-                        url.trim_end_matches('/')
-                    ))
-                    .await
-                    {
-                        Ok(record) => record,
-                        Err(e) => {
-                            last_error = Some(e.to_string());
-                            None
-                        }
-                    },
-                    None => {
-                        let store = Store::open(&state)?;
-                        match store.latest_for(&revision)? {
-                            Some(r) => Some(
-                                serde_json::to_value(r)
-                                    .map_err(|e| Failure::Other(e.to_string()))?,
-                            ),
-                            None => None,
-                        }
+            match paver::cli::wait::wait(&revision, timeout, server.as_deref(), &state).await {
+                Ok(record) => {
+                    if let Some(plan) = record["plan"].as_str() {
+                        print!("{plan}");
                     }
-                };
-                let status = record
-                    .as_ref()
-                    .and_then(|r| r["status"].as_str().map(str::to_string));
-                match status.as_deref() {
-                    Some("applied") => {
-                        if let Some(plan) = record.as_ref().and_then(|r| r["plan"].as_str()) {
-                            print!("{plan}");
-                        }
-                        println!("paver: {revision} is applied");
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    Some(s @ ("refused" | "rolled-back")) => {
-                        let error = record
-                            .as_ref()
-                            .and_then(|r| r["error"].as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        return Err(Failure::Refused(format!("{revision} was {s}: {error}")));
-                    }
-                    _ => {}
+                    println!("paver: {revision} is applied");
+                    Ok(ExitCode::SUCCESS)
                 }
-                if std::time::Instant::now() >= deadline {
-                    return Err(Failure::Other(format!(
-                        "{revision} is still {} after {timeout:?}{}",
-                        status.as_deref().unwrap_or("not seen by the reconciler"),
-                        last_error
-                            .map(|e| format!(" (last error: {e})"))
-                            .unwrap_or_default()
-                    )));
+                Err(e @ paver::cli::wait::WaitError::Failed { .. }) => {
+                    Err(Failure::Refused(e.to_string()))
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Err(e) => Err(Failure::Other(e.to_string())),
             }
         }
         Command::Retry { sha, state, server } => {

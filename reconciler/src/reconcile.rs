@@ -189,6 +189,7 @@ struct Prepared {
 /// Load and lint a revision, and connect to its targets. A revision that does not lint
 /// clean is recorded as refused.
 async fn prepare(options: &Options, store: &Store) -> Result<Prepared, ReconcileError> {
+    let started = std::time::Instant::now();
     let active = store.active()?.map(|a| a.sha);
     let load_options = options.clone();
     let (sha, report) = blocking(move || -> Result<_, ReconcileError> {
@@ -199,6 +200,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         ))
     })
     .await??;
+    stage(&sha, "fetch+lint", started);
     if let Some(notifier) = options.notifier.as_ref().filter(|n| n.config().is_none()) {
         let settings = crate::config::settings_node(&report.workspace);
         // A refused revision's outcome must still reach someone: before any revision
@@ -240,7 +242,9 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             crate::notify::rules(&report.workspace),
         );
     }
+    let connecting = std::time::Instant::now();
     let mut targets = connect(&config).await?;
+    stage(&sha, "connect", connecting);
     let kube_objects = match crate::kube::connect(&report.workspace, config.kubernetes.as_ref())
         .await
         .map_err(ReconcileError::Target)?
@@ -267,7 +271,10 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
 
 /// Observe and plan a prepared revision.
 async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, ReconcileError> {
+    let observing = std::time::Instant::now();
     let mut observed = prepared.targets.observe(&prepared.desired).await?;
+    stage(&prepared.sha, "observe", observing);
+    let planning = std::time::Instant::now();
     let live = match &prepared.live {
         Some(list) => list.clone(),
         None => store.live()?.into_iter().map(|l| l.spec).collect(),
@@ -290,6 +297,7 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
             },
             plan::PlanError::Fingerprint(e) => ReconcileError::Fingerprint(e),
         })?;
+    stage(&prepared.sha, "plan", planning);
     if let (Some(objects), Some(kube)) = (&prepared.kube_objects, &prepared.targets.kube) {
         // The Kubernetes steps come after the others; the fingerprint then covers what was
         // observed in Kubernetes too.
@@ -368,6 +376,7 @@ async fn apply_notified(
     leadership: &impl executor::Leadership,
 ) -> Result<(Planned, Outcome), ReconcileError> {
     let prepared = prepare(options, store).await?;
+    let recovering = std::time::Instant::now();
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
     }
@@ -390,6 +399,7 @@ async fn apply_notified(
             }
         }
     }
+    stage(&prepared.sha, "recover+policy", recovering);
     let report_drift_only = prepared.config.reconcile.drift == crate::config::Drift::Report;
     let planned = plan_prepared(prepared, store).await?;
     // Nothing to do for the revision that is already active: no new record (the run loop
@@ -419,7 +429,9 @@ async fn apply_notified(
         use crate::notify::payload::RevisionEvent;
         notifier.revision(&planned.sha, RevisionEvent::Started, None, Some(&summary));
     }
+    let applying = std::time::Instant::now();
     let outcome = executor::apply(store, &planned.plan, &planned.targets, leadership).await?;
+    stage(&planned.sha, "apply", applying);
     if let Some(notifier) = &options.notifier {
         use crate::notify::payload::RevisionEvent;
         let event = match outcome.status {
@@ -438,6 +450,16 @@ async fn apply_notified(
         }
     }
     Ok((planned, outcome))
+}
+
+/// How long a stage of a reconcile took, for whoever profiles the path from a webhook to an
+/// applied revision (`PAVER_LOG=info`).
+fn stage(sha: &str, name: &str, since: std::time::Instant) {
+    tracing::info!(
+        "reconcile {}: {name} {:.1} ms",
+        &sha[..sha.len().min(12)],
+        since.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
 /// Whether an outcome means the revision is live.

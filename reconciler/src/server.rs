@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::reconcile::{self, Options};
 use crate::store::Store;
 
+pub mod events;
 pub mod page;
 
 /// What the loop and the endpoints share.
@@ -34,6 +35,17 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     /// With leader election: whether this replica leads (only the leader reconciles).
     leadership: Option<crate::kube::lease::Leadership>,
+    /// Every reconcile's start and outcome, for `/events` and `/revisions/<sha>/wait`.
+    events: events::Events,
+}
+
+impl events::Source for Shared {
+    fn events(&self) -> &events::Events {
+        &self.events
+    }
+    fn state(&self) -> PathBuf {
+        self.options.state.clone()
+    }
 }
 
 #[derive(Default)]
@@ -70,7 +82,9 @@ pub async fn run(
         .flags
         .poll_interval
         .unwrap_or(crate::config::DEFAULT_POLL_INTERVAL);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
+        events: events::Events::new(stop_rx.clone()),
         options,
         poll: Mutex::new(poll),
         secret,
@@ -83,6 +97,8 @@ pub async fn run(
         .route("/webhook", post(webhook))
         .route("/status", get(status))
         .route("/revisions/{sha}", get(revision))
+        .route("/revisions/{sha}/wait", get(events::wait::<Shared>))
+        .route("/events", get(events::stream::<Shared>))
         .route("/metrics", get(metrics))
         .route("/inventory", get(inventory))
         .route("/live", get(live))
@@ -108,7 +124,6 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     eprintln!("paver: listening on {listen} (webhook /webhook, status /status, metrics /metrics)");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -264,6 +279,9 @@ impl crate::executor::Leadership for Leading<'_> {
 
 async fn reconcile_once(shared: &Shared) {
     let started = Instant::now();
+    shared
+        .events
+        .send(events::Event::ReconcileStarted { at: events::now() });
     // With the election through the state store, every write of this reconcile carries
     // the term it started in, and is refused once another replica took over.
     let fence = shared.leadership.as_ref().and_then(|l| l.fence());
@@ -276,6 +294,7 @@ async fn reconcile_once(shared: &Shared) {
         )
         .await
         .map_err(|e| {
+            announce_failure(&shared.events, &e);
             // Waiting out a backoff or holding a revision is the policy working, not a
             // new failure: said once, not counted.
             let quiet = matches!(
@@ -284,7 +303,13 @@ async fn reconcile_once(shared: &Shared) {
             );
             (e.to_string(), quiet)
         }),
-        Err(e) => Err((e.to_string(), false)),
+        Err(e) => {
+            shared.events.send(events::Event::ReconcileFailed {
+                error: e.to_string(),
+                at: events::now(),
+            });
+            Err((e.to_string(), false))
+        }
     };
     let m = &shared.metrics;
     let elapsed = started.elapsed().as_millis() as u64;
@@ -293,6 +318,14 @@ async fn reconcile_once(shared: &Shared) {
     m.duration_ms_total.fetch_add(elapsed, Ordering::Relaxed);
     let error = match result {
         Ok((planned, outcome)) => {
+            shared.events.forget_unrecorded(&planned.sha);
+            shared.events.send(events::Event::Revision {
+                sha: planned.sha.clone(),
+                status: outcome.status.as_str().to_string(),
+                steps: outcome.applied as u64,
+                error: outcome.error.clone(),
+                at: events::now(),
+            });
             let poll = planned.config.reconcile.poll_interval;
             let before = std::mem::replace(
                 &mut *shared.poll.lock().unwrap_or_else(|e| e.into_inner()),
@@ -329,6 +362,35 @@ async fn reconcile_once(shared: &Shared) {
         }
     }
     *last = error;
+}
+
+/// A reconcile that failed, as its listeners hear it: with the revision when it got that far.
+/// A blocked plan is final for its revision but not recorded in the store: remembered.
+fn announce_failure(events: &events::Events, e: &reconcile::ReconcileError) {
+    use reconcile::ReconcileError as E;
+    let (sha, status) = match e {
+        E::Refused { sha, .. } | E::Blocked { sha, .. } => (sha, "refused"),
+        E::Held { sha, .. } => (sha, "held"),
+        E::Waiting { sha, .. } => (sha, "waiting"),
+        other => {
+            events.send(events::Event::ReconcileFailed {
+                error: other.to_string(),
+                at: events::now(),
+            });
+            return;
+        }
+    };
+    let event = events::Event::Revision {
+        sha: sha.clone(),
+        status: status.to_string(),
+        steps: 0,
+        error: Some(e.to_string()),
+        at: events::now(),
+    };
+    if matches!(e, E::Blocked { .. }) {
+        events.remember_unrecorded(sha, event.clone());
+    }
+    events.send(event);
 }
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body, with the shared secret.

@@ -262,4 +262,6 @@ fn signature(secret: &[u8], body: &[u8]) -> String {
 
 mod apply;
 mod run;
+mod scale;
 mod ux;
+mod wait;

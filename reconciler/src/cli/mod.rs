@@ -3,6 +3,7 @@
 
 pub mod examples;
 pub mod show;
+pub mod wait;
 
 use std::io::IsTerminal;
 

@@ -16,6 +16,7 @@ pub mod handover;
 pub mod offsets;
 pub mod registry;
 pub mod rows;
+pub mod signal;
 pub mod sink;
 pub mod spec;
 pub mod status;

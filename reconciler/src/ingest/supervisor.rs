@@ -174,6 +174,7 @@ async fn heartbeat(
     let mut last_beat: Option<(tokio::time::Instant, Option<u32>)> = None;
     let mut last_status = tokio::time::Instant::now();
     let mut complained = false;
+    let mut live_changed = super::signal::on_live_change();
     loop {
         let live = live_of(&store, &pipeline).await;
         let failed = match live {
@@ -208,6 +209,7 @@ async fn heartbeat(
             };
             match store.with(beat).await {
                 Ok(()) => {
+                    super::signal::worker_reported();
                     status.beat(running, at);
                     last_beat = Some((tokio::time::Instant::now(), running));
                 }
@@ -234,6 +236,8 @@ async fn heartbeat(
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = status.running_changed() => {}
+            // The cut-over in this process switched a live record: read it now.
+            _ = live_changed.changed() => {}
             _ = stop.stopped() => break,
         }
     }

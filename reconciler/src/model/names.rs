@@ -50,8 +50,12 @@ pub const LEDGER: &str = "__paver_offsets";
 
 /// Which pipeline version a paver table of a database belongs to, from its name.
 pub fn version_of_staging(pipeline: &str, name: &str) -> Option<u32> {
-    let prefix = format!("__paver_{}_v", pipeline.replace('-', "_"));
-    name.strip_prefix(&prefix)?.parse().ok()
+    name.strip_prefix(&staging_prefix(pipeline))?.parse().ok()
+}
+
+/// What the names of a pipeline's staging tables (and their views) start with.
+pub fn staging_prefix(pipeline: &str) -> String {
+    format!("__paver_{}_v", pipeline.replace('-', "_"))
 }
 
 /// The transform view and the offsets view of a staging table.

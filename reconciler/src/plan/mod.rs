@@ -155,14 +155,18 @@ pub fn plan(
     // table (a new generation) when its keys or a column type change; `physical` is where
     // the live version's transform writes.
     let mut physical = std::collections::BTreeMap::new();
+    // The pipeline whose live version writes each sink (the first, by name): looked up
+    // per sink, not searched for.
+    let mut owners = std::collections::BTreeMap::new();
+    for (name, p) in &desired.pipelines {
+        if let Some(v) = p.versions.get(&p.live) {
+            owners.entry(&v.view.sink).or_insert((name, p));
+        }
+    }
     for (table, want) in &desired.tables {
         // The pipeline whose live version writes this sink: its version names a new
         // generation, and the version live until now names the table it replaces.
-        let owner = desired.pipelines.iter().find(|(_, p)| {
-            p.versions
-                .get(&p.live)
-                .is_some_and(|v| &v.view.sink == table)
-        });
+        let owner = owners.get(table).copied();
         let generation = owner.map_or(1, |(_, p)| p.live);
         let previous = owner
             .and_then(|(name, _)| observed.live.get(name))

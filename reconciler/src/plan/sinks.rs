@@ -64,12 +64,18 @@ pub(super) fn incompatibilities(
 
 /// The physical tables of a sink that became a Merge table: `<name>__v<N>`, newest first.
 pub(crate) fn generations(table: &TableName, observed: &Observed) -> Vec<(u32, TableName)> {
-    let prefix = format!("{}__v", table.name);
+    // A range of the ordered map (the tables named `<name>__v…` in its database), not a
+    // scan of every table per sink.
+    let prefix = TableName {
+        database: table.database.clone(),
+        name: format!("{}__v", table.name),
+    };
     let mut out: Vec<(u32, TableName)> = observed
         .tables
-        .keys()
-        .filter(|t| t.database == table.database)
-        .filter_map(|t| Some((t.name.strip_prefix(&prefix)?.parse().ok()?, t.clone())))
+        .range(&prefix..)
+        .map(|(t, _)| t)
+        .take_while(|t| t.database == prefix.database && t.name.starts_with(&prefix.name))
+        .filter_map(|t| Some((t.name.strip_prefix(&prefix.name)?.parse().ok()?, t.clone())))
         .collect();
     out.sort_by_key(|g| std::cmp::Reverse(g.0));
     out

@@ -148,12 +148,12 @@ impl Kafka {
         use rdkafka::consumer::Consumer;
         self.count();
         let probe = self.probe.clone();
-        let names: Vec<String> = wanted.keys().cloned().collect();
+        let names: std::collections::BTreeSet<String> = wanted.keys().cloned().collect();
         let mut found = blocking(move || {
             let metadata = probe.fetch_metadata(None, TIMEOUT)?;
             let mut found = BTreeMap::new();
             for t in metadata.topics() {
-                if !names.iter().any(|n| n == t.name()) || t.error().is_some() {
+                if !names.contains(t.name()) || t.error().is_some() {
                     continue;
                 }
                 let partitions = t.partitions();

@@ -21,19 +21,20 @@ impl Targets {
     /// Observe what exists of what `desired` names: a fixed number of requests per
     /// provider, whatever the number of resources.
     pub async fn observe(&self, desired: &Desired) -> Result<Observed, ProviderError> {
-        let topics = self
-            .kafka
-            .observe(&desired.topics)
-            .await
-            .map_err(|e| ProviderError::transient(e).context("observing Kafka"))?;
-        let observed = if self.clickhouse.cluster.is_some() {
-            self.clickhouse.observe_cluster(&desired.databases).await
-        } else {
-            self.clickhouse
-                .observe(&desired.databases)
-                .await
-                .map(|(d, t)| (d, t, Default::default()))
+        // The providers are asked at the same time: a reconcile waits for the slower one,
+        // not for both in turn.
+        let clickhouse = async {
+            if self.clickhouse.cluster.is_some() {
+                self.clickhouse.observe_cluster(&desired.databases).await
+            } else {
+                self.clickhouse
+                    .observe(&desired.databases)
+                    .await
+                    .map(|(d, t)| (d, t, Default::default()))
+            }
         };
+        let (topics, observed) = tokio::join!(self.kafka.observe(&desired.topics), clickhouse);
+        let topics = topics.map_err(|e| ProviderError::transient(e).context("observing Kafka"))?;
         let (databases, tables, missing) =
             observed.map_err(|e| ProviderError::from(e).context("observing ClickHouse"))?;
         Ok(Observed {
