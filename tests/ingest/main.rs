@@ -512,5 +512,4 @@ impl Poller {
 
 mod cutover;
 mod faults;
-mod groups;
 mod page;

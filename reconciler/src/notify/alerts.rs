@@ -326,7 +326,6 @@ mod tests {
             worker: "w".into(),
             version: Some(1),
             heartbeat_ms: at,
-            partitions: None,
         }
     }
 

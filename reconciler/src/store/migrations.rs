@@ -8,8 +8,7 @@
 
 /// Version 1: revisions, journal, inventory, live pipelines, worker reports, retry requests,
 /// the notifications' outbox and the firing alerts. Version 2: the leader's lease, and the
-/// term on every revision and journal entry. Version 3: the partitions each ingest worker
-/// holds (its static share or its consumer group's).
+/// term on every revision and journal entry.
 pub const SQLITE: &[(i64, &str)] = &[
     (
         1,
@@ -107,7 +106,6 @@ ALTER TABLE revisions ADD COLUMN term INTEGER;
 ALTER TABLE journal ADD COLUMN term INTEGER;
 ",
     ),
-    (3, "ALTER TABLE ingest_workers ADD COLUMN partitions TEXT;"),
 ];
 
 /// The same, in PostgreSQL's types: every integer is a `BIGINT` (the store binds 64-bit
@@ -210,7 +208,6 @@ ALTER TABLE revisions ADD COLUMN term BIGINT;
 ALTER TABLE journal ADD COLUMN term BIGINT;
 ",
     ),
-    (3, "ALTER TABLE ingest_workers ADD COLUMN partitions TEXT;"),
 ];
 
 /// The newest version this paver knows.
