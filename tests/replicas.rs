@@ -166,7 +166,8 @@ struct Replica {
 
 impl Replica {
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
     }
 
     fn signal(&self, signal: &str) {

@@ -481,8 +481,14 @@ async fn read_store<T: Send + 'static>(
     .map_err(|e| e.to_string())?
 }
 
+/// Why `/status` could not be put together: the state store or the notifications could
+/// not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StatusError(String);
+
 /// What `/status` serves (and the status page shows).
-async fn status_json(shared: &Shared) -> Result<serde_json::Value, String> {
+async fn status_json(shared: &Shared) -> Result<serde_json::Value, StatusError> {
     let path = shared.options.state.clone();
     let last_error = shared
         .last_error
@@ -493,7 +499,8 @@ async fn status_json(shared: &Shared) -> Result<serde_json::Value, String> {
     let notifications = tokio::task::spawn_blocking(move || crate::notify::snapshot(&state))
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))?;
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(StatusError)?;
     let (active, last, interrupted, managed, pipelines, attempts) = read_store(path, |s| {
         Ok((
             s.active()?,
@@ -507,7 +514,8 @@ async fn status_json(shared: &Shared) -> Result<serde_json::Value, String> {
             },
         ))
     })
-    .await?;
+    .await
+    .map_err(StatusError)?;
     Ok(serde_json::json!({
         "failure": failure_of(&attempts),
         "repo": shared.options.repo,
@@ -527,7 +535,7 @@ async fn status_json(shared: &Shared) -> Result<serde_json::Value, String> {
 async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     match status_json(&shared).await {
         Ok(status) => Json(status).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
@@ -545,7 +553,7 @@ async fn status_page(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
                     .map_err(|e| e.to_string())?;
                 Ok((status, records))
             }),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     match found {
         Ok((status, records)) => (
