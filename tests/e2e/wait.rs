@@ -31,6 +31,27 @@ fn run(p: &Platform, port: u16) -> std::process::Child {
     .unwrap()
 }
 
+/// Push v1, start `paver run` on a free port (see [`run`]) and wait for that revision's
+/// outcome: its sha, the port, the server's URL, the server and `paver wait`'s output.
+fn serve_v1(
+    p: &Platform,
+) -> (
+    String,
+    u16,
+    String,
+    std::process::Child,
+    std::process::Output,
+) {
+    let first = p.push("v1");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = run(p, port);
+    let out = start_wait(p, &url, &first, "180s")
+        .wait_with_output()
+        .unwrap();
+    (first, port, url, server, out)
+}
+
 fn log(p: &Platform) -> String {
     std::fs::read_to_string(p.dir.path().join("run.log"))
         .unwrap_or_else(|e| format!("(no log of paver run: {e})"))
@@ -112,13 +133,7 @@ fn paver_wait_answers_with_the_outcome_of_the_revision_it_waits_for() {
     servers();
     let p = Platform::new("longpoll");
     p.base();
-    let first = p.push("v1");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = run(&p, port);
-    let out = start_wait(&p, &url, &first, "180s")
-        .wait_with_output()
-        .unwrap();
+    let (_, port, url, mut server, out) = serve_v1(&p);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), log(&p));
     assert!(text(&out).contains("is applied"), "{}", text(&out));
     let events = subscribe(port);
@@ -209,13 +224,7 @@ fn paver_wait_hears_of_a_plan_refused_as_blocked() {
         p.database()
     )))
     .unwrap();
-    let first = p.push("v1");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = run(&p, port);
-    let out = start_wait(&p, &url, &first, "180s")
-        .wait_with_output()
-        .unwrap();
+    let (_, _, _, mut server, out) = serve_v1(&p);
     assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), log(&p));
     assert!(
         text(&out).contains("was refused") && text(&out).contains("paver did not create it"),
@@ -233,13 +242,7 @@ fn paver_wait_outlives_a_server_that_goes_away() {
     servers();
     let p = Platform::new("away");
     p.base();
-    let first = p.push("v1");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = run(&p, port);
-    let out = start_wait(&p, &url, &first, "180s")
-        .wait_with_output()
-        .unwrap();
+    let (_, port, url, mut server, out) = serve_v1(&p);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), log(&p));
 
     // A commit no webhook announces, and a wait held open for it; then the server dies.
@@ -288,13 +291,7 @@ fn paver_wait_against_a_stopping_server_is_not_held_up() {
     servers();
     let p = Platform::new("stopping");
     p.base();
-    let first = p.push("v1");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = run(&p, port);
-    let out = start_wait(&p, &url, &first, "180s")
-        .wait_with_output()
-        .unwrap();
+    let (_, port, _, mut server, out) = serve_v1(&p);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), log(&p));
     // A long poll (30 s) and an event stream are open when SIGTERM comes: both end, and
     // the server stops without waiting for them.
