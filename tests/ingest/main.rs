@@ -415,17 +415,25 @@ fn kill(child: &mut Child, signal: &str) {
 /// `paver run` on the platform's remote (embedded workers, polling every second); its
 /// address.
 fn serve(p: &Platform) -> (Guarded, String) {
+    serve_with(p, &[])
+}
+
+/// The same, with more arguments (`--branch …`).
+fn serve_with(p: &Platform, more: &[&str]) -> (Guarded, String) {
     let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "run",
+        "--repo",
+        &p.remote_url,
+        "--listen",
+        &listen,
+        "--poll-seconds",
+        "1",
+    ];
+    args.extend_from_slice(more);
     let server = p
-        .command(&[
-            "run",
-            "--repo",
-            &p.remote_url,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--poll-seconds",
-            "1",
-        ])
+        .command(&args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(p.dir.path().join("run.log")).unwrap())
         .spawn()

@@ -8,28 +8,6 @@ use paver_e2e::browser;
 /// A branch name git accepts that is also markup: shown, it must stay text.
 const HOSTILE_BRANCH: &str = "page<svg/onload=document.title='pwned'>\"x";
 
-/// `paver run` tracking `branch` of the platform's remote.
-fn serve_branch(p: &Platform, branch: &str) -> (Guarded, String) {
-    let port = free_port();
-    let server = p
-        .command(&[
-            "run",
-            "--repo",
-            &p.remote_url,
-            "--branch",
-            branch,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--poll-seconds",
-            "1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(p.dir.path().join("run.log")).unwrap())
-        .spawn()
-        .unwrap();
-    (Guarded(server), format!("http://127.0.0.1:{port}"))
-}
-
 /// Push the work tree's HEAD to `branch` of the remote too.
 fn push_branch(p: &Platform, branch: &str) {
     let repo = git2::Repository::open(&p.work).unwrap();
@@ -83,7 +61,7 @@ fn the_status_page_shows_the_revision_and_live_pipelines_in_a_real_browser() {
     p.base(2);
     let first = p.push("pipeline v1");
     push_branch(&p, HOSTILE_BRANCH);
-    let (_server, url) = serve_branch(&p, HOSTILE_BRANCH);
+    let (_server, url) = serve_with(&p, &["--branch", HOSTILE_BRANCH]);
     wait_applied(&p, &url, &first);
     let producer = Producer::new(&p.topic());
     let mut ledger = Ledger::default();
