@@ -258,3 +258,50 @@ fn a_block_whose_transform_fails_is_not_recorded_in_the_ledger_with_parallel_vie
         views.drop().await;
     });
 }
+
+/// What observe assumes: replacing a view changes its `metadata_modification_time` (at a
+/// resolution of a second), so that `paver run`, which keeps the views' statements between
+/// reconciles and reads them again only when a view's time changed, still sees a view
+/// replaced by hand.
+#[test]
+fn a_view_replaced_by_hand_is_seen_though_the_views_statements_are_kept_between_observes() {
+    use std::sync::atomic::Ordering::Relaxed;
+    runtime().block_on(async {
+        let views = Views::new("observe").await;
+        let databases = std::collections::BTreeSet::from([views.db.clone()]);
+        let observe = || async {
+            let before = views.ch.queries.load(Relaxed);
+            let (_, tables) = views.ch.observe(&databases).await.unwrap();
+            let statement = tables[&views.spec.view].create_query.clone();
+            (views.ch.queries.load(Relaxed) - before, statement)
+        };
+        let (cold, first) = observe().await;
+        assert!(first.contains("throwIf"), "{first}");
+        // Kept: the statements are not asked for again.
+        let (warm, second) = observe().await;
+        assert_eq!((warm, &second), (cold - 1, &first));
+        // Replaced by hand, in a later second than it was read in.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (db, view, staging) = (&views.db, &views.spec.view.name, &views.spec.staging.name);
+        views
+            .ch
+            .run(&format!("DROP TABLE `{db}`.`{view}`"))
+            .await
+            .unwrap();
+        views
+            .ch
+            .run(&format!(
+                "CREATE MATERIALIZED VIEW `{db}`.`{view}` TO `{db}`.sink AS SELECT id, v FROM `{db}`.`{staging}` WHERE v > 41"
+            ))
+            .await
+            .unwrap();
+        let (changed, third) = observe().await;
+        assert!(third.contains("41"), "the replaced view is not seen: {third}");
+        assert_eq!(changed, cold, "the statements are read again");
+        // Forgotten (paver applied something): read again whatever the times.
+        views.ch.views.clear();
+        let (after_clear, fourth) = observe().await;
+        assert_eq!((after_clear, &fourth), (cold, &third));
+        views.drop().await;
+    });
+}

@@ -330,6 +330,7 @@ impl Target {
             live: None,
             notifier: None,
             flags: Default::default(),
+            cache: None,
         }
     }
 }

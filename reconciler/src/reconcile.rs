@@ -31,6 +31,63 @@ pub struct Options {
     pub notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
     /// What the command line sets over paver.yaml and the environment.
     pub flags: crate::config::Flags,
+    /// What `paver run` keeps from one reconcile to the next; `None` for the one-shot
+    /// commands.
+    pub cache: Option<std::sync::Arc<Cache>>,
+}
+
+/// What `paver run` keeps from one reconcile to the next, so that a reconcile with nothing
+/// to do reads only what may have changed: the last revision linted (a commit is read and
+/// linted once, not every poll interval) and the views' statements.
+#[derive(Default)]
+pub struct Cache {
+    /// The views' statements (see [`crate::providers::clickhouse::ViewCache`]).
+    pub views: std::sync::Arc<crate::providers::clickhouse::ViewCache>,
+    linted: std::sync::Mutex<Option<std::sync::Arc<Linted>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// The revision linted before, if it is `sha` linted against the same active revision
+    /// (the released versions it was judged against).
+    fn linted(&self, sha: &str, active: Option<&str>) -> Option<std::sync::Arc<Linted>> {
+        let linted = self.linted.lock().unwrap_or_else(|e| e.into_inner());
+        linted
+            .as_ref()
+            .filter(|l| l.sha == sha && l.active.as_deref() == active)
+            .cloned()
+    }
+
+    fn keep(&self, linted: std::sync::Arc<Linted>) {
+        *self.linted.lock().unwrap_or_else(|e| e.into_inner()) = Some(linted);
+    }
+}
+
+/// A revision read and linted, and (when it lints clean) what it wants, before the
+/// server's types are applied.
+struct Linted {
+    sha: String,
+    /// The active revision it was linted against.
+    active: Option<String>,
+    report: paver_lint::Report,
+    desired: Option<crate::plan::Desired>,
+}
+
+impl Linted {
+    fn of(sha: String, active: Option<String>, report: paver_lint::Report) -> Linted {
+        let desired = (report.errors() == 0).then(|| desired(&report.workspace));
+        Linted {
+            sha,
+            active,
+            report,
+            desired,
+        }
+    }
 }
 
 /// Why a reconcile did not get to a plan.
@@ -99,53 +156,65 @@ pub struct Planned {
 /// Read a revision: a folder as it is, or a commit of a git remote (the branch fetched
 /// into a bare mirror beside the state store first). Blocking (git, files).
 pub fn read_revision(options: &Options) -> Result<(Revision, Option<Remote>), ReconcileError> {
+    Ok(match read_head(options)? {
+        Head::Folder(revision) => (revision, None),
+        Head::Commit(remote, sha) => (remote.revision(&sha)?, Some(remote)),
+    })
+}
+
+/// Which revision is wanted: a folder's is read whole (its content is its name); a git
+/// remote's is a commit, known once the branch is fetched and read only when needed.
+enum Head {
+    Folder(Revision),
+    Commit(Remote, String),
+}
+
+fn read_head(options: &Options) -> Result<Head, ReconcileError> {
     if !source::is_url(&options.repo) {
-        return Ok((source::local(std::path::Path::new(&options.repo))?, None));
+        return Ok(Head::Folder(source::local(std::path::Path::new(
+            &options.repo,
+        ))?));
     }
     let cache = crate::store::Location::of(&options.state)
         .cache_dir()
         .join("repos");
     let remote = Remote::open(&options.repo, &cache)?;
     let head = remote.fetch(&options.branch)?;
-    let revision = remote.revision(options.revision.as_deref().unwrap_or(&head))?;
-    Ok((revision, Some(remote)))
+    let sha = remote.resolve(options.revision.as_deref().unwrap_or(&head))?;
+    Ok(Head::Commit(remote, sha))
 }
 
-/// Load the wanted revision and, for a git source with an active revision, the active
-/// revision's files: the released state the new one is judged against (as the PR check
-/// judges a pull request against its base), so that even a direct push cannot edit a
-/// released version. An active commit that cannot be read is an error: without it the
-/// released-version check would silently be skipped.
-fn load(
-    options: &Options,
+/// For a git source with an active revision, the active revision's files: the released
+/// state the new one is judged against (as the PR check judges a pull request against its
+/// base), so that even a direct push cannot edit a released version. An active commit that
+/// cannot be read is an error: without it the released-version check would silently be
+/// skipped.
+fn base_of(
+    remote: Option<&Remote>,
+    sha: &str,
     active: Option<&str>,
-) -> Result<(Revision, Option<paver_lint::workspace::Base>), ReconcileError> {
-    let (revision, remote) = read_revision(options)?;
-    let Some(remote) = remote else {
-        return Ok((revision, None));
+) -> Result<Option<paver_lint::workspace::Base>, ReconcileError> {
+    let (Some(remote), Some(active)) = (remote, active) else {
+        return Ok(None);
     };
-    let base = match active {
-        Some(active) if active != revision.sha => {
-            let released =
-                remote
-                    .revision(active)
-                    .map_err(|e| ReconcileError::ActiveUnreadable {
-                        sha: active.to_string(),
-                        source: Box::new(e),
-                    })?;
-            Some(paver_lint::workspace::Base {
-                name: format!("the active revision {}", &active[..active.len().min(12)]),
-                files: released
-                    .collected
-                    .files
-                    .into_iter()
-                    .map(|f| (f.path, f.bytes))
-                    .collect(),
-            })
-        }
-        _ => None,
-    };
-    Ok((revision, base))
+    if active == sha {
+        return Ok(None);
+    }
+    let released = remote
+        .revision(active)
+        .map_err(|e| ReconcileError::ActiveUnreadable {
+            sha: active.to_string(),
+            source: Box::new(e),
+        })?;
+    Ok(Some(paver_lint::workspace::Base {
+        name: format!("the active revision {}", &active[..active.len().min(12)]),
+        files: released
+            .collected
+            .files
+            .into_iter()
+            .map(|f| (f.path, f.bytes))
+            .collect(),
+    }))
 }
 
 /// Run blocking work (git, the linter, files) off the async worker threads.
@@ -192,14 +261,39 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     let started = std::time::Instant::now();
     let active = store.active()?.map(|a| a.sha);
     let load_options = options.clone();
-    let (sha, report) = blocking(move || -> Result<_, ReconcileError> {
-        let (revision, base) = load(&load_options, active.as_deref())?;
-        Ok((
-            revision.sha,
-            paver_lint::lint_against(revision.collected, base),
-        ))
+    let cache = options.cache.clone();
+    let linted = blocking(move || -> Result<_, ReconcileError> {
+        let (revision, remote) = match read_head(&load_options)? {
+            Head::Commit(remote, sha) => {
+                if let Some(hit) = cache
+                    .as_ref()
+                    .and_then(|c| c.linted(&sha, active.as_deref()))
+                {
+                    return Ok(hit);
+                }
+                (remote.revision(&sha)?, Some(remote))
+            }
+            Head::Folder(revision) => {
+                if let Some(hit) = cache
+                    .as_ref()
+                    .and_then(|c| c.linted(&revision.sha, active.as_deref()))
+                {
+                    return Ok(hit);
+                }
+                (revision, None)
+            }
+        };
+        let base = base_of(remote.as_ref(), &revision.sha, active.as_deref())?;
+        let sha = revision.sha;
+        let report = paver_lint::lint_against(revision.collected, base);
+        let linted = std::sync::Arc::new(Linted::of(sha, active, report));
+        if let Some(cache) = &cache {
+            cache.keep(linted.clone());
+        }
+        Ok(linted)
     })
     .await??;
+    let (sha, report) = (linted.sha.clone(), &linted.report);
     stage(&sha, "fetch+lint", started);
     if let Some(notifier) = options.notifier.as_ref().filter(|n| n.config().is_none()) {
         let settings = crate::config::settings_node(&report.workspace);
@@ -209,8 +303,9 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             notifier.configure(config, crate::notify::rules(&report.workspace));
         }
     }
-    if report.errors() > 0 {
-        let text = paver_lint::output::human::render(&report, false);
+    // What a revision that lints clean wants (a refused one has nothing computed).
+    let Some(wanted) = linted.desired.as_ref() else {
+        let text = paver_lint::output::human::render(report, false);
         // Recorded once per revision: a poll loop does not fill the history with it.
         if store.latest_for(&sha)?.map(|r| r.status) != Some(RevisionStatus::Refused) {
             store.refuse(&sha, &format!("{} lint errors", report.errors()))?;
@@ -220,7 +315,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
             errors: report.errors(),
             report: text,
         });
-    }
+    };
     let mut config = Config::resolve(
         &report.workspace,
         &crate::config::process_env,
@@ -244,6 +339,9 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
     }
     let connecting = std::time::Instant::now();
     let mut targets = connect(&config).await?;
+    if let Some(cache) = &options.cache {
+        targets.clickhouse.views = cache.views.clone();
+    }
     stage(&sha, "connect", connecting);
     let kube_objects = match crate::kube::connect(&report.workspace, config.kubernetes.as_ref())
         .await
@@ -255,7 +353,7 @@ async fn prepare(options: &Options, store: &Store) -> Result<Prepared, Reconcile
         }
         None => None,
     };
-    let mut desired = desired(&report.workspace);
+    let mut desired = wanted.clone();
     desired.map_types(|ty| targets.clickhouse.adapt_type(ty));
     desired.cluster = targets.clickhouse.cluster.clone();
     Ok(Prepared {
@@ -379,6 +477,7 @@ async fn apply_notified(
     let recovering = std::time::Instant::now();
     if let Some((_, sha)) = executor::recover(store, &prepared.targets).await? {
         eprintln!("paver: undid the interrupted revision {sha}");
+        prepared.targets.clickhouse.views.clear();
     }
     if retry == Retry::Policy && !store.take_retry(&prepared.sha)? {
         match crate::policy::decide(&store.attempts_of(&prepared.sha)?, crate::policy::now_ms()) {
@@ -430,6 +529,10 @@ async fn apply_notified(
         notifier.revision(&planned.sha, RevisionEvent::Started, None, Some(&summary));
     }
     let applying = std::time::Instant::now();
+    // What paver changes, it reads again in full at the next reconcile.
+    if let Some(cache) = &options.cache {
+        cache.views.clear();
+    }
     let outcome = executor::apply(store, &planned.plan, &planned.targets, leadership).await?;
     stage(&planned.sha, "apply", applying);
     if let Some(notifier) = &options.notifier {

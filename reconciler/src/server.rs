@@ -78,6 +78,7 @@ pub async fn run(
         format!("http://{listen}/status"),
     ));
     options.notifier = Some(notifier.clone());
+    options.cache = Some(Default::default());
     let poll = options
         .flags
         .poll_interval

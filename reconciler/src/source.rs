@@ -135,6 +135,16 @@ impl Remote {
         Ok(reference.peel_to_commit()?.id().to_string())
     }
 
+    /// The full sha of a commit the fetch brought (named by a full or abbreviated sha).
+    pub fn resolve(&self, sha: &str) -> Result<String, SourceError> {
+        Ok(self
+            .repo
+            .revparse_single(sha)?
+            .peel_to_commit()?
+            .id()
+            .to_string())
+    }
+
     /// The revision at a commit (a full or abbreviated sha that the fetch brought).
     pub fn revision(&self, sha: &str) -> Result<Revision, SourceError> {
         let commit = self.repo.revparse_single(sha)?.peel_to_commit()?;

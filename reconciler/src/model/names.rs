@@ -86,14 +86,22 @@ pub fn merge_of(table: &TableName) -> TableName {
 
 /// Which generation of `sink` a table is (`<sink>__v<n>`), if it is one.
 pub fn generation_of(sink: &TableName, table: &TableName) -> Option<u32> {
-    if sink.database != table.database {
-        return None;
-    }
-    table
-        .name
-        .strip_prefix(&format!("{}__v", sink.name))?
-        .parse()
-        .ok()
+    let (of, generation) = sink_of_generation(table)?;
+    (of == *sink).then_some(generation)
+}
+
+/// The sink a physical generation (`<sink>__v<n>`) belongs to, and its number: found from
+/// the name alone, so that a table is matched to its sink by a lookup, not a search.
+pub fn sink_of_generation(table: &TableName) -> Option<(TableName, u32)> {
+    let (sink, generation) = table.name.rsplit_once("__v")?;
+    let generation = generation.parse().ok()?;
+    Some((
+        TableName {
+            database: table.database.clone(),
+            name: sink.to_string(),
+        },
+        generation,
+    ))
 }
 
 /// ClickHouse rewrites keys (`(a, b)` is stored as `a, b`; spaces and quotes vary): compare

@@ -186,11 +186,9 @@ pub(super) fn plan_repairs(
                     };
                     merge_of(&sink) == *table && managed.contains(&ResourceId::table(&sink))
                 })
-            || managed.iter().any(|id| match id {
-                // A physical generation of a managed sink.
-                ResourceId::Table(sink) => crate::model::generation_of(sink, table).is_some(),
-                _ => false,
-            });
+            // A physical generation of a managed sink.
+            || crate::model::sink_of_generation(table)
+                .is_some_and(|(sink, _)| managed.contains(&ResourceId::table(&sink)));
         if ours {
             steps.push(Step {
                 resource: ResourceId::table(table),

@@ -19,10 +19,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{
-    generation_name, generation_of, merge_of, normalize_key, short_hash, staging_name,
-    version_of_staging, views_of, BadResourceId, Column, Desired, Endpoints, IngestSpec, ObjectRef,
-    Observed, ObservedTable, Pipeline, PipelineVersion, ResourceId, Table, TableName, Topic,
-    Transform, ViewSpec, LEDGER,
+    generation_name, generation_of, merge_of, normalize_key, short_hash, sink_of_generation,
+    staging_name, version_of_staging, views_of, BadResourceId, Column, Desired, Endpoints,
+    IngestSpec, ObjectRef, Observed, ObservedTable, Pipeline, PipelineVersion, ResourceId, Table,
+    TableName, Topic, Transform, ViewSpec, LEDGER,
 };
 pub use action::{Action, ClickHouseAction, KafkaAction, KubeAction, PipelineAction};
 pub use fingerprint::{fingerprint, fingerprint_json, FingerprintError};
@@ -214,10 +214,9 @@ pub fn plan(
             }
             ResourceId::Table(table) => {
                 !table.name.starts_with("__paver_")
-                    && !desired
-                        .tables
-                        .keys()
-                        .any(|t| t == table || generation_of(t, table).is_some())
+                    && !desired.tables.contains_key(table)
+                    && !sink_of_generation(table)
+                        .is_some_and(|(sink, _)| desired.tables.contains_key(&sink))
             }
             _ => false,
         };

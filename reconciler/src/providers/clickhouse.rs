@@ -16,11 +16,13 @@ pub use connect::{address, ConnectError};
 pub use error::{error_code, ClickHouseError};
 
 use crate::error::ProviderError;
-use crate::plan::{ClickHouseAction, Column, ObservedTable, Table, TableName, Transform, ViewSpec};
+use crate::plan::{ClickHouseAction, Column, Table, TableName, Transform, ViewSpec};
 
 mod cluster;
 mod merge;
+mod observe;
 pub use cluster::with_on_cluster;
+pub use observe::ViewCache;
 
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
@@ -40,6 +42,8 @@ pub struct ClickHouse {
     nodes: std::sync::OnceLock<Vec<String>>,
     /// The settings of [`INSERT_SETTINGS`] this server knows, read on the first insert.
     insert_settings: std::sync::OnceLock<Vec<(&'static str, &'static str)>>,
+    /// The views' statements read before (kept across reconciles by `paver run`).
+    pub views: std::sync::Arc<ViewCache>,
 }
 
 /// Settings every insert of rows carries, where the server knows them, whatever the
@@ -271,72 +275,6 @@ impl ClickHouse {
     fn count(&self) {
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Observe the given databases: which exist, and their tables with columns and keys.
-    /// Three queries, whatever the number of tables.
-    pub async fn observe(
-        &self,
-        databases: &BTreeSet<String>,
-    ) -> Result<(BTreeSet<String>, BTreeMap<TableName, ObservedTable>), ClickHouseError> {
-        if self.cluster.is_some() {
-            let (existing, tables, _) = self.observe_cluster(databases).await?;
-            return Ok((existing, tables));
-        }
-        let existing: BTreeSet<String> = self
-            .rows("SELECT name FROM system.databases")
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next())
-            .collect();
-        let wanted: Vec<String> = databases
-            .iter()
-            .filter(|d| existing.contains(*d))
-            .map(|d| literal(d))
-            .collect();
-        let mut tables = BTreeMap::new();
-        if wanted.is_empty() {
-            return Ok((existing, tables));
-        }
-        let list = wanted.join(", ");
-        // Tables and columns at the same time: two requests, one round trip's wait.
-        let tables_sql = format!("SELECT database, name, engine_full, engine, if(engine = 'MaterializedView', create_table_query, '') FROM system.tables WHERE database IN ({list}) AND name NOT LIKE '.inner%'");
-        let columns_sql = format!(
-            "SELECT database, table, name, type FROM system.columns WHERE database IN ({list})"
-        );
-        let (table_rows, column_rows) =
-            tokio::try_join!(self.rows(&tables_sql), self.rows(&columns_sql))?;
-        for row in table_rows {
-            if let [db, name, engine_full, engine, create_query] = row.as_slice() {
-                let (partition_by, order_by) = keys_of(engine_full);
-                tables.insert(
-                    TableName {
-                        database: db.clone(),
-                        name: name.clone(),
-                    },
-                    ObservedTable {
-                        columns: Vec::new(),
-                        partition_by,
-                        order_by,
-                        engine: engine.clone(),
-                        create_query: create_query.clone(),
-                        sharding_key: String::new(),
-                    },
-                );
-            }
-        }
-        for row in column_rows {
-            if let [db, table, name, ty] = row.as_slice() {
-                let key = TableName {
-                    database: db.clone(),
-                    name: table.clone(),
-                };
-                if let Some(t) = tables.get_mut(&key) {
-                    t.columns.push((name.clone(), ty.clone()));
-                }
-            }
-        }
-        Ok((existing, tables))
     }
 
     /// A column type this server has, for one of paver's mapping (see the README).

@@ -140,16 +140,20 @@ impl Kafka {
     /// The topics among `wanted` that exist, with their partitions, replication factor and
     /// config: the topic's own overrides, and the effective value of every key the revision
     /// sets (so that a default equal to the wanted value needs no change). One metadata
-    /// request and one DescribeConfigs for all of them.
+    /// request and one DescribeConfigs for all of them, sent at the same time (the configs
+    /// of wanted topics that do not exist are asked for too, and their answers ignored).
     pub async fn observe(
         &self,
         wanted: &BTreeMap<String, Topic>,
     ) -> Result<BTreeMap<String, Topic>, String> {
         use rdkafka::consumer::Consumer;
+        if wanted.is_empty() {
+            return Ok(BTreeMap::new());
+        }
         self.count();
         let probe = self.probe.clone();
         let names: std::collections::BTreeSet<String> = wanted.keys().cloned().collect();
-        let mut found = blocking(move || {
+        let metadata = blocking(move || {
             let metadata = probe.fetch_metadata(None, TIMEOUT)?;
             let mut found = BTreeMap::new();
             for t in metadata.topics() {
@@ -169,38 +173,31 @@ impl Kafka {
                 );
             }
             Ok::<_, rdkafka::error::KafkaError>(found)
-        })
-        .await
-        .map_err(failed)?
-        .map_err(|e| self.unreachable(&e))?;
-        if found.is_empty() {
-            return Ok(found);
-        }
+        });
         self.count();
         let specifiers: Vec<ResourceSpecifier> =
-            found.keys().map(|n| ResourceSpecifier::Topic(n)).collect();
-        let described = self
-            .admin
-            .describe_configs(specifiers.iter(), &Self::options())
-            .await
-            .map_err(|e| format!("describing topic configs: {e}"))?;
-        let names: Vec<String> = found.keys().cloned().collect();
-        for (name, result) in names.iter().zip(described) {
+            wanted.keys().map(|n| ResourceSpecifier::Topic(n)).collect();
+        let options = Self::options();
+        let describing = self.admin.describe_configs(specifiers.iter(), &options);
+        let (metadata, described) = tokio::join!(metadata, describing);
+        let mut found = metadata
+            .map_err(failed)?
+            .map_err(|e| self.unreachable(&e))?;
+        let described = described.map_err(|e| format!("describing topic configs: {e}"))?;
+        for (name, result) in wanted.keys().zip(described) {
+            // A topic that does not exist has no config to read.
+            let Some(topic) = found.get_mut(name) else {
+                continue;
+            };
             let resource =
                 result.map_err(|e| format!("describing the config of topic `{name}`: {e}"))?;
-            let keys = wanted.get(name).map(|t| &t.config);
-            let config: BTreeMap<String, String> = resource
+            let keys = &wanted[name].config;
+            topic.config = resource
                 .entries
                 .iter()
-                .filter(|e| {
-                    e.source == ConfigSource::DynamicTopic
-                        || keys.is_some_and(|k| k.contains_key(&e.name))
-                })
+                .filter(|e| e.source == ConfigSource::DynamicTopic || keys.contains_key(&e.name))
                 .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
                 .collect();
-            if let Some(topic) = found.get_mut(name) {
-                topic.config = config;
-            }
         }
         Ok(found)
     }

@@ -120,6 +120,7 @@ impl ClickHouse {
             cluster: target.cluster.clone(),
             nodes: std::sync::OnceLock::new(),
             insert_settings: std::sync::OnceLock::new(),
+            views: Default::default(),
         };
         ch.count();
         let bytes = match ch.client.query("SELECT version()").fetch_bytes("TSV") {
