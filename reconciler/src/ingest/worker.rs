@@ -366,7 +366,17 @@ async fn run_clients(
                     Work::Lost(_) => break Err(lost()),
                 };
                 status.update(|s| s.consumed += batch.consumed);
-                match sink.ingest(batch).await {
+                // The lag is reported while the insert runs too: an insert retried while
+                // ClickHouse cannot take it is when records wait (`onBacklog` alerts on it).
+                let ingesting = sink.ingest(batch);
+                tokio::pin!(ingesting);
+                let ingested = loop {
+                    tokio::select! {
+                        ingested = &mut ingesting => break ingested,
+                        _ = tick.tick() => rates.update(status, consumer, spec, &position, &highs),
+                    }
+                };
+                match ingested {
                     Ok(Ingested::Done(next)) => {
                         inserts += 1;
                         fault_pause(inserts, stop).await;
