@@ -298,6 +298,8 @@ async fn run_clients(
         dead_letters: &dead_letters,
         status,
         stop: &inserts_stop,
+        // A group member may be late: its partitions given to another, which inserted.
+        fence: options.partitions.is_none(),
     };
     let lost = || {
         IngestError::Kafka(format!(
@@ -392,6 +394,12 @@ async fn run_clients(
                         break Err(lost())
                     }
                     Ok(Ingested::Abandoned) => break Ok(()),
+                    Ok(Ingested::Taken { partition, offset, ledger }) => {
+                        break Err(IngestError::Kafka(format!(
+                            "v{}: partition {partition} is another worker's now (the ledger has offset {ledger}, this batch starts at {offset}): not inserted, joining again",
+                            spec.version
+                        )))
+                    }
                     Err(e) => break Err(e),
                 }
             }
@@ -407,6 +415,20 @@ async fn run_clients(
     stop_watching.stop();
     lost_watch.await?;
     rates.update(status, consumer, spec, &position, &highs);
+    if options.partitions.is_none() {
+        let held: Vec<i32> = held_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if !held.is_empty() {
+            eprintln!(
+                "paver ingest {}: v{} gave partition(s) {held:?} up, leaving the group (no insert of theirs in flight)",
+                spec.pipeline, spec.version
+            );
+        }
+    }
     outcome
 }
 
