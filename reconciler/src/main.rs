@@ -89,8 +89,9 @@ enum Command {
     /// embedded workers): follows the pipeline's live version in the state store,
     /// consumes its topic, inserts into ClickHouse through the version's transform, sends
     /// what cannot be ingested to the dead-letter topic, and commits offsets after each
-    /// insert. Run `paver run --ingest external` beside it. Stops on SIGINT/SIGTERM after
-    /// the batch in progress.
+    /// insert. Any number of these processes share the pipeline's partitions through the
+    /// version's Kafka consumer group, exactly once. Run `paver run --ingest external`
+    /// beside them. Stops on SIGINT/SIGTERM after the batch in progress.
     #[command(after_help = paver::cli::examples::INGEST)]
     Ingest {
         /// The pipeline (its folder name under pipelines/).
@@ -105,9 +106,17 @@ enum Command {
             default_value = ".paver/state.db"
         )]
         state: PathBuf,
-        /// Only these partitions, e.g. `0,1,2` (several processes can split a pipeline).
+        /// A static assignment: only these partitions, e.g. `0,1,2`, outside the consumer
+        /// group (processes given the same partition would insert it twice). Without it
+        /// the process joins the version's consumer group and gets a share.
         #[arg(long, value_delimiter = ',')]
         partitions: Option<Vec<i32>>,
+        /// How the consumer group spreads partitions over its members: `cooperative-sticky`
+        /// (a rebalance stops only the partitions that move) or the eager `range` and
+        /// `roundrobin` (every member pauses at each rebalance). All members of a group
+        /// must name the same one.
+        #[arg(long, default_value = "cooperative-sticky", value_parser = ["cooperative-sticky", "range", "roundrobin"])]
+        assignor: String,
         /// Rows per insert (at most).
         #[arg(long, default_value_t = 20_000)]
         batch_rows: usize,
@@ -547,6 +556,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             pipeline,
             state,
             partitions,
+            assignor,
             batch_rows,
             linger_ms,
             prefetch_kib,
@@ -557,6 +567,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 &format!("pid {}", std::process::id()),
             );
             options.partitions = partitions;
+            options.assignor = assignor;
             options.batch_rows = batch_rows.max(1);
             options.linger = std::time::Duration::from_millis(linger_ms);
             options.prefetch_kib = prefetch_kib.max(1);

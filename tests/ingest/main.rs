@@ -520,4 +520,5 @@ impl Poller {
 
 mod cutover;
 mod faults;
+mod groups;
 mod page;

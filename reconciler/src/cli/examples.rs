@@ -26,8 +26,14 @@ pub const RUN: &str = "Examples:
                                                      one of several replicas: they elect a leader
                                                      through PostgreSQL (PAVER_STATE_PASSWORD)";
 
-pub const INGEST: &str = "Example:
-  paver ingest --pipeline orders --state /var/lib/paver/state.db --partitions 0,1";
+pub const INGEST: &str = "Examples:
+  paver ingest --pipeline orders --state /var/lib/paver/state.db
+                                  one member of the version's consumer group: run as many as
+                                  you like, on any machine; they share the partitions
+  paver ingest --pipeline orders --state /var/lib/paver/state.db --assignor range
+                                  eager rebalances (for brokers without cooperative-sticky)
+  paver ingest --pipeline orders --state /var/lib/paver/state.db --partitions 0,1
+                                  a static share: these partitions, no consumer group";
 
 pub const RENDER: &str = "Example:
   paver render --repo . --namespace analytics > rendered.yaml";

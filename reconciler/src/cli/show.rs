@@ -206,6 +206,7 @@ pub fn status(status: &Value, paint: Paint) -> String {
         &rows,
         paint,
     ));
+    out.push_str(&workers(&pipelines, paint));
     out
 }
 
@@ -221,6 +222,50 @@ fn firing_of(alerts: &[Value], pipeline: &Value) -> String {
     } else {
         names.join(",")
     }
+}
+
+/// Which running worker holds which partitions (workers with a fresh heartbeat only);
+/// empty when none runs.
+fn workers(pipelines: &[Value], paint: Paint) -> String {
+    let rows: Vec<Vec<(String, Option<&str>)>> = pipelines
+        .iter()
+        .flat_map(|p| {
+            let name = text_of(&p["name"]);
+            p["workers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|w| w["fresh"] == true)
+                .map(move |w| {
+                    let partitions = match &w["partitions"] {
+                        Value::Array(ps) if ps.is_empty() => "none (joining)".to_string(),
+                        Value::Array(ps) => ps.iter().map(text_of).collect::<Vec<_>>().join(","),
+                        _ => "-".to_string(),
+                    };
+                    let version = match &w["version"] {
+                        Value::Null => "-".to_string(),
+                        v => format!("v{}", text_of(v)),
+                    };
+                    vec![
+                        (name.clone(), None),
+                        (text_of(&w["worker"]), None),
+                        (version, None),
+                        (partitions, None),
+                    ]
+                })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n{}",
+        table(
+            &["PIPELINE", "WORKER", "VERSION", "PARTITIONS"],
+            &rows,
+            paint
+        )
+    )
 }
 
 /// `paver history` for people: one row per attempt, newest first.

@@ -94,6 +94,7 @@ mod tests {
             worker: worker.to_string(),
             version,
             heartbeat_ms: 1_000_000 - age_ms,
+            partitions: None,
         }
     }
 

@@ -9,7 +9,9 @@
 
 pub mod batch;
 pub mod codec;
+pub mod consume;
 pub mod dead_letter;
+pub mod group;
 pub mod handover;
 pub mod offsets;
 pub mod registry;

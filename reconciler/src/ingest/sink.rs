@@ -4,6 +4,11 @@
 //! views missing) is retried with a growing pause; a rejection of the data itself sends the
 //! batch row by row, and the rejected rows become dead letters.
 //!
+//! A member of a consumer group fences its inserts with the ledger: a batch whose records
+//! the ledger already passes in some partition (another member took the partition and
+//! inserted there: this one is late, its assignment lost or about to be) is not inserted,
+//! and the worker leaves the group and joins again ([`Ingested::Taken`]).
+//!
 //! Between attempts, and before each row, the stop token is checked: once stopped (a
 //! shutdown, or another version went live) no insert starts any more, and the batch is
 //! abandoned, not committed. An insert that started is awaited, never dropped half-way:
@@ -32,6 +37,13 @@ pub enum Ingested {
     Done(Offsets),
     /// Stopped before it was all in: not to be committed (the next run reads it again).
     Abandoned,
+    /// Not inserted: the ledger already passes this batch's first record in the partition
+    /// (another worker holds it now): neither inserted nor committed.
+    Taken {
+        partition: i32,
+        offset: i64,
+        ledger: i64,
+    },
 }
 
 /// The staging table of one pipeline version.
@@ -41,12 +53,19 @@ pub struct Sink<'a> {
     pub dead_letters: &'a DeadLetters,
     pub status: &'a Status,
     pub stop: &'a Stop,
+    /// Check the ledger before a batch's insert (a consumer group's member: see above).
+    pub fence: bool,
 }
 
 enum Outcome {
     Inserted,
     Rejected(String),
     Stopped,
+    Taken {
+        partition: i32,
+        offset: i64,
+        ledger: i64,
+    },
 }
 
 impl Sink<'_> {
@@ -62,23 +81,51 @@ impl Sink<'_> {
         // One buffer for the batch and for its rows one by one (no copy).
         let rows = bytes::Bytes::from(batch.rows);
         if !batch.items.is_empty() {
-            let covers = furthest(batch.items.iter().map(|i| (i.partition, i.offset)));
-            match self.insert_retrying(rows.clone(), &covers).await? {
+            let at = batch.items.iter().map(|i| (i.partition, i.offset));
+            let covers = furthest(at.clone());
+            let firsts = self.fence.then(|| earliest(at));
+            match self
+                .insert_retrying(rows.clone(), &covers, firsts.as_ref())
+                .await?
+            {
                 Outcome::Inserted => self
                     .status
                     .update(|s| s.inserted += batch.items.len() as u64),
                 Outcome::Stopped => return Ok(Ingested::Abandoned),
+                Outcome::Taken {
+                    partition,
+                    offset,
+                    ledger,
+                } => {
+                    return Ok(Ingested::Taken {
+                        partition,
+                        offset,
+                        ledger,
+                    })
+                }
                 Outcome::Rejected(_) => {
                     // Some row is bad: insert them one by one, dead-letter the rejected
                     // ones at once (before a later row's offset reaches the ledger).
                     for item in batch.items {
                         let covers = furthest([(item.partition, item.offset)]);
                         match self
-                            .insert_retrying(rows.slice(item.row.clone()), &covers)
+                            .insert_retrying(rows.slice(item.row.clone()), &covers, None)
                             .await?
                         {
                             Outcome::Inserted => self.status.update(|s| s.inserted += 1),
                             Outcome::Stopped => return Ok(Ingested::Abandoned),
+                            // Not asked for one row (its batch passed the fence).
+                            Outcome::Taken {
+                                partition,
+                                offset,
+                                ledger,
+                            } => {
+                                return Ok(Ingested::Taken {
+                                    partition,
+                                    offset,
+                                    ledger,
+                                })
+                            }
                             Outcome::Rejected(reason) => {
                                 let dead = Dead {
                                     partition: item.partition,
@@ -119,10 +166,15 @@ impl Sink<'_> {
     /// again, the ledger is asked: when it has `covers` (the furthest offset of these rows
     /// in each partition), the rows are in, as the ledger is written by the same insert,
     /// and inserting them again would duplicate them.
+    ///
+    /// With `firsts` (the first offset of these rows in each partition), the ledger is
+    /// asked before every attempt: where it already has one of them, another worker
+    /// inserted there, and these rows are not inserted.
     async fn insert_retrying(
         &self,
         rows: bytes::Bytes,
         covers: &Offsets,
+        firsts: Option<&Offsets>,
     ) -> Result<Outcome, IngestError> {
         let spec = self.spec;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -131,16 +183,26 @@ impl Sink<'_> {
             if self.stop.is_stopped() {
                 return Ok(Outcome::Stopped);
             }
-            if failed {
+            if failed || firsts.is_some() {
                 match ledger_offsets(self.ch, spec).await {
-                    Ok(have) if holds(&have, covers) => {
+                    Ok(have) if failed && holds(&have, covers) => {
                         eprintln!(
                             "paver ingest {}: v{}: the failed insert had reached ClickHouse (the ledger has its offsets): not inserting it again",
                             spec.pipeline, spec.version
                         );
                         return Ok(Outcome::Inserted);
                     }
-                    Ok(_) => {}
+                    Ok(have) => {
+                        if let Some((partition, offset, ledger)) =
+                            firsts.and_then(|f| passed(&have, f))
+                        {
+                            return Ok(Outcome::Taken {
+                                partition,
+                                offset,
+                                ledger,
+                            });
+                        }
+                    }
                     Err(e) => {
                         self.say_retrying(e.to_string());
                         if !self.stop.sleep(backoff.pause()).await {
@@ -206,6 +268,27 @@ fn furthest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
         *o = (*o).max(offset);
     }
     out
+}
+
+/// The earliest offset in each partition of these (partition, offset) pairs.
+fn earliest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
+    let mut out = Offsets::new();
+    for (partition, offset) in at {
+        let o = out.entry(partition).or_insert(offset);
+        *o = (*o).min(offset);
+    }
+    out
+}
+
+/// A partition where the ledger already has one of the offsets from `firsts` on:
+/// (partition, first offset, the ledger's last offset).
+fn passed(ledger: &Offsets, firsts: &Offsets) -> Option<(i32, i64, i64)> {
+    firsts.iter().find_map(|(p, first)| {
+        ledger
+            .get(p)
+            .filter(|last| *last >= first)
+            .map(|last| (*p, *first, *last))
+    })
 }
 
 /// Whether the ledger's offsets reach every partition's offset of `covers`.
@@ -317,5 +400,21 @@ mod tests {
         assert!(!holds(&Offsets::from([(0, 8), (1, 3)]), &covers));
         assert!(!holds(&Offsets::from([(0, 9)]), &covers));
         assert!(holds(&Offsets::new(), &Offsets::new()));
+    }
+
+    #[test]
+    fn a_batch_is_fenced_off_where_the_ledger_has_its_first_record_or_later() {
+        let firsts = earliest([(0, 10), (1, 4), (0, 12)]);
+        assert_eq!(firsts, Offsets::from([(0, 10), (1, 4)]));
+        assert_eq!(passed(&Offsets::from([(0, 9), (1, 3)]), &firsts), None);
+        assert_eq!(passed(&Offsets::from([(2, 50)]), &firsts), None);
+        assert_eq!(
+            passed(&Offsets::from([(0, 9), (1, 4)]), &firsts),
+            Some((1, 4, 4))
+        );
+        assert_eq!(
+            passed(&Offsets::from([(0, 30)]), &firsts),
+            Some((0, 10, 30))
+        );
     }
 }

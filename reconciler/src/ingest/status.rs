@@ -43,6 +43,9 @@ struct State {
     stats: Stats,
     /// The version whose staging table this worker may insert into.
     running: Option<u32>,
+    /// The partitions it holds (a static assignment, or what its group gave it); `None`
+    /// while it runs no version.
+    partitions: Option<Vec<i32>>,
 }
 
 /// The state a worker's tasks share: the version loop writes it, the heartbeat reports it.
@@ -70,6 +73,16 @@ impl Status {
 
     pub fn running(&self) -> Option<u32> {
         self.lock().running
+    }
+
+    /// Say which partitions the worker holds now.
+    pub fn set_partitions(&self, partitions: Option<Vec<i32>>) {
+        self.lock().partitions = partitions;
+    }
+
+    /// The partitions the worker holds (for its heartbeat and `paver status`).
+    pub fn partitions(&self) -> Option<Vec<i32>> {
+        self.lock().partitions.clone()
     }
 
     /// Say that the worker now runs `version` (it inserts into no other one's table).

@@ -195,13 +195,19 @@ async fn heartbeat(
         };
         let mut failed = failed.map(|e| e.to_string());
         let running = status.running();
+        let partitions = status.partitions();
         let due_switch = last_beat.is_none_or(|(_, said)| said != running);
         let due =
             due_switch || last_beat.is_some_and(|(at, _)| at.elapsed() >= HEARTBEAT - POLL / 2);
         if due {
             let at = now_ms();
             let (p, w) = (pipeline.clone(), id.clone());
-            match store.with(move |s| s.worker_report(&p, &w, running)).await {
+            let held = partitions.clone();
+            let beat = move |s: &Store| {
+                s.worker_report(&p, &w, running)?;
+                s.worker_partitions(&p, &w, held.as_deref())
+            };
+            match store.with(beat).await {
                 Ok(()) => {
                     super::signal::worker_reported();
                     status.beat(running, at);

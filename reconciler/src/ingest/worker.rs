@@ -21,25 +21,27 @@
 //! [`sink`]: super::sink
 //! [`supervisor`]: super::supervisor
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::batch::{Batch, Batcher, Limits};
+use super::batch::Limits;
+use super::consume::{consume_loop, Held, Work};
 use super::dead_letter::{self, DeadLetters, Retry};
+use super::group::{Change, GroupContext};
+use super::handover::{self, HandoverOutcome};
 use super::offsets::{start_offsets, Offsets};
-use super::registry;
 use super::rows::Decoder;
 use super::sink::{self, Ingested, Sink};
 use super::spec::{Endpoints, IngestSpec};
 use super::status::Status;
-use super::stop::Stop;
+use super::stop::{Stop, Stopper};
 use super::IngestError;
 use crate::providers::clickhouse::ClickHouse;
 use crate::providers::kafka::Kafka;
@@ -54,8 +56,14 @@ pub struct Options {
     pub pipeline: String,
     /// Shown in the status: `embedded`, or `pid <N>`.
     pub worker: String,
-    /// Only these partitions (to split a pipeline over processes); all when `None`.
+    /// A static assignment: only these partitions, whatever other workers do. `None`:
+    /// the worker is a member of the version's consumer group and reads the partitions the
+    /// group gives it.
     pub partitions: Option<Vec<i32>>,
+    /// The group's assignment strategy (librdkafka's `partition.assignment.strategy`):
+    /// `cooperative-sticky` (only the partitions that move stop), or `range`/`roundrobin`
+    /// (eager: every member stops everything at each rebalance).
+    pub assignor: String,
     /// A batch is sent when it has this many rows …
     pub batch_rows: usize,
     /// … or this many bytes …
@@ -75,6 +83,7 @@ impl Options {
             pipeline: pipeline.to_string(),
             worker: worker.to_string(),
             partitions: None,
+            assignor: "cooperative-sticky".to_string(),
             batch_rows: 20_000,
             batch_bytes: 8 << 20,
             linger: Duration::from_millis(250),
@@ -83,7 +92,7 @@ impl Options {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             rows: self.batch_rows,
             bytes: self.batch_bytes,
@@ -95,7 +104,7 @@ impl Options {
 /// The servers' clients of one version.
 struct Clients {
     ch: ClickHouse,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<GroupContext>>,
     producer: FutureProducer,
     admin: Kafka,
     registry: Option<SchemaRegistry>,
@@ -118,9 +127,11 @@ async fn clients(
         .as_ref()
         .map(|r| SchemaRegistry::new(r, env))
         .transpose()?;
-    let consumer: StreamConsumer = admin
+    let consumer: StreamConsumer<GroupContext> = admin
         .base_config()
         .set("group.id", &spec.group)
+        .set("client.id", format!("paver {}", options.worker))
+        .set("partition.assignment.strategy", options.assignor.as_str())
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -138,7 +149,8 @@ async fn clients(
         )
         .set("max.partition.fetch.bytes", "1048576")
         .set("session.timeout.ms", "6000")
-        .create()?;
+        .set("heartbeat.interval.ms", "1000")
+        .create_with_context(GroupContext::default())?;
     let producer = dead_letter::producer(admin.base_config(), Duration::from_secs(30))?;
     Ok(Clients {
         ch,
@@ -165,49 +177,89 @@ pub(crate) async fn run_version(
         admin,
         registry,
     } = clients(options, spec, recorded).await?;
+    let rebalances = consumer.context().rebalances.clone();
+    let outcome = run_clients(
+        options, spec, status, stop, &ch, &consumer, producer, &admin, registry,
+    )
+    .await;
+    // Nothing is inserted any more: the group may have every partition back at once, and
+    // the consumer leaves it when dropped.
+    rebalances.close(&*consumer);
+    status.set_partitions(None);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_clients(
+    options: &Options,
+    spec: &IngestSpec,
+    status: &Status,
+    stop: &Stop,
+    ch: &ClickHouse,
+    consumer: &Arc<StreamConsumer<GroupContext>>,
+    producer: FutureProducer,
+    admin: &Kafka,
+    registry: Option<SchemaRegistry>,
+) -> Result<(), IngestError> {
     let mut decoder = Decoder::new(spec, |t| ch.adapt_type(t)).map_err(IngestError::Schemas)?;
     decoder.registry = registry.is_some();
-    if !sink::wait_for_views(&ch, spec, stop).await? {
+    if !sink::wait_for_views(ch, spec, stop).await? {
         return Ok(());
     }
-
-    // Partitions and where each starts.
-    let partitions = partitions_of(&consumer, &spec.topic).await?;
-    let partitions: Vec<i32> = match &options.partitions {
-        Some(only) => partitions
-            .into_iter()
-            .filter(|p| only.contains(p))
-            .collect(),
-        None => partitions,
+    let starts = Starts { ch, admin, spec };
+    let rebalances = consumer.context().rebalances.clone();
+    let held_partitions: HeldPartitions = Arc::default();
+    let (mut position, held) = match &options.partitions {
+        // A static assignment: these partitions, from where they start.
+        Some(only) => {
+            let partitions: Vec<i32> = partitions_of(consumer, &spec.topic)
+                .await?
+                .into_iter()
+                .filter(|p| only.contains(p))
+                .collect();
+            let position = starts.of(&partitions).await?;
+            if !position.is_empty() {
+                admin
+                    .set_group_offsets(&spec.group, &spec.topic, &position)
+                    .await
+                    .map_err(IngestError::Kafka)?;
+            }
+            consumer.assign(&starts.list(&partitions, &position)?)?;
+            set_held(&held_partitions, status, partitions.iter().copied(), true);
+            eprintln!(
+                "paver ingest {}: v{} consuming {} partition(s) of {} as group {} from {:?}",
+                spec.pipeline,
+                spec.version,
+                partitions.len(),
+                spec.topic,
+                spec.group,
+                position
+            );
+            (position, Held::All)
+        }
+        // A member of the version's consumer group: partitions come and go with the
+        // group's decisions. First every other worker of the pipeline must have left the
+        // previous version (its inserts end before it says so), else a partition could
+        // start here before the ledger holds its last insert there.
+        None => {
+            if !handover_done(options, spec, stop).await? {
+                return Ok(());
+            }
+            consumer.subscribe(&[spec.topic.as_str()])?;
+            status.set_partitions(Some(Vec::new()));
+            eprintln!(
+                "paver ingest {}: v{} joining group {} on {} ({})",
+                spec.pipeline, spec.version, spec.group, spec.topic, options.assignor
+            );
+            (
+                Offsets::new(),
+                Held::Group {
+                    rebalances: rebalances.clone(),
+                    partitions: BTreeSet::new(),
+                },
+            )
+        }
     };
-    let count = partitions.iter().max().map_or(0, |m| m + 1);
-    let own = admin
-        .group_offsets(&spec.group, &spec.topic, count)
-        .await
-        .map_err(IngestError::Kafka)?;
-    let previous = match &spec.previous_group {
-        Some(g) => admin
-            .group_offsets(g, &spec.topic, count)
-            .await
-            .map_err(IngestError::Kafka)?,
-        None => Offsets::new(),
-    };
-    let ledger = sink::ledger_offsets(&ch, spec).await?;
-    let mut position = start_offsets(&partitions, &own, &previous, &ledger);
-    if !position.is_empty() {
-        admin
-            .set_group_offsets(&spec.group, &spec.topic, &position)
-            .await
-            .map_err(IngestError::Kafka)?;
-    }
-    let mut assignment = TopicPartitionList::new();
-    for p in &partitions {
-        let offset = position
-            .get(p)
-            .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-        assignment.add_partition_offset(&spec.topic, *p, offset)?;
-    }
-    consumer.assign(&assignment)?;
     // Running: an error of an earlier start no longer holds (an insert that fails says so).
     status.update(|s| s.last_error = None);
     // The high watermarks, asked of the brokers every 2 s (ListOffsets): the ones in fetch
@@ -217,53 +269,116 @@ pub(crate) async fn run_version(
     let watermarks = tokio::spawn(query_watermarks(
         consumer.clone(),
         spec.topic.clone(),
-        partitions.clone(),
+        held_partitions.clone(),
         highs.clone(),
         watermarks_stop,
     ));
-    eprintln!(
-        "paver ingest {}: v{} consuming {} partition(s) of {} as group {} from {:?}",
-        spec.pipeline,
-        spec.version,
-        partitions.len(),
-        spec.topic,
-        spec.group,
-        position
-    );
+    // A member whose assignment librdkafka declares lost (its session timed out: the group
+    // may have given its partitions to another) starts no insert any more.
+    let (stop_inserts, inserts_stop) = stop.child();
+    let (stop_watching, watching) = stop.child();
+    let lost_watch = tokio::spawn(watch_lost(consumer.clone(), stop_inserts, watching));
 
     // Consume → bounded queue → insert.
-    let (tx, mut rx) = mpsc::channel::<Batch>(options.queue.max(1));
+    let (tx, mut rx) = mpsc::channel::<Work>(options.queue.max(1));
     let (stop_consuming, consuming) = stop.child();
     let consume = tokio::spawn(consume_loop(
         consumer.clone(),
         decoder,
         registry,
         options.clone(),
+        held,
         tx,
         consuming,
     ));
     let dead_letters = DeadLetters::new(producer, spec, Retry::default());
     let sink = Sink {
-        ch: &ch,
+        ch,
         spec,
         dead_letters: &dead_letters,
         status,
-        stop,
+        stop: &inserts_stop,
+        // A group member may be late: its partitions given to another, which inserted.
+        fence: options.partitions.is_none(),
+    };
+    let lost = || {
+        IngestError::Kafka(format!(
+            "v{}: the consumer group took this worker's partitions away (its session timed out): nothing more is inserted, joining again",
+            spec.version
+        ))
     };
     let mut rates = Rates::new(status);
     let mut inserts = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let outcome = loop {
         tokio::select! {
-            batch = rx.recv() => {
-                let Some(batch) = batch else { break Ok(()) };
-                status.update(|s| s.consumed += batch.consumed);
+            work = rx.recv() => {
+                let Some(work) = work else { break Ok(()) };
                 // Once stopping, a batch is neither inserted nor committed: the next start
-                // (of this version or the next) reads it again.
+                // (of this version or the next, here or in another worker) reads it again.
                 if stop.is_stopped() {
                     break Ok(());
                 }
-                match sink.ingest(batch).await {
+                if inserts_stop.is_stopped() {
+                    break Err(lost());
+                }
+                let batch = match work {
+                    Work::Batch(batch) => batch,
+                    Work::Assign(partitions) => {
+                        let position_of = match starts.of(&partitions).await {
+                            Ok(p) => p,
+                            Err(e) => break Err(e),
+                        };
+                        let list = match starts.list(&partitions, &position_of) {
+                            Ok(list) => list,
+                            Err(e) => break Err(e),
+                        };
+                        let change = Change::Assign(partitions.clone());
+                        if let Err(e) = rebalances.answer(&**consumer, &change, Some(&list)) {
+                            break Err(e.into());
+                        }
+                        // The starts as this version's own committed offsets (what the next
+                        // version continues from, even where nothing gets inserted).
+                        commit(consumer, &spec.topic, &position_of).await;
+                        eprintln!(
+                            "paver ingest {}: v{} took partition(s) {partitions:?} of {} from {position_of:?}",
+                            spec.pipeline, spec.version, spec.topic
+                        );
+                        position.extend(position_of);
+                        set_held(&held_partitions, status, partitions, true);
+                        continue;
+                    }
+                    Work::Revoke(partitions) => {
+                        let change = Change::Revoke(partitions.clone());
+                        if let Err(e) = rebalances.answer(&**consumer, &change, None) {
+                            break Err(e.into());
+                        }
+                        eprintln!(
+                            "paver ingest {}: v{} gave partition(s) {partitions:?} up (inserted and committed up to {:?})",
+                            spec.pipeline,
+                            spec.version,
+                            partitions.iter().filter_map(|p| position.get(p).map(|o| (p, o))).collect::<Vec<_>>()
+                        );
+                        for p in &partitions {
+                            position.remove(p);
+                        }
+                        set_held(&held_partitions, status, partitions, false);
+                        continue;
+                    }
+                    Work::Lost(_) => break Err(lost()),
+                };
+                status.update(|s| s.consumed += batch.consumed);
+                // The lag is reported while the insert runs too: an insert retried while
+                // ClickHouse cannot take it is when records wait (`onBacklog` alerts on it).
+                let ingesting = sink.ingest(batch);
+                tokio::pin!(ingesting);
+                let ingested = loop {
+                    tokio::select! {
+                        ingested = &mut ingesting => break ingested,
+                        _ = tick.tick() => rates.update(status, consumer, spec, &position, &highs),
+                    }
+                };
+                match ingested {
                     Ok(Ingested::Done(next)) => {
                         inserts += 1;
                         fault_pause(inserts, stop).await;
@@ -271,15 +386,24 @@ pub(crate) async fn run_version(
                             // In ClickHouse and in the ledger: the next start knows it.
                             break Ok(());
                         }
-                        commit(&consumer, &spec.topic, &next).await;
+                        commit(consumer, &spec.topic, &next).await;
                         position.extend(next);
                         status.update(|s| s.last_error = None);
                     }
+                    Ok(Ingested::Abandoned) if inserts_stop.is_stopped() && !stop.is_stopped() => {
+                        break Err(lost())
+                    }
                     Ok(Ingested::Abandoned) => break Ok(()),
+                    Ok(Ingested::Taken { partition, offset, ledger }) => {
+                        break Err(IngestError::Kafka(format!(
+                            "v{}: partition {partition} is another worker's now (the ledger has offset {ledger}, this batch starts at {offset}): not inserted, joining again",
+                            spec.version
+                        )))
+                    }
                     Err(e) => break Err(e),
                 }
             }
-            _ = tick.tick() => rates.update(status, &consumer, spec, &position, &highs),
+            _ = tick.tick() => rates.update(status, consumer, spec, &position, &highs),
             _ = stop.stopped() => break Ok(()),
         }
     };
@@ -288,8 +412,143 @@ pub(crate) async fn run_version(
     drop(rx);
     consume.await?;
     watermarks.await?;
-    rates.update(status, &consumer, spec, &position, &highs);
+    stop_watching.stop();
+    lost_watch.await?;
+    rates.update(status, consumer, spec, &position, &highs);
+    if options.partitions.is_none() {
+        let held: Vec<i32> = held_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if !held.is_empty() {
+            eprintln!(
+                "paver ingest {}: v{} gave partition(s) {held:?} up, leaving the group (no insert of theirs in flight)",
+                spec.pipeline, spec.version
+            );
+        }
+    }
     outcome
+}
+
+/// Where partitions start, from the three places that know.
+struct Starts<'a> {
+    ch: &'a ClickHouse,
+    admin: &'a Kafka,
+    spec: &'a IngestSpec,
+}
+
+impl Starts<'_> {
+    /// The start of each of `partitions` that has one ([`start_offsets`]): read when the
+    /// partitions are taken, after their previous owner inserted its last batch.
+    async fn of(&self, partitions: &[i32]) -> Result<Offsets, IngestError> {
+        let spec = self.spec;
+        let count = partitions.iter().max().map_or(0, |m| m + 1);
+        let own = self
+            .admin
+            .group_offsets(&spec.group, &spec.topic, count)
+            .await
+            .map_err(IngestError::Kafka)?;
+        let previous = match &spec.previous_group {
+            Some(g) => self
+                .admin
+                .group_offsets(g, &spec.topic, count)
+                .await
+                .map_err(IngestError::Kafka)?,
+            None => Offsets::new(),
+        };
+        let ledger = sink::ledger_offsets(self.ch, spec).await?;
+        Ok(start_offsets(partitions, &own, &previous, &ledger))
+    }
+
+    /// The partitions with their starts (the beginning where none is known).
+    fn list(
+        &self,
+        partitions: &[i32],
+        starts: &Offsets,
+    ) -> Result<TopicPartitionList, IngestError> {
+        let mut list = TopicPartitionList::new();
+        for p in partitions {
+            let offset = starts
+                .get(p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            list.add_partition_offset(&self.spec.topic, *p, offset)?;
+        }
+        Ok(list)
+    }
+}
+
+/// Wait until every other worker of the pipeline with a fresh heartbeat runs this version
+/// (or none is left); `Ok(false)` when stopped first.
+async fn handover_done(
+    options: &Options,
+    spec: &IngestSpec,
+    stop: &Stop,
+) -> Result<bool, IngestError> {
+    let mut said = false;
+    loop {
+        let outcome = handover::await_handover(
+            &options.state,
+            &spec.pipeline,
+            Some(spec.version),
+            Duration::from_millis(500),
+        )
+        .await?;
+        match outcome {
+            HandoverOutcome::Confirmed | HandoverOutcome::NoWorkers => return Ok(true),
+            HandoverOutcome::TimedOut { worker, reported } => {
+                if !said {
+                    eprintln!(
+                        "paver ingest {}: v{} waits for worker {worker} to leave {} before joining the group",
+                        spec.pipeline,
+                        spec.version,
+                        reported.map_or("its version".to_string(), |v| format!("v{v}"))
+                    );
+                    said = true;
+                }
+            }
+        }
+        if stop.is_stopped() {
+            return Ok(false);
+        }
+    }
+}
+
+/// Stops `inserts` once librdkafka says the assignment is lost.
+async fn watch_lost(consumer: Arc<StreamConsumer<GroupContext>>, inserts: Stopper, stop: Stop) {
+    loop {
+        if consumer.assignment_lost() {
+            eprintln!(
+                "paver ingest: the consumer group's assignment was lost: no insert starts any more"
+            );
+            inserts.stop();
+            return;
+        }
+        if !stop.sleep(Duration::from_millis(200)).await {
+            return;
+        }
+    }
+}
+
+/// The partitions a worker holds, for the lag and `paver status`.
+type HeldPartitions = Arc<std::sync::Mutex<BTreeSet<i32>>>;
+
+fn set_held(
+    held: &HeldPartitions,
+    status: &Status,
+    partitions: impl IntoIterator<Item = i32>,
+    taken: bool,
+) {
+    let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+    for p in partitions {
+        if taken {
+            held.insert(p);
+        } else {
+            held.remove(&p);
+        }
+    }
+    status.set_partitions(Some(held.iter().copied().collect()));
 }
 
 /// The rate and the lag, as the status reports them.
@@ -309,7 +568,7 @@ impl Rates {
     fn update(
         &mut self,
         status: &Status,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<GroupContext>,
         spec: &IngestSpec,
         position: &Offsets,
         highs: &Highs,
@@ -341,13 +600,19 @@ type Highs = Arc<std::sync::Mutex<std::collections::BTreeMap<i32, i64>>>;
 
 /// Ask the brokers for the partitions' high watermarks every 2 s until stopped.
 async fn query_watermarks(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<GroupContext>>,
     topic: String,
-    partitions: Vec<i32>,
+    held: HeldPartitions,
     highs: Highs,
     stop: Stop,
 ) {
     loop {
+        let partitions: Vec<i32> = held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
         for p in &partitions {
             let (c, t, p) = (consumer.clone(), topic.clone(), *p);
             let asked = tokio::task::spawn_blocking(move || {
@@ -370,7 +635,11 @@ async fn query_watermarks(
 }
 
 /// The high watermark librdkafka last saw in a fetch response (no request is sent).
-fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn cached_high_watermark(
+    consumer: &StreamConsumer<GroupContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives; the out-pointers are
@@ -403,7 +672,7 @@ async fn fault_pause(inserts: usize, stop: &Stop) {
 }
 
 async fn partitions_of(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<StreamConsumer<GroupContext>>,
     topic: &str,
 ) -> Result<Vec<i32>, IngestError> {
     let c = consumer.clone();
@@ -429,7 +698,7 @@ async fn partitions_of(
 
 /// Commit offsets after their insert. A failed commit is not fatal: the ledger knows what
 /// was inserted.
-async fn commit(consumer: &Arc<StreamConsumer>, topic: &str, next: &Offsets) {
+async fn commit(consumer: &Arc<StreamConsumer<GroupContext>>, topic: &str, next: &Offsets) {
     if next.is_empty() {
         return;
     }
@@ -447,66 +716,5 @@ async fn commit(consumer: &Arc<StreamConsumer>, topic: &str, next: &Offsets) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("paver ingest: committing offsets: {e} (the ledger has them)"),
         Err(e) => eprintln!("paver ingest: committing offsets: {e} (the ledger has them)"),
-    }
-}
-
-/// Consume into batches until stopped; a full queue blocks (backpressure). A record in
-/// the Confluent wire format with a schema id not seen yet waits for the Schema Registry's
-/// definitive answer (a registry that cannot answer now is asked again, the record is not
-/// dead-lettered for it).
-async fn consume_loop(
-    consumer: Arc<StreamConsumer>,
-    mut decoder: Decoder,
-    registry: Option<SchemaRegistry>,
-    options: Options,
-    tx: mpsc::Sender<Batch>,
-    stop: Stop,
-) {
-    let mut batcher = Batcher::new(options.limits());
-    loop {
-        if stop.is_stopped() {
-            return;
-        }
-        let wait = batcher.wait(Instant::now(), Duration::from_millis(500));
-        let received = tokio::select! {
-            m = consumer.recv() => Some(m),
-            _ = tokio::time::sleep(wait) => None,
-            _ = stop.stopped() => return,
-        };
-        match received {
-            Some(Ok(m)) => {
-                if let (Some(payload), Some(client)) = (m.payload(), &registry) {
-                    if let Some(id) = decoder.unknown_id(payload) {
-                        match registry::resolve(client, id, &stop).await {
-                            Ok(answer) => decoder.learn(id, answer),
-                            Err(_) => return,
-                        }
-                    }
-                }
-                let (partition, offset) = (m.partition(), m.offset());
-                batcher.add(
-                    partition,
-                    offset,
-                    m.key(),
-                    m.payload(),
-                    Instant::now(),
-                    |payload, out| decoder.row(payload, partition, offset, out),
-                );
-            }
-            Some(Err(e)) => {
-                eprintln!("paver ingest {}: consuming: {e}", options.pipeline);
-                if !stop.sleep(Duration::from_millis(200)).await {
-                    return;
-                }
-            }
-            None => {}
-        }
-        if batcher.ready(Instant::now()) {
-            // Blocks while the queue is full: backpressure.
-            tokio::select! {
-                sent = tx.send(batcher.take()) => if sent.is_err() { return },
-                _ = stop.stopped() => return,
-            }
-        }
     }
 }

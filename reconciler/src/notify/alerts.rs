@@ -326,6 +326,7 @@ mod tests {
             worker: "w".into(),
             version: Some(1),
             heartbeat_ms: at,
+            partitions: None,
         }
     }
 

@@ -8,7 +8,8 @@
 
 /// Version 1: revisions, journal, inventory, live pipelines, worker reports, retry requests,
 /// the notifications' outbox and the firing alerts. Version 2: the leader's lease, and the
-/// term on every revision and journal entry.
+/// term on every revision and journal entry. Version 3: the partitions each ingest worker
+/// holds (its static share or its consumer group's).
 pub const SQLITE: &[(i64, &str)] = &[
     (
         1,
@@ -106,6 +107,7 @@ ALTER TABLE revisions ADD COLUMN term INTEGER;
 ALTER TABLE journal ADD COLUMN term INTEGER;
 ",
     ),
+    (3, "ALTER TABLE ingest_workers ADD COLUMN partitions TEXT;"),
 ];
 
 /// The same, in PostgreSQL's types: every integer is a `BIGINT` (the store binds 64-bit
@@ -208,6 +210,7 @@ ALTER TABLE revisions ADD COLUMN term BIGINT;
 ALTER TABLE journal ADD COLUMN term BIGINT;
 ",
     ),
+    (3, "ALTER TABLE ingest_workers ADD COLUMN partitions TEXT;"),
 ];
 
 /// The newest version this paver knows.

@@ -146,7 +146,14 @@ pub struct WorkerRecord {
     pub version: Option<u32>,
     /// When it last said so, in Unix milliseconds.
     pub heartbeat_ms: i64,
+    /// The partitions it holds (its static assignment, or its consumer group's share);
+    /// `None` when it did not say.
+    pub partitions: Option<Vec<i32>>,
 }
+
+/// A worker whose heartbeat is older than this is not running (workers beat every 400 ms;
+/// the cut-over's hand-over counts the same 3 s).
+pub const WORKER_FRESH_MS: i64 = 3_000;
 
 fn revision_row(r: &Row) -> Result<RevisionRecord, StoreError> {
     Ok(RevisionRecord {
@@ -484,7 +491,7 @@ impl Store {
     /// The workers of a pipeline, as they last reported (stale ones included).
     pub fn workers_of(&self, pipeline: &str) -> Result<Vec<WorkerRecord>, StoreError> {
         self.read(
-            "SELECT worker, version, heartbeat_ms FROM ingest_workers WHERE pipeline = ?1 ORDER BY worker",
+            "SELECT worker, version, heartbeat_ms, partitions FROM ingest_workers WHERE pipeline = ?1 ORDER BY worker",
             params![pipeline],
         )?
         .iter()
@@ -493,9 +500,28 @@ impl Store {
                 worker: r.text(0)?,
                 version: r.opt_int(1)?.map(version).transpose()?,
                 heartbeat_ms: r.int(2)?,
+                partitions: r
+                    .opt_text(3)?
+                    .map(|p| serde_json::from_str(&p))
+                    .transpose()?,
             })
         })
         .collect()
+    }
+
+    /// Which partitions a worker holds now (`None`: it runs no version).
+    pub fn worker_partitions(
+        &self,
+        pipeline: &str,
+        worker: &str,
+        partitions: Option<&[i32]>,
+    ) -> Result<(), StoreError> {
+        let partitions = partitions.map(serde_json::to_string).transpose()?;
+        self.write_unfenced(
+            "UPDATE ingest_workers SET partitions = ?3 WHERE pipeline = ?1 AND worker = ?2",
+            params![pipeline, worker, partitions],
+        )?;
+        Ok(())
     }
 
     /// A worker stopped cleanly: it runs nothing any more.
@@ -507,33 +533,47 @@ impl Store {
         Ok(())
     }
 
-    /// Per pipeline: the live version and what its worker last reported (for `status`).
+    /// Per pipeline: the live version and what its worker last reported (for `status`),
+    /// and every worker with the partitions it holds (`fresh`: it beat within
+    /// [`WORKER_FRESH_MS`]; a killed worker's record stays until its process runs again).
     pub fn pipelines_summary(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let status = self.pipeline_status()?;
-        Ok(self
-            .live()?
-            .into_iter()
-            .map(|l| {
-                let s = status.iter().find(|s| s.name == l.spec.pipeline);
-                serde_json::json!({
-                    "name": l.spec.pipeline,
-                    "liveVersion": l.spec.version,
-                    "topic": l.spec.topic,
-                    "consumerGroup": l.spec.group,
-                    "deadLetterTopic": l.spec.dead_letter_topic,
-                    "activatedAt": l.activated_at,
-                    "worker": s.map(|s| s.worker.clone()),
-                    "workerVersion": s.map(|s| s.version),
-                    "lag": s.and_then(|s| s.lag),
-                    "rowsPerSec": s.map(|s| (s.rows_per_sec * 10.0).round() / 10.0),
-                    "consumed": s.map(|s| s.consumed),
-                    "inserted": s.map(|s| s.inserted),
-                    "deadLettered": s.map(|s| s.dead_lettered),
-                    "lastError": s.and_then(|s| s.last_error.clone()),
-                    "reportedAt": s.map(|s| s.updated_at.clone()),
+        let now = super::now_ms();
+        let mut out = Vec::new();
+        for l in self.live()? {
+            let s = status.iter().find(|s| s.name == l.spec.pipeline);
+            let workers: Vec<serde_json::Value> = self
+                .workers_of(&l.spec.pipeline)?
+                .into_iter()
+                .map(|w| {
+                    serde_json::json!({
+                        "worker": w.worker,
+                        "version": w.version,
+                        "partitions": w.partitions,
+                        "fresh": now - w.heartbeat_ms <= WORKER_FRESH_MS,
+                    })
                 })
-            })
-            .collect())
+                .collect();
+            out.push(serde_json::json!({
+                "name": l.spec.pipeline,
+                "liveVersion": l.spec.version,
+                "topic": l.spec.topic,
+                "consumerGroup": l.spec.group,
+                "deadLetterTopic": l.spec.dead_letter_topic,
+                "activatedAt": l.activated_at,
+                "worker": s.map(|s| s.worker.clone()),
+                "workerVersion": s.map(|s| s.version),
+                "lag": s.and_then(|s| s.lag),
+                "rowsPerSec": s.map(|s| (s.rows_per_sec * 10.0).round() / 10.0),
+                "consumed": s.map(|s| s.consumed),
+                "inserted": s.map(|s| s.inserted),
+                "deadLettered": s.map(|s| s.dead_lettered),
+                "lastError": s.and_then(|s| s.last_error.clone()),
+                "reportedAt": s.map(|s| s.updated_at.clone()),
+                "workers": workers,
+            }));
+        }
+        Ok(out)
     }
 }
 

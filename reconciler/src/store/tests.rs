@@ -69,6 +69,26 @@ fn workers_report_their_version_and_are_forgotten_on_a_clean_stop() {
             store.location()
         );
         assert!(workers.iter().all(|w| w.heartbeat_ms > 0));
+        // The partitions it holds, as its heartbeat says them.
+        assert_eq!(workers[0].partitions, None);
+        store
+            .worker_partitions("p", "host pid 1", Some(&[0, 2]))
+            .unwrap();
+        store
+            .worker_partitions("p", "host pid 2", Some(&[]))
+            .unwrap();
+        let held: Vec<Option<Vec<i32>>> = store
+            .workers_of("p")
+            .unwrap()
+            .into_iter()
+            .map(|w| w.partitions)
+            .collect();
+        assert_eq!(
+            held,
+            [Some(vec![0, 2]), Some(vec![])],
+            "{}",
+            store.location()
+        );
         store.forget_worker("p", "host pid 1").unwrap();
         assert_eq!(store.workers_of("p").unwrap().len(), 1);
         assert_eq!(store.workers_of("q").unwrap()[0].version, Some(7));
