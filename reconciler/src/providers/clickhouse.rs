@@ -235,6 +235,18 @@ impl ClickHouse {
         table: &TableName,
         rows: bytes::Bytes,
     ) -> Result<(), InsertError> {
+        self.insert_rows(table, None, "JSONEachRow", rows).await
+    }
+
+    /// Insert rows in `format` into a table (into these columns, in this order, when
+    /// given) in one statement, with [`INSERT_SETTINGS`].
+    pub async fn insert_rows(
+        &self,
+        table: &TableName,
+        columns: Option<&[String]>,
+        format: &str,
+        rows: bytes::Bytes,
+    ) -> Result<(), InsertError> {
         let settings = self
             .insert_settings()
             .await
@@ -247,8 +259,15 @@ impl ClickHouse {
                 _ => InsertError::Transient(text),
             }
         };
+        let columns = match columns {
+            Some(c) => format!(
+                " ({})",
+                c.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
         let mut insert = self.client.insert_formatted_with(format!(
-            "INSERT INTO {} FORMAT JSONEachRow",
+            "INSERT INTO {}{columns} FORMAT {format}",
             table_sql(table)
         ));
         for (name, value) in settings {
