@@ -71,10 +71,12 @@ fn resolve(record: Datum, reader: &[(String, Option<Datum>)]) -> Vec<Datum> {
     };
     reader
         .iter()
-        .map(|(name, default)| match fields.iter().position(|(n, _)| n == name) {
-            Some(i) => fields.swap_remove(i).1,
-            None => default.clone().expect("a default"),
-        })
+        .map(
+            |(name, default)| match fields.iter().position(|(n, _)| n == name) {
+                Some(i) => fields.swap_remove(i).1,
+                None => default.clone().expect("a default"),
+            },
+        )
         .collect()
 }
 
@@ -127,9 +129,7 @@ fn main() {
                 .zip(resolve(p1.decode(&messages[0]).unwrap(), &reader_fields))
                 .collect()
         )),
-        plain_avro(
-            &apache_avro::from_avro_datum(&a1, &mut &messages[0][..], Some(&a2)).unwrap()
-        ),
+        plain_avro(&apache_avro::from_avro_datum(&a1, &mut &messages[0][..], Some(&a2)).unwrap()),
         "the resolved datums differ"
     );
 
@@ -140,14 +140,22 @@ fn main() {
     let avro_decode = time(&messages, rounds, |m| {
         black_box(apache_avro::from_avro_datum(&a1, &mut black_box(m), None).unwrap());
     });
-    table.push(("decode with the writer's schema (`from_avro_datum(w, _, None)`)", paver_decode, avro_decode));
+    table.push((
+        "decode with the writer's schema (`from_avro_datum(w, _, None)`)",
+        paver_decode,
+        avro_decode,
+    ));
     let paver_resolve = time(&messages, rounds, |m| {
         black_box(resolve(p1.decode(black_box(m)).unwrap(), &reader_fields));
     });
     let avro_resolve = time(&messages, rounds, |m| {
         black_box(apache_avro::from_avro_datum(&a1, &mut black_box(m), Some(&a2)).unwrap());
     });
-    table.push(("decode + resolve to the reader's schema (`from_avro_datum(w, _, Some(r))`)", paver_resolve, avro_resolve));
+    table.push((
+        "decode + resolve to the reader's schema (`from_avro_datum(w, _, Some(r))`)",
+        paver_resolve,
+        avro_resolve,
+    ));
     let reader = apache_avro::GenericDatumReader::builder(&a1)
         .reader_schema(&a2)
         .build()
@@ -155,7 +163,11 @@ fn main() {
     let avro_reused = time(&messages, rounds, |m| {
         black_box(reader.read_value(&mut black_box(m)).unwrap());
     });
-    table.push(("… with apache-avro's `GenericDatumReader` built once", paver_resolve, avro_reused));
+    table.push((
+        "… with apache-avro's `GenericDatumReader` built once",
+        paver_resolve,
+        avro_reused,
+    ));
     let schemas: Vec<Vec<u8>> = vec![V2.as_bytes().to_vec(); 20_000];
     let paver_fp = time(&schemas, rounds, |s| {
         let json: Json = serde_json::from_slice(s).unwrap();
@@ -165,7 +177,11 @@ fn main() {
         let schema = apache_avro::Schema::parse_str(std::str::from_utf8(s).unwrap()).unwrap();
         black_box(schema.fingerprint::<apache_avro::rabin::Rabin>());
     });
-    table.push(("parse a schema + canonical form + Rabin fingerprint (per schema)", paver_fp, avro_fp));
+    table.push((
+        "parse a schema + canonical form + Rabin fingerprint (per schema)",
+        paver_fp,
+        avro_fp,
+    ));
     let canonical = vec![p2.canonical.as_bytes().to_vec(); 200_000];
     let paver_rabin = time(&canonical, rounds, |c| {
         black_box(codec::fingerprint(black_box(c)));
@@ -177,7 +193,11 @@ fn main() {
         d.update(black_box(c));
         black_box(d.finalize());
     });
-    table.push(("Rabin fingerprint of the canonical form alone", paver_rabin, avro_rabin));
+    table.push((
+        "Rabin fingerprint of the canonical form alone",
+        paver_rabin,
+        avro_rabin,
+    ));
 
     let agree = oracle();
     println!(
@@ -201,7 +221,11 @@ fn oracle() -> String {
         .args([script, "20261126", "400"])
         .output()
         .expect("run the oracle (scripts/setup-python, PAVER_PYTHON)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (mut cases, mut paver_ok, mut avro_ok, mut avro_failed, mut fp_same) = (0, 0, 0, 0, 0);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let case: Json = serde_json::from_str(line).unwrap();
