@@ -156,7 +156,7 @@ fn main() {
         paver_resolve,
         avro_resolve,
     ));
-    let reader = apache_avro::GenericDatumReader::builder(&a1)
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&a1)
         .reader_schema(&a2)
         .build()
         .unwrap();
