@@ -182,6 +182,8 @@ pub fn write(
     match (d, server) {
         // A nullable composite has no Nullable: null becomes empty (as `JSONEachRow` does).
         (Datum::Null, ColumnType::Array(_) | ColumnType::Map(_)) => out.push(0),
+        // A map kept as JSON text (no Map type on the server): `{}`.
+        (Datum::Null, ColumnType::String) if matches!(ty, ColumnType::Map(_)) => bytes(out, b"{}"),
         (Datum::Null, ColumnType::String) => out.push(0),
         (Datum::Null, ColumnType::Tuple(elements)) => {
             for (_, e) in elements {
