@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod handover;
 pub mod offsets;
 pub mod registry;
+pub mod row_binary;
 pub mod rows;
 pub mod signal;
 pub mod sink;

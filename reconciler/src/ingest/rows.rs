@@ -1,8 +1,11 @@
 //! Records to rows: a Kafka message in Avro's single-object encoding is decoded with the
 //! writer's schema (found by its fingerprint among the subject's released versions),
 //! resolved to the pipeline version's reader schema by field name (a field the writer did
-//! not have takes the reader's default), and written as one `JSONEachRow` line for the
-//! staging table, in the form the server's column types take.
+//! not have takes the reader's default), and written as one row for the staging table, in
+//! the form the server's column types take: `RowBinary` ([`row_binary`]) when every column
+//! of the staging table has a type it writes, else one `JSONEachRow` line.
+//!
+//! [`row_binary`]: super::row_binary
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,6 +14,7 @@ use serde_json::Value as Json;
 
 use super::codec::{self, Datum};
 use super::registry::Answer;
+use super::row_binary::{self, ColumnType};
 use super::spec::IngestSpec;
 
 /// Why a record has no row.
@@ -39,6 +43,14 @@ impl From<String> for RowError {
     }
 }
 
+/// How rows are written for the staging table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Format {
+    JsonEachRow,
+    /// `RowBinary`, with the columns in the order written (for the `INSERT`'s list).
+    RowBinary(Vec<String>),
+}
+
 /// The writer schemas of a pipeline version and how to write its rows.
 pub struct Decoder {
     writers: HashMap<u64, (u32, codec::Schema)>,
@@ -49,6 +61,8 @@ pub struct Decoder {
     /// (name, ClickHouse type as paver maps Avro, the type the server has).
     columns: Vec<(String, String, String)>,
     defaults: HashMap<String, Json>,
+    /// With `RowBinary`: (paver's type, the staging table's type) of each column.
+    binary: Option<Vec<(ColumnType, ColumnType)>>,
 }
 
 impl Decoder {
@@ -87,7 +101,50 @@ impl Decoder {
             registry: false,
             columns,
             defaults,
+            binary: None,
         })
+    }
+
+    /// Write `RowBinary` for a staging table of these (name, type) columns, as
+    /// `system.columns` has them. `Err` says why not (a type `RowBinary` is not written
+    /// for, a column missing): the rows stay `JSONEachRow`.
+    pub fn use_row_binary(&mut self, staging: &[(String, String)]) -> Result<(), String> {
+        let server = |name: &str| {
+            let (_, ty) = staging
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("the staging table has no column `{name}`"))?;
+            ColumnType::parse(ty).ok_or_else(|| format!("column `{name}`: type {ty}"))
+        };
+        let mut binary = Vec::new();
+        for (name, ty, _) in &self.columns {
+            let ours =
+                ColumnType::parse(ty).ok_or_else(|| format!("column `{name}`: type {ty}"))?;
+            binary.push((ours, server(name)?));
+        }
+        let int = |bytes| ColumnType::Int {
+            bytes,
+            signed: true,
+        };
+        if server("_paver_partition")? != int(4) || server("_paver_offset")? != int(8) {
+            return Err("the staging table's offset columns have other types".to_string());
+        }
+        self.binary = Some(binary);
+        Ok(())
+    }
+
+    /// The format [`Decoder::row`] writes.
+    pub fn format(&self) -> Format {
+        match self.binary {
+            Some(_) => Format::RowBinary(
+                self.columns
+                    .iter()
+                    .map(|(n, _, _)| n.clone())
+                    .chain(["_paver_partition".to_string(), "_paver_offset".to_string()])
+                    .collect(),
+            ),
+            None => Format::JsonEachRow,
+        }
     }
 
     /// What the Schema Registry definitively said schema `id` is (a transient failure is
@@ -150,7 +207,7 @@ impl Decoder {
         Ok((writer, body))
     }
 
-    /// Append the row of one message (one line, `\n` included) to `out`, with its source
+    /// Append the row of one message to `out` (in [`Decoder::format`]), with its source
     /// partition and offset. On error `out` is unchanged and the reason is returned.
     pub fn row(
         &self,
@@ -168,20 +225,64 @@ impl Decoder {
                 "the record is not an Avro record".to_string(),
             ));
         };
-        let mut line = String::with_capacity(body.len() * 2 + 64);
+        let at = out.len();
+        let written = match &self.binary {
+            Some(types) => self.binary_row(&fields, types, partition, offset, out),
+            None => self.json_row(&fields, body.len(), partition, offset, out),
+        };
+        if written.is_err() {
+            out.truncate(at);
+        }
+        written.map_err(RowError::Dead)
+    }
+
+    /// The datum of a column: the writer's field, else the reader's default.
+    fn field<'d>(
+        &self,
+        fields: &'d [(String, Datum)],
+        name: &str,
+    ) -> Result<std::borrow::Cow<'d, Datum>, String> {
+        match fields.iter().find(|(n, _)| n == name) {
+            Some((_, d)) => Ok(std::borrow::Cow::Borrowed(d)),
+            None => match self.defaults.get(name) {
+                Some(default) => Ok(std::borrow::Cow::Owned(from_json(default))),
+                None => Err(format!(
+                    "field `{name}`: missing from the writer's schema, and the reader's has no default"
+                )),
+            },
+        }
+    }
+
+    fn binary_row(
+        &self,
+        fields: &[(String, Datum)],
+        types: &[(ColumnType, ColumnType)],
+        partition: i32,
+        offset: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        for ((name, _, _), (ty, server)) in self.columns.iter().zip(types) {
+            let d = self.field(fields, name)?;
+            row_binary::write(out, &d, ty, server).map_err(|e| format!("field `{name}`: {e}"))?;
+        }
+        out.extend_from_slice(&partition.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        Ok(())
+    }
+
+    fn json_row(
+        &self,
+        fields: &[(String, Datum)],
+        size: usize,
+        partition: i32,
+        offset: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let mut line = String::with_capacity(size * 2 + 64);
         line.push('{');
         for (name, ty, server) in &self.columns {
-            let value = match fields.iter().find(|(n, _)| n == name) {
-                Some((_, d)) => write_value(d, ty, server),
-                None => match self.defaults.get(name) {
-                    Some(default) => write_value(&from_json(default), ty, server),
-                    None => Err(
-                        "missing from the writer's schema, and the reader's has no default"
-                            .to_string(),
-                    ),
-                },
-            }
-            .map_err(|e| format!("field `{name}`: {e}"))?;
+            let d = self.field(fields, name)?;
+            let value = write_value(&d, ty, server).map_err(|e| format!("field `{name}`: {e}"))?;
             push_string(&mut line, name);
             line.push(':');
             line.push_str(&value);
@@ -383,7 +484,7 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
 }
 
 /// A datum as plain JSON (bytes as text).
-fn generic(d: &Datum) -> Json {
+pub(super) fn generic(d: &Datum) -> Json {
     match d {
         Datum::Null => Json::Null,
         Datum::Boolean(b) => Json::Bool(*b),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::batch::{Batch, Dead};
 use super::dead_letter::{DeadLetterError, DeadLetters};
 use super::offsets::Offsets;
+use super::rows::Format;
 use super::spec::IngestSpec;
 use super::status::Status;
 use super::stop::{Backoff, Stop};
@@ -41,6 +42,8 @@ pub struct Sink<'a> {
     pub dead_letters: &'a DeadLetters,
     pub status: &'a Status,
     pub stop: &'a Stop,
+    /// How the batches' rows are written (the decoder's [`Format`]).
+    pub format: Format,
 }
 
 enum Outcome {
@@ -194,7 +197,14 @@ impl Sink<'_> {
                 self.spec.version
             )));
         }
-        self.ch.insert_json_rows(&self.spec.staging, rows).await
+        match &self.format {
+            Format::JsonEachRow => self.ch.insert_json_rows(&self.spec.staging, rows).await,
+            Format::RowBinary(columns) => {
+                self.ch
+                    .insert_rows(&self.spec.staging, Some(columns), "RowBinary", rows)
+                    .await
+            }
+        }
     }
 }
 
@@ -248,6 +258,28 @@ pub async fn wait_for_views(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// The staging table's (name, type) columns, as the server has them.
+pub async fn staging_columns(
+    ch: &ClickHouse,
+    spec: &IngestSpec,
+) -> Result<Vec<(String, String)>, IngestError> {
+    let statement = format!(
+        "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
+        literal(&spec.staging.database),
+        literal(&spec.staging.name)
+    );
+    let rows = ch.rows(&statement).await?;
+    rows.into_iter()
+        .map(|r| match r.as_slice() {
+            [name, ty] => Ok((name.clone(), ty.clone())),
+            _ => Err(IngestError::ClickHouse(ClickHouseError::Answer {
+                statement: statement.clone(),
+                why: format!("a row that is not (name, type): {r:?}"),
+            })),
+        })
+        .collect()
 }
 
 async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, ClickHouseError> {

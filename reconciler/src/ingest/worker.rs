@@ -62,6 +62,8 @@ pub struct Options {
     pub batch_bytes: usize,
     /// … or when its first record is this old.
     pub linger: Duration,
+    /// Rows as `RowBinary` where the staging table allows it (else `JSONEachRow`).
+    pub row_binary: bool,
     /// Batches waiting for ClickHouse (the bounded queue).
     pub queue: usize,
     /// librdkafka's prefetch queue per worker, in KiB.
@@ -78,6 +80,7 @@ impl Options {
             batch_rows: 20_000,
             batch_bytes: 8 << 20,
             linger: Duration::from_millis(250),
+            row_binary: true,
             queue: 2,
             prefetch_kib: 16 << 10,
         }
@@ -170,6 +173,18 @@ pub(crate) async fn run_version(
     if !sink::wait_for_views(&ch, spec, stop).await? {
         return Ok(());
     }
+    // RowBinary where every column of the staging table allows it, else JSONEachRow.
+    let binary = match options.row_binary {
+        true => decoder.use_row_binary(&sink::staging_columns(&ch, spec).await?),
+        false => Err("--insert-format json".to_string()),
+    };
+    if let Err(why) = binary {
+        eprintln!(
+            "paver ingest {}: v{}: rows as JSONEachRow, not RowBinary: {why}",
+            spec.pipeline, spec.version
+        );
+    }
+    let format = decoder.format();
 
     // Partitions and where each starts.
     let partitions = partitions_of(&consumer, &spec.topic).await?;
@@ -249,6 +264,7 @@ pub(crate) async fn run_version(
         dead_letters: &dead_letters,
         status,
         stop,
+        format,
     };
     let mut rates = Rates::new(status);
     let mut inserts = 0usize;
