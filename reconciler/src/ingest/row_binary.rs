@@ -8,6 +8,27 @@
 
 use super::codec::Datum;
 
+/// Why a datum cannot be written into a column (the record goes to the dead-letter topic
+/// with this reason).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowBinaryError {
+    #[error("null for a {column} column")]
+    Null { column: String },
+    #[error("{value} is out of the range of {column}")]
+    OutOfRange { value: String, column: String },
+    #[error("{kind} cannot be written into a {column} column")]
+    Mismatch { kind: &'static str, column: String },
+    #[error("`{0}` is not a UUID")]
+    NotUuid(String),
+}
+
+fn out_of_range(value: impl std::fmt::Display, column: &ColumnType) -> RowBinaryError {
+    RowBinaryError::OutOfRange {
+        value: value.to_string(),
+        column: name_of(column),
+    }
+}
+
 /// A column type, parsed from its ClickHouse name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnType {
@@ -154,7 +175,7 @@ pub fn write(
     d: &Datum,
     ty: &ColumnType,
     server: &ColumnType,
-) -> Result<(), String> {
+) -> Result<(), RowBinaryError> {
     let ty = match ty {
         ColumnType::LowCardinality(t) => t,
         t => t,
@@ -190,25 +211,37 @@ pub fn write(
                 default(out, e);
             }
         }
-        (Datum::Null, _) => return Err(format!("null for a {} column", name_of(server))),
+        (Datum::Null, _) => {
+            return Err(RowBinaryError::Null {
+                column: name_of(server),
+            })
+        }
         (Datum::Boolean(b), ColumnType::Bool) => out.push(u8::from(*b)),
         (Datum::Boolean(b), ColumnType::Int { .. } | ColumnType::Float32 | ColumnType::Float64) => {
             number(out, i64::from(*b), server)?
         }
-        (Datum::Int(days), ColumnType::Date) => {
-            let days = u16::try_from(*days).map_err(|_| {
-                format!("the date {days} (days since 1970-01-01) is out of Date's range")
-            })?;
-            out.extend_from_slice(&days.to_le_bytes());
+        // Days (a default read from the reader's schema is a Long).
+        (Datum::Int(_) | Datum::Long(_), ColumnType::Date | ColumnType::Date32) => {
+            let days = match d {
+                Datum::Int(i) => i64::from(*i),
+                Datum::Long(l) => *l,
+                _ => 0,
+            };
+            let range =
+                |_| out_of_range(format!("the date {days} (days since 1970-01-01)"), server);
+            if *server == ColumnType::Date {
+                out.extend_from_slice(&u16::try_from(days).map_err(range)?.to_le_bytes());
+            } else {
+                out.extend_from_slice(&i32::try_from(days).map_err(range)?.to_le_bytes());
+            }
         }
-        (Datum::Int(days), ColumnType::Date32) => out.extend_from_slice(&days.to_le_bytes()),
         (Datum::Long(v), ColumnType::DateTime64(p)) => {
             let from = precision_of(ty);
-            let ticks = rescale(*v, from, *p)?;
+            let ticks = rescale(*v, from, *p, server)?;
             out.extend_from_slice(&ticks.to_le_bytes());
         }
         (Datum::Long(v), ColumnType::DateTime) => {
-            let secs = rescale(*v, precision_of(ty), 0)?.clamp(0, i64::from(u32::MAX));
+            let secs = rescale(*v, precision_of(ty), 0, server)?.clamp(0, i64::from(u32::MAX));
             out.extend_from_slice(&(secs as u32).to_le_bytes());
         }
         (Datum::Int(i), _) => number(out, i64::from(*i), server)?,
@@ -223,19 +256,20 @@ pub fn write(
         }
         (Datum::String(s), ColumnType::Uuid) => uuid(out, s)?,
         (Datum::String(s) | Datum::Enum(s), ColumnType::String) => bytes(out, s.as_bytes()),
-        (Datum::String(s) | Datum::Enum(s), ColumnType::FixedString(n)) => {
-            fixed(out, s.as_bytes(), *n)?
+        // A string into a fixed or a decimal is a default of the reader's schema: Avro
+        // writes bytes defaults as text whose code points 0-255 are the bytes.
+        (Datum::String(s), ColumnType::FixedString(n)) => fixed(out, &code_points(s, server)?, *n)?,
+        (Datum::String(s), ColumnType::Decimal { bytes: width, .. }) => {
+            decimal(out, &code_points(s, server)?, *width)?
         }
+        (Datum::Enum(s), ColumnType::FixedString(n)) => fixed(out, s.as_bytes(), *n)?,
         (Datum::Bytes(b) | Datum::Fixed(b), ColumnType::Decimal { bytes: width, .. }) => {
             decimal(out, b, *width)?
         }
-        // Bytes into text: as `JSONEachRow` carries them (invalid UTF-8 replaced).
-        (Datum::Bytes(b) | Datum::Fixed(b), ColumnType::String) => {
-            bytes(out, String::from_utf8_lossy(b).as_bytes())
-        }
-        (Datum::Bytes(b) | Datum::Fixed(b), ColumnType::FixedString(n)) => {
-            fixed(out, String::from_utf8_lossy(b).as_bytes(), *n)?
-        }
+        // Bytes as they are: a ClickHouse String holds any bytes (`JSONEachRow` can only
+        // carry text, and replaces invalid UTF-8 with U+FFFD).
+        (Datum::Bytes(b) | Datum::Fixed(b), ColumnType::String) => bytes(out, b),
+        (Datum::Bytes(b) | Datum::Fixed(b), ColumnType::FixedString(n)) => fixed(out, b, *n)?,
         (Datum::Array(items), ColumnType::Array(s)) => {
             let t = match ty {
                 ColumnType::Array(t) => t.as_ref(),
@@ -259,7 +293,8 @@ pub fn write(
         }
         // A record into a named Tuple: the elements in the column's order; a field the
         // record lacks takes the element's default.
-        (Datum::Record(fields), ColumnType::Tuple(elements)) => {
+        // (A record default of the reader's schema is read as a map.)
+        (Datum::Record(fields) | Datum::Map(fields), ColumnType::Tuple(elements)) => {
             let types = match ty {
                 ColumnType::Tuple(t) => Some(t),
                 _ => None,
@@ -282,11 +317,10 @@ pub fn write(
             bytes(out, super::rows::generic(other).to_string().as_bytes())
         }
         (other, _) => {
-            return Err(format!(
-                "{} cannot be written into a {} column",
-                kind_of(other),
-                name_of(server)
-            ))
+            return Err(RowBinaryError::Mismatch {
+                kind: kind_of(other),
+                column: name_of(server),
+            })
         }
     }
     Ok(())
@@ -301,16 +335,28 @@ fn precision_of(ty: &ColumnType) -> u32 {
     }
 }
 
-fn rescale(v: i64, from: u32, to: u32) -> Result<i64, String> {
+fn rescale(v: i64, from: u32, to: u32, server: &ColumnType) -> Result<i64, RowBinaryError> {
     if from >= to {
         Ok(v.div_euclid(10i64.pow(from - to)))
     } else {
         v.checked_mul(10i64.pow(to - from))
-            .ok_or_else(|| format!("the timestamp {v} is out of range"))
+            .ok_or_else(|| out_of_range(format!("the timestamp {v}"), server))
     }
 }
 
-fn number(out: &mut Vec<u8>, v: i64, server: &ColumnType) -> Result<(), String> {
+/// A text whose code points are bytes (0-255), as Avro writes a bytes default.
+fn code_points(s: &str, server: &ColumnType) -> Result<Vec<u8>, RowBinaryError> {
+    s.chars()
+        .map(|c| {
+            u8::try_from(c).map_err(|_| RowBinaryError::Mismatch {
+                kind: "a bytes default with a character above U+00FF",
+                column: name_of(server),
+            })
+        })
+        .collect()
+}
+
+fn number(out: &mut Vec<u8>, v: i64, server: &ColumnType) -> Result<(), RowBinaryError> {
     match server {
         ColumnType::Int { bytes, signed } => {
             let fits = match (bytes, signed) {
@@ -323,7 +369,7 @@ fn number(out: &mut Vec<u8>, v: i64, server: &ColumnType) -> Result<(), String> 
                 (n, false) => (0..1i64 << (n * 8)).contains(&v),
             };
             if !fits {
-                return Err(format!("{v} is out of the range of {}", name_of(server)));
+                return Err(out_of_range(v, server));
             }
             out.extend_from_slice(&v.to_le_bytes()[..*bytes]);
         }
@@ -332,18 +378,21 @@ fn number(out: &mut Vec<u8>, v: i64, server: &ColumnType) -> Result<(), String> 
         ColumnType::Bool => out.push(u8::from(v != 0)),
         ColumnType::String => bytes(out, v.to_string().as_bytes()),
         _ => {
-            return Err(format!(
-                "a number cannot be written into a {} column",
-                name_of(server)
-            ))
+            return Err(RowBinaryError::Mismatch {
+                kind: "a number",
+                column: name_of(server),
+            })
         }
     }
     Ok(())
 }
 
-fn fixed(out: &mut Vec<u8>, b: &[u8], n: usize) -> Result<(), String> {
+fn fixed(out: &mut Vec<u8>, b: &[u8], n: usize) -> Result<(), RowBinaryError> {
     if b.len() > n {
-        return Err(format!("{} bytes do not fit in FixedString({n})", b.len()));
+        return Err(out_of_range(
+            format!("a value of {} bytes", b.len()),
+            &ColumnType::FixedString(n),
+        ));
     }
     out.extend_from_slice(b);
     out.resize(out.len() + n - b.len(), 0);
@@ -352,13 +401,13 @@ fn fixed(out: &mut Vec<u8>, b: &[u8], n: usize) -> Result<(), String> {
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` as ClickHouse stores it: each half as a
 /// little-endian 64-bit integer.
-fn uuid(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+fn uuid(out: &mut Vec<u8>, s: &str) -> Result<(), RowBinaryError> {
     let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
     let parsed = (hex.len() == 32)
         .then(|| std::str::from_utf8(&hex).ok())
         .flatten()
         .and_then(|h| u128::from_str_radix(h, 16).ok())
-        .ok_or_else(|| format!("`{s}` is not a UUID"))?;
+        .ok_or_else(|| RowBinaryError::NotUuid(s.to_string()))?;
     out.extend_from_slice(&((parsed >> 64) as u64).to_le_bytes());
     out.extend_from_slice(&(parsed as u64).to_le_bytes());
     Ok(())
@@ -366,17 +415,17 @@ fn uuid(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
 
 /// An Avro decimal (two's complement, big endian) as a little-endian integer of `width`
 /// bytes: sign-extended, or refused when it does not fit.
-fn decimal(out: &mut Vec<u8>, b: &[u8], width: usize) -> Result<(), String> {
+fn decimal(out: &mut Vec<u8>, b: &[u8], width: usize) -> Result<(), RowBinaryError> {
     let negative = b.first().is_some_and(|x| x & 0x80 != 0);
     let fill = if negative { 0xff } else { 0 };
     let (extra, digits) = b.split_at(b.len().saturating_sub(width));
     // The bytes beyond the width must be the sign's, and so must the top bit left.
     let sign_kept = extra.is_empty() || digits.first().is_none_or(|x| (x & 0x80 != 0) == negative);
     if extra.iter().any(|x| *x != fill) || !sign_kept {
-        return Err(format!(
-            "a decimal of {} bytes does not fit in {width}",
-            b.len()
-        ));
+        return Err(RowBinaryError::OutOfRange {
+            value: format!("a decimal of {} bytes", b.len()),
+            column: format!("a decimal of {width} bytes"),
+        });
     }
     out.extend(digits.iter().rev());
     out.resize(out.len() + width - digits.len(), fill);
@@ -445,7 +494,7 @@ fn name_of(ty: &ColumnType) -> String {
 mod tests {
     use super::*;
 
-    fn enc(d: &Datum, ty: &str, server: &str) -> Result<Vec<u8>, String> {
+    fn enc(d: &Datum, ty: &str, server: &str) -> Result<Vec<u8>, RowBinaryError> {
         let mut out = Vec::new();
         write(
             &mut out,
@@ -588,5 +637,146 @@ mod tests {
         let t = "Tuple(x Int32, label String)";
         assert_eq!(enc(&r, t, t).unwrap(), [0, 0, 0, 0, 1, b'z']);
         assert_eq!(enc(&r, t, "String").unwrap(), b"\x0d{\"label\":\"z\"}");
+    }
+
+    #[test]
+    fn defaults_of_the_reader_schema_are_written_in_the_columns_type() {
+        // A date default is read as a Long; bytes defaults are text of code points 0-255;
+        // a record default is read as a map.
+        assert_eq!(
+            enc(&Datum::Long(20_454), "Date32", "Date32").unwrap(),
+            20_454i32.to_le_bytes()
+        );
+        assert_eq!(
+            enc(&Datum::Long(20_454), "Date32", "Date").unwrap(),
+            20_454u16.to_le_bytes()
+        );
+        assert_eq!(
+            enc(
+                &Datum::String("\u{ff}\u{1}".into()),
+                "FixedString(2)",
+                "FixedString(2)"
+            )
+            .unwrap(),
+            [0xff, 0x01]
+        );
+        assert_eq!(
+            enc(
+                &Datum::String("09".into()),
+                "Decimal(9, 2)",
+                "Decimal(9, 2)"
+            )
+            .unwrap(),
+            0x3039i32.to_le_bytes()
+        );
+        assert!(matches!(
+            enc(
+                &Datum::String("€".into()),
+                "FixedString(3)",
+                "FixedString(3)"
+            ),
+            Err(RowBinaryError::Mismatch { .. })
+        ));
+        let m = Datum::Map(vec![("x".into(), Datum::Long(4))]);
+        let t = "Tuple(x Int32, label String)";
+        assert_eq!(enc(&m, t, t).unwrap(), [4, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn strings_and_bytes_keep_every_byte() {
+        let text = "a\"b\\c\nd\te\0f 😀 ü";
+        let mut want = vec![text.len() as u8];
+        want.extend_from_slice(text.as_bytes());
+        assert_eq!(
+            enc(&Datum::String(text.into()), "String", "String").unwrap(),
+            want
+        );
+        // Invalid UTF-8 stays as it is (a String column holds bytes).
+        assert_eq!(
+            enc(&Datum::Bytes(vec![0xff, 0, b'x']), "String", "String").unwrap(),
+            [3, 0xff, 0, b'x']
+        );
+        assert_eq!(
+            enc(
+                &Datum::Fixed(vec![0xff, 0xfe]),
+                "FixedString(2)",
+                "FixedString(2)"
+            )
+            .unwrap(),
+            [0xff, 0xfe]
+        );
+        // A long string: its length as LEB128 in two bytes.
+        let long = "x".repeat(300);
+        let out = enc(&Datum::String(long), "String", "String").unwrap();
+        assert_eq!((out[0], out[1], out.len()), (0xac, 0x02, 302));
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let cases = [
+            (
+                enc(&Datum::Null, "Int32", "Int32"),
+                "null for a Int32 column",
+            ),
+            (
+                enc(&Datum::Long(70_000), "Int32", "UInt16"),
+                "70000 is out of the range of UInt16",
+            ),
+            (
+                enc(&Datum::Int(-1), "Date32", "Date"),
+                "the date -1 (days since 1970-01-01) is out of the range of Date",
+            ),
+            (
+                enc(&Datum::String("nope".into()), "UUID", "UUID"),
+                "`nope` is not a UUID",
+            ),
+            (
+                enc(&Datum::Array(vec![]), "Int32", "Int32"),
+                "an array cannot be written into a Int32 column",
+            ),
+            (
+                enc(
+                    &Datum::Fixed(vec![1, 2, 3]),
+                    "FixedString(2)",
+                    "FixedString(2)",
+                ),
+                "a value of 3 bytes is out of the range of FixedString(2)",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got.unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn nested_nullable_and_low_cardinality() {
+        let a = Datum::Array(vec![Datum::Null, Datum::Int(3)]);
+        let t = "Array(Nullable(Int32))";
+        assert_eq!(enc(&a, t, t).unwrap(), [2, 1, 0, 3, 0, 0, 0]);
+        let m = Datum::Map(vec![("k".into(), Datum::Null)]);
+        let t = "Map(String, Nullable(Float64))";
+        assert_eq!(enc(&m, t, t).unwrap(), [1, 1, b'k', 1]);
+        assert_eq!(
+            enc(
+                &Datum::Enum("RED".into()),
+                "LowCardinality(String)",
+                "LowCardinality(String)"
+            )
+            .unwrap(),
+            [3, b'R', b'E', b'D']
+        );
+        assert_eq!(
+            enc(&Datum::Null, "Map(String, Int64)", "String").unwrap(),
+            [2, b'{', b'}']
+        );
+        // A timestamp before 1970 into DateTime (an old server): clamped at the epoch.
+        assert_eq!(
+            enc(&Datum::Long(-1), "DateTime64(3)", "DateTime").unwrap(),
+            0u32.to_le_bytes()
+        );
+        assert_eq!(
+            enc(&Datum::Long(-1), "DateTime64(3)", "DateTime64(3)").unwrap(),
+            (-1i64).to_le_bytes()
+        );
     }
 }

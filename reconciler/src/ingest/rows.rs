@@ -43,6 +43,19 @@ impl From<String> for RowError {
     }
 }
 
+/// Why the rows of a pipeline version are `JSONEachRow`, not `RowBinary`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotBinary {
+    #[error("--insert-format json")]
+    Asked,
+    #[error("the staging table has no column `{0}`")]
+    MissingColumn(String),
+    #[error("column `{column}`: paver does not write {ty} in RowBinary")]
+    Type { column: String, ty: String },
+    #[error("the staging table's offset columns are not (Int32, Int64)")]
+    OffsetColumns,
+}
+
 /// How rows are written for the staging table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Format {
@@ -108,26 +121,30 @@ impl Decoder {
     /// Write `RowBinary` for a staging table of these (name, type) columns, as
     /// `system.columns` has them. `Err` says why not (a type `RowBinary` is not written
     /// for, a column missing): the rows stay `JSONEachRow`.
-    pub fn use_row_binary(&mut self, staging: &[(String, String)]) -> Result<(), String> {
+    pub fn use_row_binary(&mut self, staging: &[(String, String)]) -> Result<(), NotBinary> {
+        let parse = |name: &str, ty: &str| {
+            ColumnType::parse(ty).ok_or_else(|| NotBinary::Type {
+                column: name.to_string(),
+                ty: ty.to_string(),
+            })
+        };
         let server = |name: &str| {
             let (_, ty) = staging
                 .iter()
                 .find(|(n, _)| n == name)
-                .ok_or_else(|| format!("the staging table has no column `{name}`"))?;
-            ColumnType::parse(ty).ok_or_else(|| format!("column `{name}`: type {ty}"))
+                .ok_or_else(|| NotBinary::MissingColumn(name.to_string()))?;
+            parse(name, ty)
         };
         let mut binary = Vec::new();
         for (name, ty, _) in &self.columns {
-            let ours =
-                ColumnType::parse(ty).ok_or_else(|| format!("column `{name}`: type {ty}"))?;
-            binary.push((ours, server(name)?));
+            binary.push((parse(name, ty)?, server(name)?));
         }
         let int = |bytes| ColumnType::Int {
             bytes,
             signed: true,
         };
         if server("_paver_partition")? != int(4) || server("_paver_offset")? != int(8) {
-            return Err("the staging table's offset columns have other types".to_string());
+            return Err(NotBinary::OffsetColumns);
         }
         self.binary = Some(binary);
         Ok(())
@@ -233,7 +250,7 @@ impl Decoder {
         if written.is_err() {
             out.truncate(at);
         }
-        written.map_err(RowError::Dead)
+        written
     }
 
     /// The datum of a column: the writer's field, else the reader's default.
@@ -241,14 +258,14 @@ impl Decoder {
         &self,
         fields: &'d [(String, Datum)],
         name: &str,
-    ) -> Result<std::borrow::Cow<'d, Datum>, String> {
+    ) -> Result<std::borrow::Cow<'d, Datum>, RowError> {
         match fields.iter().find(|(n, _)| n == name) {
             Some((_, d)) => Ok(std::borrow::Cow::Borrowed(d)),
             None => match self.defaults.get(name) {
                 Some(default) => Ok(std::borrow::Cow::Owned(from_json(default))),
-                None => Err(format!(
+                None => Err(RowError::Dead(format!(
                     "field `{name}`: missing from the writer's schema, and the reader's has no default"
-                )),
+                ))),
             },
         }
     }
@@ -260,10 +277,11 @@ impl Decoder {
         partition: i32,
         offset: i64,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RowError> {
         for ((name, _, _), (ty, server)) in self.columns.iter().zip(types) {
             let d = self.field(fields, name)?;
-            row_binary::write(out, &d, ty, server).map_err(|e| format!("field `{name}`: {e}"))?;
+            row_binary::write(out, &d, ty, server)
+                .map_err(|e| RowError::Dead(format!("field `{name}`: {e}")))?;
         }
         out.extend_from_slice(&partition.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
@@ -277,7 +295,7 @@ impl Decoder {
         partition: i32,
         offset: i64,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RowError> {
         let mut line = String::with_capacity(size * 2 + 64);
         line.push('{');
         for (name, ty, server) in &self.columns {
@@ -382,6 +400,10 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Int(i), t) if t == "Date32" || t == "Date" => {
             push_string(&mut out, &civil_date(i64::from(*i)))
         }
+        // A default of the reader's schema is read as a Long.
+        (Datum::Long(i), t) if t == "Date32" || t == "Date" => {
+            push_string(&mut out, &civil_date(*i))
+        }
         (Datum::Long(v), t) if t.starts_with("DateTime64(") => {
             let per_second = if t == "DateTime64(6)" {
                 1_000_000
@@ -406,6 +428,11 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Float(f), _) => out.push_str(&float(f64::from(*f))),
         (Datum::Double(f), _) => out.push_str(&float(*f)),
         (Datum::Boolean(b), _) => out.push_str(if *b { "1" } else { "0" }),
+        // A decimal default of the reader's schema: text whose code points are the bytes.
+        (Datum::String(s), t) if t.starts_with("Decimal(") && s.chars().all(|c| c <= '\u{ff}') => {
+            let bytes: Vec<u8> = s.chars().map(|c| c as u8).collect();
+            out.push_str(&decimal(&bytes, t))
+        }
         (Datum::String(s), _) | (Datum::Enum(s), _) => push_string(&mut out, s),
         (Datum::Bytes(b), t) | (Datum::Fixed(b), t) if t.starts_with("Decimal(") => {
             out.push_str(&decimal(b, t))
@@ -450,7 +477,10 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
             out.push('}');
         }
         // A record into a named Tuple: a JSON object, each field in its element's type.
-        (Datum::Record(fields), t) if t.starts_with("Tuple(") && server.starts_with("Tuple(") => {
+        // (A record default of the reader's schema is read as a map.)
+        (Datum::Record(fields) | Datum::Map(fields), t)
+            if t.starts_with("Tuple(") && server.starts_with("Tuple(") =>
+        {
             let (types, server_types) = (
                 tuple_elements(inner(t, "Tuple(").unwrap_or("")),
                 tuple_elements(inner(server, "Tuple(").unwrap_or("")),

@@ -176,7 +176,7 @@ pub(crate) async fn run_version(
     // RowBinary where every column of the staging table allows it, else JSONEachRow.
     let binary = match options.row_binary {
         true => decoder.use_row_binary(&sink::staging_columns(&ch, spec).await?),
-        false => Err("--insert-format json".to_string()),
+        false => Err(super::rows::NotBinary::Asked),
     };
     if let Err(why) = binary {
         eprintln!(
