@@ -419,6 +419,12 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
                 let _ = write!(out, "{}", v.div_euclid(per_second).max(0));
             }
         }
+        // A number or a boolean of a union kept as text: its JSON, as a string (a server
+        // does not read a bare number into a String column).
+        (
+            Datum::Int(_) | Datum::Long(_) | Datum::Float(_) | Datum::Double(_) | Datum::Boolean(_),
+            "String",
+        ) => push_string(&mut out, &generic(d).to_string()),
         (Datum::Int(i), _) => {
             let _ = write!(out, "{i}");
         }
