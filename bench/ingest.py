@@ -7,6 +7,12 @@ events per CPU-second ("per core"), and peak RSS. ClickHouse's own work is the s
 both (the same rows land in a MergeTree table) and is not counted.
 
 Usage: python3 bench/ingest.py PAVER_BINARY [--events N] [--partitions P]
+                               [--variant 'LABEL|BINARY|ARGS' ...]
+Each --variant is one more `paver ingest` run over the same events, into a pipeline of its
+own (its own group, staging table, sink table): BINARY empty means PAVER_BINARY, ARGS are
+added to `paver ingest` (e.g. `--insert-format json`, `--batch-mib 32`); `--processes N`
+in ARGS splits the partitions over N processes (`--partitions`), whose CPU and peak RSS
+are summed. Without --variant, one run with the defaults.
 (bench/ingest.sh builds paver, starts the servers, and calls this with the venv's Python.)
 """
 import argparse
@@ -81,7 +87,18 @@ def main():
     ap.add_argument("paver")
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--variant", action="append", default=[])
     args = ap.parse_args()
+    variants = []
+    for v in args.variant or ["paver ingest||"]:
+        label, binary, extra = (v.split("|") + ["", ""])[:3]
+        extra = extra.split()
+        processes = 1
+        if "--processes" in extra:
+            i = extra.index("--processes")
+            processes = int(extra[i + 1])
+            del extra[i:i + 2]
+        variants.append((label, binary or args.paver, extra, processes))
     url = os.environ.get("PAVER_CLICKHOUSE_URL", "http://127.0.0.1:8123")
     brokers = os.environ.get("PAVER_KAFKA_BROKERS", "127.0.0.1:9092")
     stamp = str(int(time.time()))
@@ -101,17 +118,18 @@ def main():
     # retention as they are written, so the cluster keeps ten years.
           "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-bench\n"
           "spec:\n  replication: 1\n  shards: 1\n  memoryGB: 16\n  retentionDays: 3650\n")
-    write(f"{repo}/pipelines/{pipeline}/v1.yaml",
-          f"apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}\n  version: 1\n  owner: team-bench\n"
-          f"spec:\n  source:\n    type: kafka\n    topic: {topic}\n    consumerGroup: {pipeline}\n    schema: events@1\n    deadLetterTopic: {topic}-dlq\n"
-          f"  transform:\n    type: sql\n    query: SELECT id, kind, at, amount, payload FROM source\n"
-          f"  sink:\n    type: clickhouse\n    cluster: main\n    table: {db}.events\n    orderKey: (id, at)\n")
+    for n in range(len(variants)):
+        write(f"{repo}/pipelines/{pipeline}-{n}/v1.yaml",
+              f"apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}-{n}\n  version: 1\n  owner: team-bench\n"
+              f"spec:\n  source:\n    type: kafka\n    topic: {topic}\n    consumerGroup: {pipeline}-{n}\n    schema: events@1\n    deadLetterTopic: {topic}-dlq\n"
+              f"  transform:\n    type: sql\n    query: SELECT id, kind, at, amount, payload FROM source\n"
+              f"  sink:\n    type: clickhouse\n    cluster: main\n    table: {db}.events_{n}\n    orderKey: (id, at)\n")
     state = os.path.join(work, "state.db")
     env = dict(os.environ, PAVER_CLICKHOUSE_URL=url, PAVER_KAFKA_BROKERS=brokers)
     subprocess.run([args.paver, "apply", "--repo", repo, "--state", state], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     # The reference's table: the same columns and keys as paver's sink.
-    ch(url, f"CREATE TABLE {db}.reference AS {db}.events")
+    ch(url, f"CREATE TABLE {db}.reference AS {db}.events_0")
 
     # 1 KB events, in the single-object encoding.
     fingerprint = fingerprint_of(SCHEMA)
@@ -129,41 +147,52 @@ def main():
 
     rows = []
 
-    def measure(name, argv, table, log):
-        """Start argv; poll the table's count until every event is in. Returns wall time from
-        process start, steady-state time (first row to last), CPU seconds, peak RSS MiB."""
+    def measure(name, argvs, table, log):
+        """Start the processes; poll the table's count until every event is in. Returns wall
+        time from start, steady-state time (first row to last), CPU seconds (all of the
+        processes), peak RSS MiB (the sum of each process's)."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{log}.{i}", "w"))
+                 for i, argv in enumerate(argvs)]
         first = None
-        hwm = 0
+        hwm = {}
         while True:
             n = int(ch(url, f"SELECT count() FROM {table}"))
             now = time.perf_counter()
             if n > 0 and first is None:
                 first = now
-            try:
-                hwm = max(hwm, proc_cpu_rss(p.pid)[1])
-            except OSError:
-                pass
+            for p in procs:
+                try:
+                    hwm[p.pid] = max(hwm.get(p.pid, 0), proc_cpu_rss(p.pid)[1])
+                except OSError:
+                    pass
             if n >= args.events:
                 break
-            if now - t0 > 900 or (p.poll() is not None and p.returncode != 0):
-                sys.exit(f"{name} did not finish: see {log}")
+            if now - t0 > 900 or any(p.poll() is not None and p.returncode != 0 for p in procs):
+                sys.exit(f"{name} did not finish: see {log}.*")
             time.sleep(0.02)
         wall = time.perf_counter() - t0
-        if p.poll() is None:
-            p.terminate()
-        p.wait()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        rows.append((name, wall, wall - (first - t0), cpu, hwm / 1024))
+        rows.append((name, wall, wall - (first - t0), cpu, sum(hwm.values()) / 1024))
 
-    measure("paver ingest", [args.paver, "ingest", "--pipeline", pipeline, "--state", state],
-            f"{db}.events", os.path.join(work, "paver-ingest.log"))
+    for n, (label, binary, extra, processes) in enumerate(variants):
+        argvs = []
+        for k in range(processes):
+            argv = [binary, "ingest", "--pipeline", f"{pipeline}-{n}", "--state", state] + extra
+            if processes > 1:
+                argv += ["--partitions", ",".join(str(q) for q in range(args.partitions) if q % processes == k)]
+            argvs.append(argv)
+        measure(label, argvs, f"{db}.events_{n}", os.path.join(work, f"paver-ingest-{n}.log"))
     measure("Python: confluent-kafka + fastavro + HTTP",
-            [sys.executable, os.path.join(ROOT, "bench", "ingest_reference.py"), brokers, topic,
-             str(args.partitions), url, f"{db}.reference", f"{repo}/schemas/events/v1.avsc", str(args.events)],
+            [[sys.executable, os.path.join(ROOT, "bench", "ingest_reference.py"), brokers, topic,
+             str(args.partitions), url, f"{db}.reference", f"{repo}/schemas/events/v1.avsc", str(args.events)]],
             f"{db}.reference", os.path.join(work, "reference.log"))
 
     print(f"\nIngestion of {args.events} events of {size} bytes, {args.partitions} partitions, topic to ClickHouse")
@@ -174,9 +203,11 @@ def main():
     for name, wall, steady, cpu, rss in rows:
         print(f"| {name} | {wall:.2f} | {args.events / wall:,.0f} | {steady:.2f} | {args.events / max(steady, 0.001):,.0f} "
               f"| {cpu:.2f} | {args.events / max(cpu, 0.001):,.0f} | {rss:.0f} |")
-    (_, pw, ps, pc, _), (_, rw, rs, rc, _) = rows
-    print(f"\nratio (paver / reference): {rw / pw:.2f}x events/s from start, {rs / max(ps, 0.001):.2f}x steady, "
-          f"{rc / max(pc, 0.001):.2f}x events per CPU-second")
+    _, rw, rs, rc, _ = rows[-1]
+    print("\nratio to the reference (higher is better for the first):")
+    for name, pw, ps, pc, _ in rows[:-1]:
+        print(f"- {name}: {rw / pw:.2f}x events/s from start, {rs / max(ps, 0.001):.2f}x steady, "
+              f"{rc / max(pc, 0.001):.2f}x events per CPU-second")
     ch(url, f"DROP DATABASE IF EXISTS {db}")
 
 

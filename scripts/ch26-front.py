@@ -26,6 +26,8 @@ Usage: ch26-front.py --port 8126 --data DIR [--host 127.0.0.1]
 """
 
 import argparse
+import os
+import tempfile
 import http.server
 import re
 import sys
@@ -126,6 +128,10 @@ def literal(value):
     if NUMBER.match(value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# `INSERT INTO db.t (a, b) FORMAT RowBinary`: a statement whose body is binary.
+BINARY_INSERT = re.compile(r"\s*INSERT\s+INTO\s+([`\w.]+)\s*(?:\(([^)]*)\))?\s*FORMAT\s+(RowBinary)\s*$", re.I | re.S)
 
 
 class Engine:
@@ -229,6 +235,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The client went away (a killed worker): the statement ran, as on the server.
             self.close_connection = True
 
+    def binary_insert(self, m, body, p):
+        """`INSERT INTO t (cols) FORMAT RowBinary` + body, as `INSERT INTO t (cols) SELECT *
+        FROM file(body, 'RowBinary', structure)`: the same insert (views, settings) for chdb."""
+        table, columns, fmt = m.group(1), m.group(2), m.group(3)
+        settings = [(k, v) for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+                    if k not in NOT_SETTINGS and not k.startswith("param_")]
+        try:
+            described = ENGINE.run(f"DESCRIBE TABLE {table}", "TabSeparated", p.get("database"), [])
+        except QueryError as e:
+            return self.error(e)
+        types = {}
+        for line in described.decode().splitlines():
+            name, ty = line.split("\t")[:2]
+            # TabSeparated escapes: a Tuple's type spans lines.
+            types[name] = re.sub(r"\\(.)", lambda e: {"n": " ", "t": " "}.get(e.group(1), e.group(1)), ty)
+        names = [c.strip().strip("`") for c in columns.split(",")] if columns else list(types)
+        structure = ", ".join(f"`{n}` {types.get(n, 'String')}" for n in names)
+        with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+            f.write(body)
+        try:
+            listed = ", ".join(f"`{n}`" for n in names)
+            sql = (f"INSERT INTO {table} ({listed}) SELECT * FROM file({literal(f.name)}, {literal(fmt)}, "
+                   f"{literal(structure)})")
+            out = ENGINE.run(sql, "TabSeparated", p.get("database"), settings)
+        except QueryError as e:
+            return self.error(e)
+        finally:
+            os.unlink(f.name)
+        return self.send(200, out)
+
     def handle_query(self, post):
         url = urllib.parse.urlsplit(self.path)
         if url.path in ("/ping", "/ping/"):
@@ -244,6 +280,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         p = dict(params)
         query = p.get("query", "")
+        binary = BINARY_INSERT.match(query) if body else None
+        if binary:
+            # chdb takes a statement as text: a binary body (RowBinary) goes through a file.
+            return self.binary_insert(binary, body, p)
         if body:
             try:
                 text = body.decode("utf-8")

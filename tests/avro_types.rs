@@ -223,6 +223,9 @@ fn every_avro_type_reaches_clickhouse_with_the_type_of_the_readme_table() {
     }
     let _ = worker.kill();
     let _ = worker.wait();
+    // Every column has a type RowBinary is written for: the worker did not fall back.
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!said.contains("not RowBinary"), "{said}");
 
     let types: std::collections::BTreeMap<String, String> = query(&format!(
         "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'all_types'"
@@ -264,4 +267,280 @@ fn every_avro_type_reaches_clickhouse_with_the_type_of_the_readme_table() {
     );
     let union = &values[0][columns.len() - 1];
     assert!(union.contains('s'), "the union's value: {union:?}");
+}
+
+/// The reader's schema of the RowBinary test: the writer's fields, and fields the writer
+/// does not have, taken from their defaults.
+fn reader_with_defaults() -> String {
+    let defaults = r#",
+  {"name": "d_int", "type": "int", "default": -3},
+  {"name": "d_float", "type": "float", "default": 1},
+  {"name": "d_date", "type": {"type": "int", "logicalType": "date"}, "default": 20454},
+  {"name": "d_ts", "type": {"type": "long", "logicalType": "timestamp-millis"}, "default": 1500},
+  {"name": "d_fixed", "type": {"type": "fixed", "name": "Code2", "size": 2}, "default": "ab"},
+  {"name": "d_decimal", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}, "default": "09"},
+  {"name": "d_record", "type": {"type": "record", "name": "P2", "fields": [{"name": "a", "type": "int"}]}, "default": {"a": 4}},
+  {"name": "d_array", "type": {"type": "array", "items": "long"}, "default": [1, 2]},
+  {"name": "d_map", "type": {"type": "map", "values": "string"}, "default": {"m": "v"}},
+  {"name": "d_enum", "type": {"type": "enum", "name": "E2", "symbols": ["A", "B"]}, "default": "B"},
+  {"name": "d_null", "type": ["null", "string"], "default": null}
+]}"#;
+    let end = SCHEMA.rfind(']').unwrap();
+    format!("{}{defaults}", SCHEMA[..end].trim_end())
+}
+
+/// Paver's column types of the reader's extra fields (the README's table).
+const DEFAULT_COLUMNS: &[(&str, &str)] = &[
+    ("d_int", "Int32"),
+    ("d_float", "Float32"),
+    ("d_date", "Date32"),
+    ("d_ts", "DateTime64(3)"),
+    ("d_fixed", "FixedString(2)"),
+    ("d_decimal", "Decimal(9, 2)"),
+    ("d_record", "Tuple(a Int32)"),
+    ("d_array", "Array(Int64)"),
+    ("d_map", "Map(String, String)"),
+    ("d_enum", "LowCardinality(String)"),
+    ("d_null", "Nullable(String)"),
+];
+
+/// An event of extreme values: quotes, escapes, NUL and emoji in strings, the edges of
+/// the integer types, times before 1970, negative decimals, empty and keyed containers.
+/// `bytes` is the `f_bytes` value.
+fn edge_event(bytes_value: &[u8]) -> Vec<u8> {
+    let fp = codec::Schema::parse(&serde_json::from_str(SCHEMA).unwrap())
+        .unwrap()
+        .fingerprint;
+    let mut o = vec![0xC3, 0x01];
+    o.extend_from_slice(&fp.to_le_bytes());
+    o.push(0); // boolean false
+    zigzag(&mut o, i64::from(i32::MIN));
+    zigzag(&mut o, i64::MIN);
+    o.extend_from_slice(&(-3.4e38f32).to_le_bytes());
+    o.extend_from_slice(&1e-300f64.to_le_bytes());
+    bytes(&mut o, "a\"b\\c\nd\te\0f 😀 ü '".as_bytes());
+    bytes(&mut o, bytes_value);
+    zigzag(&mut o, 0); // 1970-01-01
+    zigzag(&mut o, -1); // 1969-12-31 23:59:59.999
+    zigzag(&mut o, -1);
+    zigzag(&mut o, 4_102_444_800_000); // 2100-01-01
+    zigzag(&mut o, 0);
+    zigzag(&mut o, i64::from(i32::MAX));
+    zigzag(&mut o, 0);
+    bytes(&mut o, b"ffffffff-ffff-ffff-ffff-ffffffffffff");
+    bytes(&mut o, &(-999_999_999i32).to_be_bytes()); // -9999999.99
+    o.extend_from_slice(&[0x00, 0x00, 0xe8, 0xd4, 0xa5, 0x0f]); // 999999999.999
+    o.extend_from_slice(&[0, 1, b'"', 0x7f]);
+    zigzag(&mut o, 0); // RED
+    zigzag(&mut o, 0); // an empty array
+    zigzag(&mut o, -2); // a map block of 2 written with its size in bytes
+    let mut block = Vec::new();
+    bytes(&mut block, b"it's");
+    zigzag(&mut block, -5);
+    bytes(&mut block, "kéy\"".as_bytes());
+    zigzag(&mut block, i64::MAX);
+    zigzag(&mut o, block.len() as i64);
+    o.extend_from_slice(&block);
+    zigzag(&mut o, 0);
+    zigzag(&mut o, -1); // record Point
+    bytes(&mut o, b"");
+    zigzag(&mut o, 0); // null
+    zigzag(&mut o, 1);
+    zigzag(&mut o, i64::from(i32::MIN));
+    zigzag(&mut o, 1); // ["null", array]: ["a", ""]
+    zigzag(&mut o, 2);
+    bytes(&mut o, b"a");
+    bytes(&mut o, b"");
+    zigzag(&mut o, 0);
+    zigzag(&mut o, 0); // ["int", "string"]: the int 5
+    zigzag(&mut o, 5);
+    o
+}
+
+/// `RowBinary` (paver's default insert format) against `JSONEachRow` on the server the
+/// tests point at: the same events, with every type of the README's table, extreme values
+/// and the reader's defaults, decoded by the decoder a worker uses, inserted once in each
+/// format into tables of the server's types, and read back: ClickHouse must read the same
+/// values from both, and keep the bytes of an Avro `bytes` that is not UTF-8.
+#[test]
+fn row_binary_is_read_by_clickhouse_as_json_each_row_is() {
+    use paver::ingest::rows::{Decoder, Format};
+    use paver::model::{Column, TableName};
+
+    let rt = runtime();
+    let ch = rt
+        .block_on(ClickHouse::connect(&clickhouse_url(), None, None))
+        .unwrap_or_else(|e| {
+            panic!("{e}\nstart the test servers first: scripts/test-servers start")
+        });
+    let p = paver_e2e::Repo::new("types", "rowbinary");
+    let db = p.prefix.replace('-', "_");
+    let columns: Vec<(String, String)> = EXPECTED
+        .iter()
+        .map(|(c, t, _)| (c.to_string(), t.to_string()))
+        .chain(
+            DEFAULT_COLUMNS
+                .iter()
+                .map(|(c, t)| (c.to_string(), t.to_string())),
+        )
+        .collect();
+    let spec = paver::ingest::spec::IngestSpec {
+        pipeline: "rowbinary".into(),
+        version: 1,
+        topic: String::new(),
+        group: String::new(),
+        previous_group: None,
+        dead_letter_topic: String::new(),
+        staging: TableName {
+            database: db.clone(),
+            name: "binary".into(),
+        },
+        views: vec![],
+        ledger: TableName {
+            database: db.clone(),
+            name: "ledger".into(),
+        },
+        columns: columns
+            .iter()
+            .map(|(name, ty)| Column {
+                name: name.clone(),
+                ty: Some(ty.clone()),
+            })
+            .collect(),
+        reader: reader_with_defaults(),
+        writers: vec![(1, SCHEMA.to_string())],
+    };
+    let run = |sql: &str| {
+        rt.block_on(ch.run(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    run(&format!("CREATE DATABASE {db}"));
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|(c, t)| format!("{c} {}", ch.adapt_type(t)))
+        .chain([
+            "_paver_partition Int32".into(),
+            "_paver_offset Int64".into(),
+        ])
+        .collect();
+    for table in ["binary", "json"] {
+        run(&format!(
+            "CREATE TABLE {db}.{table} ({}) ENGINE = MergeTree ORDER BY _paver_offset",
+            defs.join(", ")
+        ));
+    }
+    let staging = rt
+        .block_on(ch.rows(&format!(
+            "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'binary'"
+        )))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect::<Vec<_>>();
+    let json = Decoder::new(&spec, |t| ch.adapt_type(t)).unwrap();
+    let mut binary = Decoder::new(&spec, |t| ch.adapt_type(t)).unwrap();
+    binary.use_row_binary(&staging).unwrap();
+    let Format::RowBinary(order) = binary.format() else {
+        panic!("not RowBinary")
+    };
+    assert_eq!(json.format(), Format::JsonEachRow);
+
+    let events = [
+        event(),
+        edge_event(b"\0\"x\\"),
+        edge_event(&[0xff, 0, b'x']),
+    ];
+    let (mut json_rows, mut binary_rows) = (Vec::new(), Vec::new());
+    for (offset, e) in events.iter().enumerate() {
+        json.row(e, 0, offset as i64, &mut json_rows)
+            .unwrap_or_else(|e| panic!("JSONEachRow, event {offset}: {}", e.reason()));
+        binary
+            .row(e, 0, offset as i64, &mut binary_rows)
+            .unwrap_or_else(|e| panic!("RowBinary, event {offset}: {}", e.reason()));
+    }
+    let table = |name: &str| TableName {
+        database: db.clone(),
+        name: name.into(),
+    };
+    rt.block_on(ch.insert_json_rows(&table("json"), json_rows.into()))
+        .unwrap_or_else(|e| panic!("JSONEachRow: {e:?}"));
+    rt.block_on(ch.insert_rows(
+        &table("binary"),
+        Some(&order),
+        "RowBinary",
+        binary_rows.into(),
+    ))
+    .unwrap_or_else(|e| panic!("RowBinary: {e:?}"));
+
+    let read = |table: &str| {
+        rt.block_on(ch.rows(&format!(
+            "SELECT {} FROM {db}.{table} ORDER BY _paver_offset",
+            columns
+                .iter()
+                .map(|(c, _)| format!("hex(toString({c}))"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .unwrap()
+    };
+    let (from_json, from_binary) = (read("json"), read("binary"));
+    assert_eq!(from_binary.len(), events.len());
+    let unhex = |h: &str| {
+        if h.len() % 2 == 1 || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return h.to_string(); // NULL
+        }
+        let b: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let mut differ = Vec::new();
+    for (row, (j, b)) in from_json.iter().zip(&from_binary).enumerate() {
+        for (i, (column, _)) in columns.iter().enumerate() {
+            // The bytes that are not UTF-8 are kept by RowBinary only (checked below).
+            if row == 2 && column == "f_bytes" {
+                continue;
+            }
+            if j[i] != b[i] {
+                differ.push(format!(
+                    "event {row}, {column}: JSONEachRow {:?}, RowBinary {:?}",
+                    unhex(&j[i]),
+                    unhex(&b[i])
+                ));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "on ClickHouse {}:\n{}",
+        ch.version_text,
+        differ.join("\n")
+    );
+    let bytes_at = columns.iter().position(|(c, _)| c == "f_bytes").unwrap();
+    assert_eq!(from_binary[2][bytes_at], "FF0078");
+    assert_eq!(from_binary[1][bytes_at], "0022785C");
+    // The defaults, as the server reads them (a modern server; an old one has other types).
+    if ch.adapt_type("Map(String, String)") != "String" {
+        let at =
+            |c: &str| unhex(&from_binary[0][columns.iter().position(|(n, _)| n == c).unwrap()]);
+        let got: Vec<String> = DEFAULT_COLUMNS.iter().map(|(c, _)| at(c)).collect();
+        assert_eq!(
+            got,
+            [
+                "-3",
+                "1",
+                "2026-01-01",
+                "1970-01-01 00:00:01.500",
+                "ab",
+                "123.45",
+                "(4)",
+                "[1,2]",
+                "{'m':'v'}",
+                "B",
+                "null"
+            ]
+        );
+    }
+    run(&format!("DROP DATABASE {db}"));
 }

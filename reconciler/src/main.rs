@@ -120,6 +120,14 @@ enum Command {
         /// Rows per insert (at most).
         #[arg(long, default_value_t = 20_000)]
         batch_rows: usize,
+        /// MiB of rows per insert (at most).
+        #[arg(long, default_value_t = 8)]
+        batch_mib: usize,
+        /// How rows are sent: `auto` (RowBinary where every column of the staging table
+        /// has a type paver writes in binary, else JSONEachRow) or `json` (always
+        /// JSONEachRow).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "json"])]
+        insert_format: String,
         /// Milliseconds a batch waits for more records before it is inserted.
         #[arg(long, default_value_t = 250)]
         linger_ms: u64,
@@ -558,6 +566,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             partitions,
             assignor,
             batch_rows,
+            batch_mib,
+            insert_format,
             linger_ms,
             prefetch_kib,
         } => {
@@ -569,6 +579,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             options.partitions = partitions;
             options.assignor = assignor;
             options.batch_rows = batch_rows.max(1);
+            options.batch_bytes = batch_mib.max(1) << 20;
+            options.row_binary = insert_format == "auto";
             options.linger = std::time::Duration::from_millis(linger_ms);
             options.prefetch_kib = prefetch_kib.max(1);
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

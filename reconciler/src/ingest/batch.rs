@@ -31,7 +31,7 @@ pub struct Item {
 /// Records consumed together, inserted in one statement.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The rows of `items`, one `JSONEachRow` line each.
+    /// The rows of `items`, in the decoder's format (`RowBinary` or `JSONEachRow` lines).
     pub rows: Vec<u8>,
     pub items: Vec<Item>,
     pub dead: Vec<Dead>,

@@ -15,6 +15,7 @@ pub mod group;
 pub mod handover;
 pub mod offsets;
 pub mod registry;
+pub mod row_binary;
 pub mod rows;
 pub mod signal;
 pub mod sink;

@@ -1,8 +1,11 @@
 //! Records to rows: a Kafka message in Avro's single-object encoding is decoded with the
 //! writer's schema (found by its fingerprint among the subject's released versions),
 //! resolved to the pipeline version's reader schema by field name (a field the writer did
-//! not have takes the reader's default), and written as one `JSONEachRow` line for the
-//! staging table, in the form the server's column types take.
+//! not have takes the reader's default), and written as one row for the staging table, in
+//! the form the server's column types take: `RowBinary` ([`row_binary`]) when every column
+//! of the staging table has a type it writes, else one `JSONEachRow` line.
+//!
+//! [`row_binary`]: super::row_binary
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,6 +14,7 @@ use serde_json::Value as Json;
 
 use super::codec::{self, Datum};
 use super::registry::Answer;
+use super::row_binary::{self, ColumnType};
 use super::spec::IngestSpec;
 
 /// Why a record has no row.
@@ -39,6 +43,27 @@ impl From<String> for RowError {
     }
 }
 
+/// Why the rows of a pipeline version are `JSONEachRow`, not `RowBinary`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotBinary {
+    #[error("--insert-format json")]
+    Asked,
+    #[error("the staging table has no column `{0}`")]
+    MissingColumn(String),
+    #[error("column `{column}`: paver does not write {ty} in RowBinary")]
+    Type { column: String, ty: String },
+    #[error("the staging table's offset columns are not (Int32, Int64)")]
+    OffsetColumns,
+}
+
+/// How rows are written for the staging table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Format {
+    JsonEachRow,
+    /// `RowBinary`, with the columns in the order written (for the `INSERT`'s list).
+    RowBinary(Vec<String>),
+}
+
 /// The writer schemas of a pipeline version and how to write its rows.
 pub struct Decoder {
     writers: HashMap<u64, (u32, codec::Schema)>,
@@ -49,6 +74,8 @@ pub struct Decoder {
     /// (name, ClickHouse type as paver maps Avro, the type the server has).
     columns: Vec<(String, String, String)>,
     defaults: HashMap<String, Json>,
+    /// With `RowBinary`: (paver's type, the staging table's type) of each column.
+    binary: Option<Vec<(ColumnType, ColumnType)>>,
 }
 
 impl Decoder {
@@ -87,7 +114,54 @@ impl Decoder {
             registry: false,
             columns,
             defaults,
+            binary: None,
         })
+    }
+
+    /// Write `RowBinary` for a staging table of these (name, type) columns, as
+    /// `system.columns` has them. `Err` says why not (a type `RowBinary` is not written
+    /// for, a column missing): the rows stay `JSONEachRow`.
+    pub fn use_row_binary(&mut self, staging: &[(String, String)]) -> Result<(), NotBinary> {
+        let parse = |name: &str, ty: &str| {
+            ColumnType::parse(ty).ok_or_else(|| NotBinary::Type {
+                column: name.to_string(),
+                ty: ty.to_string(),
+            })
+        };
+        let server = |name: &str| {
+            let (_, ty) = staging
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| NotBinary::MissingColumn(name.to_string()))?;
+            parse(name, ty)
+        };
+        let mut binary = Vec::new();
+        for (name, ty, _) in &self.columns {
+            binary.push((parse(name, ty)?, server(name)?));
+        }
+        let int = |bytes| ColumnType::Int {
+            bytes,
+            signed: true,
+        };
+        if server("_paver_partition")? != int(4) || server("_paver_offset")? != int(8) {
+            return Err(NotBinary::OffsetColumns);
+        }
+        self.binary = Some(binary);
+        Ok(())
+    }
+
+    /// The format [`Decoder::row`] writes.
+    pub fn format(&self) -> Format {
+        match self.binary {
+            Some(_) => Format::RowBinary(
+                self.columns
+                    .iter()
+                    .map(|(n, _, _)| n.clone())
+                    .chain(["_paver_partition".to_string(), "_paver_offset".to_string()])
+                    .collect(),
+            ),
+            None => Format::JsonEachRow,
+        }
     }
 
     /// What the Schema Registry definitively said schema `id` is (a transient failure is
@@ -150,7 +224,7 @@ impl Decoder {
         Ok((writer, body))
     }
 
-    /// Append the row of one message (one line, `\n` included) to `out`, with its source
+    /// Append the row of one message to `out` (in [`Decoder::format`]), with its source
     /// partition and offset. On error `out` is unchanged and the reason is returned.
     pub fn row(
         &self,
@@ -168,20 +242,65 @@ impl Decoder {
                 "the record is not an Avro record".to_string(),
             ));
         };
-        let mut line = String::with_capacity(body.len() * 2 + 64);
+        let at = out.len();
+        let written = match &self.binary {
+            Some(types) => self.binary_row(&fields, types, partition, offset, out),
+            None => self.json_row(&fields, body.len(), partition, offset, out),
+        };
+        if written.is_err() {
+            out.truncate(at);
+        }
+        written
+    }
+
+    /// The datum of a column: the writer's field, else the reader's default.
+    fn field<'d>(
+        &self,
+        fields: &'d [(String, Datum)],
+        name: &str,
+    ) -> Result<std::borrow::Cow<'d, Datum>, RowError> {
+        match fields.iter().find(|(n, _)| n == name) {
+            Some((_, d)) => Ok(std::borrow::Cow::Borrowed(d)),
+            None => match self.defaults.get(name) {
+                Some(default) => Ok(std::borrow::Cow::Owned(from_json(default))),
+                None => Err(RowError::Dead(format!(
+                    "field `{name}`: missing from the writer's schema, and the reader's has no default"
+                ))),
+            },
+        }
+    }
+
+    fn binary_row(
+        &self,
+        fields: &[(String, Datum)],
+        types: &[(ColumnType, ColumnType)],
+        partition: i32,
+        offset: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
+        for ((name, _, _), (ty, server)) in self.columns.iter().zip(types) {
+            let d = self.field(fields, name)?;
+            row_binary::write(out, &d, ty, server)
+                .map_err(|e| RowError::Dead(format!("field `{name}`: {e}")))?;
+        }
+        out.extend_from_slice(&partition.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        Ok(())
+    }
+
+    fn json_row(
+        &self,
+        fields: &[(String, Datum)],
+        size: usize,
+        partition: i32,
+        offset: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
+        let mut line = String::with_capacity(size * 2 + 64);
         line.push('{');
         for (name, ty, server) in &self.columns {
-            let value = match fields.iter().find(|(n, _)| n == name) {
-                Some((_, d)) => write_value(d, ty, server),
-                None => match self.defaults.get(name) {
-                    Some(default) => write_value(&from_json(default), ty, server),
-                    None => Err(
-                        "missing from the writer's schema, and the reader's has no default"
-                            .to_string(),
-                    ),
-                },
-            }
-            .map_err(|e| format!("field `{name}`: {e}"))?;
+            let d = self.field(fields, name)?;
+            let value = write_value(&d, ty, server).map_err(|e| format!("field `{name}`: {e}"))?;
             push_string(&mut line, name);
             line.push(':');
             line.push_str(&value);
@@ -281,6 +400,10 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Int(i), t) if t == "Date32" || t == "Date" => {
             push_string(&mut out, &civil_date(i64::from(*i)))
         }
+        // A default of the reader's schema is read as a Long.
+        (Datum::Long(i), t) if t == "Date32" || t == "Date" => {
+            push_string(&mut out, &civil_date(*i))
+        }
         (Datum::Long(v), t) if t.starts_with("DateTime64(") => {
             let per_second = if t == "DateTime64(6)" {
                 1_000_000
@@ -296,6 +419,12 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
                 let _ = write!(out, "{}", v.div_euclid(per_second).max(0));
             }
         }
+        // A number or a boolean of a union kept as text: its JSON, as a string (a server
+        // does not read a bare number into a String column).
+        (
+            Datum::Int(_) | Datum::Long(_) | Datum::Float(_) | Datum::Double(_) | Datum::Boolean(_),
+            "String",
+        ) => push_string(&mut out, &generic(d).to_string()),
         (Datum::Int(i), _) => {
             let _ = write!(out, "{i}");
         }
@@ -305,6 +434,11 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
         (Datum::Float(f), _) => out.push_str(&float(f64::from(*f))),
         (Datum::Double(f), _) => out.push_str(&float(*f)),
         (Datum::Boolean(b), _) => out.push_str(if *b { "1" } else { "0" }),
+        // A decimal default of the reader's schema: text whose code points are the bytes.
+        (Datum::String(s), t) if t.starts_with("Decimal(") && s.chars().all(|c| c <= '\u{ff}') => {
+            let bytes: Vec<u8> = s.chars().map(|c| c as u8).collect();
+            out.push_str(&decimal(&bytes, t))
+        }
         (Datum::String(s), _) | (Datum::Enum(s), _) => push_string(&mut out, s),
         (Datum::Bytes(b), t) | (Datum::Fixed(b), t) if t.starts_with("Decimal(") => {
             out.push_str(&decimal(b, t))
@@ -349,7 +483,10 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
             out.push('}');
         }
         // A record into a named Tuple: a JSON object, each field in its element's type.
-        (Datum::Record(fields), t) if t.starts_with("Tuple(") && server.starts_with("Tuple(") => {
+        // (A record default of the reader's schema is read as a map.)
+        (Datum::Record(fields) | Datum::Map(fields), t)
+            if t.starts_with("Tuple(") && server.starts_with("Tuple(") =>
+        {
             let (types, server_types) = (
                 tuple_elements(inner(t, "Tuple(").unwrap_or("")),
                 tuple_elements(inner(server, "Tuple(").unwrap_or("")),
@@ -383,7 +520,7 @@ fn write_value(d: &Datum, ty: &str, server: &str) -> Result<String, String> {
 }
 
 /// A datum as plain JSON (bytes as text).
-fn generic(d: &Datum) -> Json {
+pub(super) fn generic(d: &Datum) -> Json {
     match d {
         Datum::Null => Json::Null,
         Datum::Boolean(b) => Json::Bool(*b),

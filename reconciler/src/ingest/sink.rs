@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::batch::{Batch, Dead};
 use super::dead_letter::{DeadLetterError, DeadLetters};
 use super::offsets::Offsets;
+use super::rows::Format;
 use super::spec::IngestSpec;
 use super::status::Status;
 use super::stop::{Backoff, Stop};
@@ -55,6 +56,8 @@ pub struct Sink<'a> {
     pub stop: &'a Stop,
     /// Check the ledger before a batch's insert (a consumer group's member: see above).
     pub fence: bool,
+    /// How the batches' rows are written (the decoder's [`Format`]).
+    pub format: Format,
 }
 
 enum Outcome {
@@ -256,7 +259,14 @@ impl Sink<'_> {
                 self.spec.version
             )));
         }
-        self.ch.insert_json_rows(&self.spec.staging, rows).await
+        match &self.format {
+            Format::JsonEachRow => self.ch.insert_json_rows(&self.spec.staging, rows).await,
+            Format::RowBinary(columns) => {
+                self.ch
+                    .insert_rows(&self.spec.staging, Some(columns), "RowBinary", rows)
+                    .await
+            }
+        }
     }
 }
 
@@ -331,6 +341,28 @@ pub async fn wait_for_views(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// The staging table's (name, type) columns, as the server has them.
+pub async fn staging_columns(
+    ch: &ClickHouse,
+    spec: &IngestSpec,
+) -> Result<Vec<(String, String)>, IngestError> {
+    let statement = format!(
+        "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
+        literal(&spec.staging.database),
+        literal(&spec.staging.name)
+    );
+    let rows = ch.rows(&statement).await?;
+    rows.into_iter()
+        .map(|r| match r.as_slice() {
+            [name, ty] => Ok((name.clone(), ty.clone())),
+            _ => Err(IngestError::ClickHouse(ClickHouseError::Answer {
+                statement: statement.clone(),
+                why: format!("a row that is not (name, type): {r:?}"),
+            })),
+        })
+        .collect()
 }
 
 async fn views_exist(ch: &ClickHouse, spec: &IngestSpec) -> Result<bool, ClickHouseError> {

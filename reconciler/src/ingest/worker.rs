@@ -70,6 +70,8 @@ pub struct Options {
     pub batch_bytes: usize,
     /// … or when its first record is this old.
     pub linger: Duration,
+    /// Rows as `RowBinary` where the staging table allows it (else `JSONEachRow`).
+    pub row_binary: bool,
     /// Batches waiting for ClickHouse (the bounded queue).
     pub queue: usize,
     /// librdkafka's prefetch queue per worker, in KiB.
@@ -87,6 +89,7 @@ impl Options {
             batch_rows: 20_000,
             batch_bytes: 8 << 20,
             linger: Duration::from_millis(250),
+            row_binary: true,
             queue: 2,
             prefetch_kib: 16 << 10,
         }
@@ -206,6 +209,19 @@ async fn run_clients(
     if !sink::wait_for_views(ch, spec, stop).await? {
         return Ok(());
     }
+    // RowBinary where every column of the staging table allows it, else JSONEachRow.
+    let binary = match options.row_binary {
+        true => decoder.use_row_binary(&sink::staging_columns(ch, spec).await?),
+        false => Err(super::rows::NotBinary::Asked),
+    };
+    if let Err(why) = binary {
+        eprintln!(
+            "paver ingest {}: v{}: rows as JSONEachRow, not RowBinary: {why}",
+            spec.pipeline, spec.version
+        );
+    }
+    let format = decoder.format();
+
     let starts = Starts { ch, admin, spec };
     let rebalances = consumer.context().rebalances.clone();
     let held_partitions: HeldPartitions = Arc::default();
@@ -300,6 +316,7 @@ async fn run_clients(
         stop: &inserts_stop,
         // A group member may be late: its partitions given to another, which inserted.
         fence: options.partitions.is_none(),
+        format,
     };
     let lost = || {
         IngestError::Kafka(format!(

@@ -251,12 +251,31 @@ impl ClickHouse {
         table: &TableName,
         rows: bytes::Bytes,
     ) -> Result<(), InsertError> {
+        self.insert_rows(table, None, "JSONEachRow", rows).await
+    }
+
+    /// Insert rows in `format` into a table (into these columns, in this order, when
+    /// given) in one statement, with [`INSERT_SETTINGS`].
+    pub async fn insert_rows(
+        &self,
+        table: &TableName,
+        columns: Option<&[String]>,
+        format: &str,
+        rows: bytes::Bytes,
+    ) -> Result<(), InsertError> {
         let settings = self
             .insert_settings()
             .await
             .map_err(|e| InsertError::Transient(e.to_string()))?;
         self.count();
-        let statement = format!("INSERT INTO {} FORMAT JSONEachRow", table_sql(table));
+        let columns = match columns {
+            Some(c) => format!(
+                " ({})",
+                c.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
+        let statement = format!("INSERT INTO {}{columns} FORMAT {format}", table_sql(table));
         let classify = |e: clickhouse::error::Error| {
             let e = ClickHouseError::from_client(&e, &statement);
             match e.code() {
