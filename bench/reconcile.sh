@@ -9,6 +9,7 @@
 #   PAVER_COMPARE=path/to/paver   also time that build's no-op on the same state
 #   --cluster    the pipelines' tables on the test ClickHouse cluster (scripts/test-servers
 #                start --cluster: 2 shards x 2 replicas), every object ON CLUSTER
+#   --no-run     skip the `paver run` rows (its no-op reconciles, from a git remote)
 #
 # A clean slate without disturbing the shared test servers: a tansu broker of its own on a
 # free port (memory storage, stopped at the end), and a ClickHouse database of its own
@@ -18,12 +19,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE=1000
 BUILD=1
 CLUSTER=0
+RUN=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size) SIZE="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --cluster) CLUSTER=1 ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-run) RUN=0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "reconcile.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -43,7 +46,9 @@ eval "$(scripts/test-servers env)"
 DB="bench_reconcile_$$"
 work="$(mktemp -d)"
 BROKER_PID=""
+RUN_PID=""
 cleanup() {
+  [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null && wait "$RUN_PID" 2>/dev/null
   [[ -n "$BROKER_PID" ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
   curl -sS --data-binary "DROP DATABASE IF EXISTS $DB" "$PAVER_CLICKHOUSE_URL/" >/dev/null || true
   rm -rf "$work"
@@ -70,6 +75,11 @@ else
   python3 bench/gen_repo.py "$work/repo" --database "$DB" --topics "$SIZE" --subjects 10 --versions 1 --pipelines "$SIZE" --pipeline-versions 1 >&2
 fi
 state="$work/state.db"
+# The repo as a commit of a bare git remote, as `paver run` follows one.
+git -C "$work/repo" init -q -b main && git -C "$work/repo" add -A \
+  && git -C "$work/repo" -c user.name=bench -c user.email=bench@localhost commit -qm bench \
+  && git clone -q --bare "$work/repo" "$work/remote.git"
+REPO=(--repo "file://$work/remote.git" --branch main)
 
 measure() { # label, then the command; prints a table row
   local label="$1"; shift
@@ -92,12 +102,34 @@ echo "- servers: ClickHouse $(curl -sS "$PAVER_CLICKHOUSE_URL/?query=SELECT%20ve
 echo
 echo "| run | wall (s) | requests | peak RSS (MiB) |"
 echo "| --- | ---: | --- | ---: |"
-measure "apply from scratch" "$PAVER" apply --repo "$work/repo" --state "$state"
-measure "no-op reconcile" "$PAVER" apply --repo "$work/repo" --state "$state"
-measure "no-op reconcile (again)" "$PAVER" apply --repo "$work/repo" --state "$state"
-measure "plan only (no-op)" "$PAVER" plan --repo "$work/repo" --state "$state"
+measure "apply from scratch" "$PAVER" apply "${REPO[@]}" --state "$state"
+measure "no-op reconcile" "$PAVER" apply "${REPO[@]}" --state "$state"
+measure "no-op reconcile (again)" "$PAVER" apply "${REPO[@]}" --state "$state"
+measure "plan only (no-op)" "$PAVER" plan "${REPO[@]}" --state "$state"
 # Another build on the same state (PAVER_COMPARE=path/to/paver): a before/after in one run.
 if [[ -n "${PAVER_COMPARE:-}" ]]; then
-  measure "no-op reconcile, $PAVER_COMPARE" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
-  measure "no-op reconcile, $PAVER_COMPARE (again)" "$PAVER_COMPARE" apply --repo "$work/repo" --state "$state"
+  measure "no-op reconcile, $PAVER_COMPARE" "$PAVER_COMPARE" apply "${REPO[@]}" --state "$state"
+  measure "no-op reconcile, $PAVER_COMPARE (again)" "$PAVER_COMPARE" apply "${REPO[@]}" --state "$state"
+fi
+
+# `paver run`'s no-op reconciles, the ones that run all day: the same commit, polled every
+# second. The first reconcile reads and lints the commit and reads
+# every view's statement; the following ones reuse both while nothing changed (see
+# "No-op reconciles in `paver run`" in the README). Their mean duration is from /metrics.
+if [[ $RUN == 1 ]]; then
+  RUN_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$PAVER" run "${REPO[@]}" --state "$state" --poll-seconds 1 \
+    --ingest external --listen "127.0.0.1:$RUN_PORT" >"$work/run.log" 2>&1 &
+  RUN_PID=$!
+  metric() { curl -sS "http://127.0.0.1:$RUN_PORT/metrics" 2>/dev/null | awk -v m="$1" '$1 == m {print $2}'; }
+  for _ in $(seq 600); do [[ "$(metric paver_reconciles_total)" -ge 2 ]] 2>/dev/null && break; sleep 0.5; done
+  first_count=$(metric paver_reconciles_total); first_sum=$(metric paver_reconcile_duration_seconds_sum)
+  for _ in $(seq 600); do [[ "$(metric paver_reconciles_total)" -ge $((first_count + 10)) ]] 2>/dev/null && break; sleep 0.5; done
+  count=$(metric paver_reconciles_total); sum=$(metric paver_reconcile_duration_seconds_sum)
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$RUN_PID/status")
+  kill "$RUN_PID" 2>/dev/null; wait "$RUN_PID" 2>/dev/null || true
+  grep -q "FAILED\|error" "$work/run.log" && tail -5 "$work/run.log" >&2
+  printf '| paver run: no-op reconcile, mean of %d after the first %d | %.2f | (not counted) | %.1f |\n' \
+    "$((count - first_count))" "$first_count" "$(awk "BEGIN{print ($sum - $first_sum) / ($count - $first_count)}")" \
+    "$(awk "BEGIN{print $rss / 1024}")"
 fi

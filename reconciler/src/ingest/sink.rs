@@ -40,11 +40,17 @@ pub enum Ingested {
     Abandoned,
     /// Not inserted: the ledger already passes this batch's first record in the partition
     /// (another worker holds it now): neither inserted nor committed.
-    Taken {
-        partition: i32,
-        offset: i64,
-        ledger: i64,
-    },
+    Taken(Passed),
+}
+
+/// A partition where the ledger has a batch's first record, or a later one.
+#[derive(Debug, PartialEq)]
+pub struct Passed {
+    pub partition: i32,
+    /// The batch's first offset there.
+    pub offset: i64,
+    /// The ledger's last offset there.
+    pub ledger: i64,
 }
 
 /// The staging table of one pipeline version.
@@ -64,11 +70,7 @@ enum Outcome {
     Inserted,
     Rejected(String),
     Stopped,
-    Taken {
-        partition: i32,
-        offset: i64,
-        ledger: i64,
-    },
+    Taken(Passed),
 }
 
 impl Sink<'_> {
@@ -95,17 +97,7 @@ impl Sink<'_> {
                     .status
                     .update(|s| s.inserted += batch.items.len() as u64),
                 Outcome::Stopped => return Ok(Ingested::Abandoned),
-                Outcome::Taken {
-                    partition,
-                    offset,
-                    ledger,
-                } => {
-                    return Ok(Ingested::Taken {
-                        partition,
-                        offset,
-                        ledger,
-                    })
-                }
+                Outcome::Taken(passed) => return Ok(Ingested::Taken(passed)),
                 Outcome::Rejected(_) => {
                     // Some row is bad: insert them one by one, dead-letter the rejected
                     // ones at once (before a later row's offset reaches the ledger).
@@ -118,17 +110,7 @@ impl Sink<'_> {
                             Outcome::Inserted => self.status.update(|s| s.inserted += 1),
                             Outcome::Stopped => return Ok(Ingested::Abandoned),
                             // Not asked for one row (its batch passed the fence).
-                            Outcome::Taken {
-                                partition,
-                                offset,
-                                ledger,
-                            } => {
-                                return Ok(Ingested::Taken {
-                                    partition,
-                                    offset,
-                                    ledger,
-                                })
-                            }
+                            Outcome::Taken(passed) => return Ok(Ingested::Taken(passed)),
                             Outcome::Rejected(reason) => {
                                 let dead = Dead {
                                     partition: item.partition,
@@ -196,14 +178,8 @@ impl Sink<'_> {
                         return Ok(Outcome::Inserted);
                     }
                     Ok(have) => {
-                        if let Some((partition, offset, ledger)) =
-                            firsts.and_then(|f| passed(&have, f))
-                        {
-                            return Ok(Outcome::Taken {
-                                partition,
-                                offset,
-                                ledger,
-                            });
+                        if let Some(passed) = firsts.and_then(|f| passed(&have, f)) {
+                            return Ok(Outcome::Taken(passed));
                         }
                     }
                     Err(e) => {
@@ -292,12 +268,16 @@ fn earliest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
 
 /// A partition where the ledger already has one of the offsets from `firsts` on:
 /// (partition, first offset, the ledger's last offset).
-fn passed(ledger: &Offsets, firsts: &Offsets) -> Option<(i32, i64, i64)> {
+fn passed(ledger: &Offsets, firsts: &Offsets) -> Option<Passed> {
     firsts.iter().find_map(|(p, first)| {
         ledger
             .get(p)
             .filter(|last| *last >= first)
-            .map(|last| (*p, *first, *last))
+            .map(|last| Passed {
+                partition: *p,
+                offset: *first,
+                ledger: *last,
+            })
     })
 }
 
@@ -442,11 +422,19 @@ mod tests {
         assert_eq!(passed(&Offsets::from([(2, 50)]), &firsts), None);
         assert_eq!(
             passed(&Offsets::from([(0, 9), (1, 4)]), &firsts),
-            Some((1, 4, 4))
+            Some(Passed {
+                partition: 1,
+                offset: 4,
+                ledger: 4
+            })
         );
         assert_eq!(
             passed(&Offsets::from([(0, 30)]), &firsts),
-            Some((0, 10, 30))
+            Some(Passed {
+                partition: 0,
+                offset: 10,
+                ledger: 30
+            })
         );
     }
 }

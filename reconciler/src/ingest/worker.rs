@@ -411,7 +411,7 @@ async fn run_clients(
                         break Err(lost())
                     }
                     Ok(Ingested::Abandoned) => break Ok(()),
-                    Ok(Ingested::Taken { partition, offset, ledger }) => {
+                    Ok(Ingested::Taken(sink::Passed { partition, offset, ledger })) => {
                         break Err(IngestError::Kafka(format!(
                             "v{}: partition {partition} is another worker's now (the ledger has offset {ledger}, this batch starts at {offset}): not inserted, joining again",
                             spec.version
