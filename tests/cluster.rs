@@ -333,6 +333,38 @@ fn produce(
     });
 }
 
+/// Events sent all along, in small batches from a thread of their own, until stopped: the
+/// traffic a cut-over and a revert happen under. Phases from 100 up (ids of their own).
+struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<BTreeSet<String>>,
+}
+
+impl Traffic {
+    fn start(topic: &str) -> Traffic {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (topic, stopping) = (topic.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let producer = producer();
+            let mut ids = BTreeSet::new();
+            let mut phase = 100;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                produce(&producer, &topic, &mut ids, phase, 20);
+                phase += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            ids
+        });
+        Traffic { stop, thread }
+    }
+
+    /// Stop sending; the ids of the events sent that must reach the sink.
+    fn stop(self) -> BTreeSet<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the traffic thread failed")
+    }
+}
+
 fn producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -350,12 +382,18 @@ fn count(ch: &ClickHouse, table: &str) -> usize {
 /// Waits until `table`, read through the node `ch`, has `want` rows, then checks that no
 /// more arrive.
 fn wait_for_count(ch: &ClickHouse, table: &str, want: usize, timeout: Duration) {
+    wait_for_rows(ch, table, "1", want, timeout)
+}
+
+/// [`wait_for_count`] of the rows `filter` (an SQL condition) selects.
+fn wait_for_rows(ch: &ClickHouse, table: &str, filter: &str, want: usize, timeout: Duration) {
     let started = Instant::now();
+    let count = || count(ch, &format!("{table} WHERE {filter}"));
     loop {
-        let n = count(ch, table);
+        let n = count();
         if n >= want {
             std::thread::sleep(Duration::from_millis(500));
-            assert_eq!(count(ch, table), want, "more rows than events in {table}");
+            assert_eq!(count(), want, "more rows than events in {table}");
             return;
         }
         assert!(
@@ -498,7 +536,7 @@ fn identical_events_in_separate_batches_are_all_kept_on_replicated_tables() {
 }
 
 #[test]
-fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
+fn a_new_physical_table_and_a_git_revert_on_the_cluster_under_traffic_keep_every_row() {
     let _up = nodes_up();
     let p = Platform::new("gen");
     p.base(2);
@@ -511,7 +549,9 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
     let ch = connect(&p.cluster.nodes[2]);
     wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
 
-    // v2 orders the sink differently: a new replicated physical table on every node.
+    // v2 orders the sink differently: a new replicated physical table on every node. The
+    // cut-over and the revert happen under traffic.
+    let traffic = Traffic::start(&p.topic());
     p.write_pipeline(2, "(kind, id)", "cityHash64(id)");
     p.push("pipeline v2: ORDER BY (kind, id)");
     let plan = p.plan();
@@ -524,7 +564,9 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
     assert_eq!(tables["events__v2"], "ReplicatedMergeTree", "{tables:?}");
     p.assert_plan_empty();
     produce(&producer, &p.topic(), &mut ids, 2, 300);
-    wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
+    let phase_2 = ids.iter().filter(|id| id.starts_with("p2-")).count();
+    let (table, timeout) = (p.table(), Duration::from_secs(90));
+    wait_for_rows(&ch, &table, "id LIKE 'p2-%'", phase_2, timeout);
     assert!(
         count(&ch, &format!("{}.events__v2", p.db())) == 0,
         "node 3 is on the other shard: the worker writes into shard 1"
@@ -539,6 +581,9 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_keep_every_row() {
     p.assert_same_tables_everywhere();
     p.assert_plan_empty();
     produce(&producer, &p.topic(), &mut ids, 3, 300);
+    let sent = traffic.stop();
+    assert!(sent.len() > 100, "too little traffic: {}", sent.len());
+    ids.extend(sent);
     wait_for_count(&ch, &p.table(), ids.len(), Duration::from_secs(90));
     assert_exactly_once(&ch, &p.table(), &ids);
 }
