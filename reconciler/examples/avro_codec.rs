@@ -113,8 +113,8 @@ fn main() {
     // The same fingerprints, and the same datum for the first message.
     let workload_fp = match fingerprint_difference(&p1, &a1) {
         None => "the same".to_string(),
-        Some(Ok(why)) => why,
-        Some(Err(why)) => {
+        Some(Difference::LogicalTypes(why)) => why,
+        Some(Difference::Other(why)) => {
             eprintln!("the workload's fingerprint: {why}");
             std::process::exit(1);
         }
@@ -277,8 +277,8 @@ fn oracle() -> (String, Vec<String>) {
             Ok(a) => {
                 match fingerprint_difference(&p, &a) {
                     None => fp_same += 1,
-                    Some(Ok(_)) => fp_logical += 1,
-                    Some(Err(why)) => differ.push(format!("case {cases}: {why}")),
+                    Some(Difference::LogicalTypes(_)) => fp_logical += 1,
+                    Some(Difference::Other(why)) => differ.push(format!("case {cases}: {why}")),
                 }
                 apache_avro::from_avro_datum(&a, &mut &bytes[..], None)
                     .map(|v| plain_avro(&v))
@@ -305,14 +305,18 @@ fn oracle() -> (String, Vec<String>) {
     )
 }
 
-/// `None` when both give the same fingerprint. Otherwise `Ok` when the difference is
-/// apache-avro's canonical form of logical types alone (its form, with `{"type":"long"}`
-/// written `"long"`, is paver's, and its Rabin of paver's form is paver's fingerprint),
-/// `Err` for any other difference.
-fn fingerprint_difference(
-    p: &codec::Schema,
-    a: &apache_avro::Schema,
-) -> Option<Result<String, String>> {
+/// How two fingerprints of a schema differ, said in words.
+enum Difference {
+    /// apache-avro's canonical form of logical types alone (its form, with
+    /// `{"type":"long"}` written `"long"`, is paver's, and its Rabin of paver's form is
+    /// paver's fingerprint).
+    LogicalTypes(String),
+    /// Anything else.
+    Other(String),
+}
+
+/// `None` when both give the same fingerprint.
+fn fingerprint_difference(p: &codec::Schema, a: &apache_avro::Schema) -> Option<Difference> {
     use apache_avro::rabin::Rabin;
     use digest::Digest;
     let theirs = a.fingerprint::<Rabin>().bytes;
@@ -339,9 +343,9 @@ fn fingerprint_difference(
         a.canonical_form()
     );
     Some(if form == p.canonical && same_function {
-        Ok(why)
+        Difference::LogicalTypes(why)
     } else {
-        Err(why)
+        Difference::Other(why)
     })
 }
 
