@@ -195,7 +195,7 @@ fn drift_is_only_reported_when_the_repo_says_so() {
 }
 
 /// "N ClickHouse queries, M Kafka requests" from paver's output.
-fn requests(out: &Output) -> (u64, u64) {
+pub(super) fn requests(out: &Output) -> (u64, u64) {
     let t = text(out);
     let line = t
         .lines()

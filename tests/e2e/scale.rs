@@ -3,20 +3,6 @@
 
 use super::*;
 
-/// "N ClickHouse queries, M Kafka requests" of a `paver apply`.
-fn requests_of(out: &Output) -> (u64, u64) {
-    let t = text(out);
-    let line = t
-        .lines()
-        .find(|l| l.contains("ClickHouse queries"))
-        .unwrap_or_else(|| panic!("{t}"));
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.trim_end_matches(',').parse().ok())
-        .collect();
-    (numbers[0], numbers[1])
-}
-
 /// A repo of `extra` more topics and `extra` more pipelines (each its own sink table) than
 /// the base one, applied; then the requests of a no-op reconcile.
 fn no_op_requests(test: &str, extra: usize) -> (u64, u64) {
@@ -37,7 +23,7 @@ fn no_op_requests(test: &str, extra: usize) -> (u64, u64) {
     let again = p.apply();
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).contains("0 steps"), "{}", text(&again));
-    requests_of(&again)
+    super::run::requests(&again)
 }
 
 #[test]
