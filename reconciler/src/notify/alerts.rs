@@ -91,6 +91,8 @@ pub fn evaluate(
     now: i64,
 ) -> Result<(), StoreError> {
     let statuses = store.pipeline_status()?;
+    let statuses: BTreeMap<&str, _> = statuses.iter().map(|s| (s.name.as_str(), s)).collect();
+    let workers = store.workers()?;
     let firing: BTreeMap<(String, String), FiringAlert> = outbox
         .firing()?
         .into_iter()
@@ -102,7 +104,7 @@ pub fn evaluate(
         let Some(rule) = rules.get(&name) else {
             continue;
         };
-        let status = statuses.iter().find(|s| s.name == name);
+        let status = statuses.get(name.as_str()).copied();
         let window = Duration::from_secs(config.alerts.failure_for_seconds).as_millis() as i64;
         let samples = memory.samples.entry(name.clone()).or_default();
         if let Some(s) = status {
@@ -114,13 +116,12 @@ pub fn evaluate(
         let receiver = config.route(rule.on_failure.as_deref(), &rule.owner);
         let mut checks: Vec<(&str, u64, Option<String>)> = Vec::new();
         if receiver.is_some() {
-            let workers = store.workers_of(&name)?;
             checks.push((
                 ON_FAILURE,
                 config.alerts.failure_for_seconds,
                 failing(
                     status,
-                    &workers,
+                    workers.get(&name).map_or(&[], Vec::as_slice),
                     samples,
                     config.alerts.dead_letter_ratio,
                     now,

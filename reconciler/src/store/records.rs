@@ -178,6 +178,20 @@ fn revisions(rows: Vec<Row>) -> Result<Vec<RevisionRecord>, StoreError> {
     rows.iter().map(revision_row).collect()
 }
 
+/// A worker's record from its columns (worker, version, heartbeat_ms, partitions), the
+/// first at `at`.
+fn worker_record(r: &Row, at: usize) -> Result<WorkerRecord, StoreError> {
+    Ok(WorkerRecord {
+        worker: r.text(at)?,
+        version: r.opt_int(at + 1)?.map(version).transpose()?,
+        heartbeat_ms: r.int(at + 2)?,
+        partitions: r
+            .opt_text(at + 3)?
+            .map(|p| serde_json::from_str(&p))
+            .transpose()?,
+    })
+}
+
 fn version(v: i64) -> Result<u32, StoreError> {
     u32::try_from(v)
         .map_err(|_| StoreError::Recovery(format!("a pipeline version {v} out of range")))
@@ -495,18 +509,26 @@ impl Store {
             params![pipeline],
         )?
         .iter()
-        .map(|r| {
-            Ok(WorkerRecord {
-                worker: r.text(0)?,
-                version: r.opt_int(1)?.map(version).transpose()?,
-                heartbeat_ms: r.int(2)?,
-                partitions: r
-                    .opt_text(3)?
-                    .map(|p| serde_json::from_str(&p))
-                    .transpose()?,
-            })
-        })
+        .map(|r| worker_record(r, 0))
         .collect()
+    }
+
+    /// Every pipeline's workers, in one read (for what looks at every pipeline: alerts,
+    /// `status`).
+    pub fn workers(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<WorkerRecord>>, StoreError> {
+        let mut by_pipeline = std::collections::BTreeMap::<String, Vec<WorkerRecord>>::new();
+        for r in self.read(
+            "SELECT pipeline, worker, version, heartbeat_ms, partitions FROM ingest_workers ORDER BY pipeline, worker",
+            params![],
+        )? {
+            by_pipeline
+                .entry(r.text(0)?)
+                .or_default()
+                .push(worker_record(&r, 1)?);
+        }
+        Ok(by_pipeline)
     }
 
     /// Which partitions a worker holds now (`None`: it runs no version).
@@ -538,13 +560,17 @@ impl Store {
     /// [`WORKER_FRESH_MS`]; a killed worker's record stays until its process runs again).
     pub fn pipelines_summary(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let status = self.pipeline_status()?;
+        let status: std::collections::BTreeMap<&str, _> =
+            status.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut all_workers = self.workers()?;
         let now = super::now_ms();
         let mut out = Vec::new();
         for l in self.live()? {
-            let s = status.iter().find(|s| s.name == l.spec.pipeline);
-            let workers: Vec<serde_json::Value> = self
-                .workers_of(&l.spec.pipeline)?
+            let s = status.get(l.spec.pipeline.as_str()).copied();
+            let workers: Vec<serde_json::Value> = all_workers
+                .remove(&l.spec.pipeline)
                 .into_iter()
+                .flatten()
                 .map(|w| {
                     serde_json::json!({
                         "worker": w.worker,

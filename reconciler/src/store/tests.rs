@@ -92,6 +92,12 @@ fn workers_report_their_version_and_are_forgotten_on_a_clean_stop() {
         store.forget_worker("p", "host pid 1").unwrap();
         assert_eq!(store.workers_of("p").unwrap().len(), 1);
         assert_eq!(store.workers_of("q").unwrap()[0].version, Some(7));
+        // Every pipeline's at once: the same records.
+        let all = store.workers().unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["p", "q"]);
+        for (pipeline, workers) in &all {
+            assert_eq!(workers, &store.workers_of(pipeline).unwrap());
+        }
     }
 }
 
