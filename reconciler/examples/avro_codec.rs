@@ -20,6 +20,10 @@ use apache_avro::types::Value;
 use paver::ingest::codec::{self, Datum};
 use serde_json::{json, Value as Json};
 
+#[path = "../tests/oracle/mod.rs"]
+mod oracle;
+use oracle::{hex, plain, unhex};
+
 const V1: &str = r#"{"type": "record", "name": "Event", "namespace": "dev.paver.bench", "fields": [
   {"name": "id", "type": "string"},
   {"name": "kind", "type": "string"},
@@ -130,7 +134,7 @@ fn main() {
         })
         .collect();
     assert_eq!(
-        plain_paver(&Datum::Record(
+        plain(&Datum::Record(
             reader_fields
                 .iter()
                 .map(|(n, _)| n.clone())
@@ -153,7 +157,7 @@ fn main() {
                     .collect(),
             );
             let theirs = apache_avro::from_avro_datum(&a1, &mut &m[..], Some(&a2)).unwrap();
-            plain_paver(&ours) != plain_avro(&theirs)
+            plain(&ours) != plain_avro(&theirs)
         })
         .count();
 
@@ -269,7 +273,7 @@ fn oracle() -> (String, Vec<String>) {
         cases += 1;
         let bytes = unhex(case["encoded"].as_str().unwrap());
         let p = codec::Schema::parse(&case["schema"]).unwrap();
-        let ours = p.decode(&bytes).map(|d| plain_paver(&d));
+        let ours = p.decode(&bytes).map(|d| plain(&d));
         if ours.as_ref().ok() == Some(&case["datum"]) {
             paver_ok += 1;
         }
@@ -347,38 +351,6 @@ fn fingerprint_difference(p: &codec::Schema, a: &apache_avro::Schema) -> Option<
     } else {
         Difference::Other(why)
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// A datum as the oracle prints it (as `tests/codec_oracle.rs`).
-fn plain_paver(datum: &Datum) -> Json {
-    match datum {
-        Datum::Null => Json::Null,
-        Datum::Boolean(b) => json!(b),
-        Datum::Int(i) => json!(i),
-        Datum::Long(l) => json!(l),
-        Datum::Float(f) => json!(f64::from(*f)),
-        Datum::Double(d) => json!(d),
-        Datum::Bytes(b) | Datum::Fixed(b) => json!(hex(b)),
-        Datum::String(s) | Datum::Enum(s) => json!(s),
-        Datum::Array(items) => Json::Array(items.iter().map(plain_paver).collect()),
-        Datum::Record(fields) | Datum::Map(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), plain_paver(v)))
-                .collect(),
-        ),
-    }
 }
 
 fn plain_avro(value: &Value) -> Json {

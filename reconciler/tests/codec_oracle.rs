@@ -8,6 +8,9 @@ use std::process::Command;
 use paver::ingest::codec::{Datum, Schema};
 use serde_json::{json, Value as Json};
 
+mod oracle;
+use oracle::{hex, plain, unhex};
+
 fn python() -> String {
     if let Some(p) = std::env::var("PAVER_PYTHON").ok().filter(|p| !p.is_empty()) {
         return p;
@@ -18,35 +21,6 @@ fn python() -> String {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/paver/venv")
         });
     venv.join("bin/python").to_string_lossy().into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// A datum as the oracle prints it.
-fn plain(datum: &Datum) -> Json {
-    match datum {
-        Datum::Null => Json::Null,
-        Datum::Boolean(b) => json!(b),
-        Datum::Int(i) => json!(i),
-        Datum::Long(l) => json!(l),
-        Datum::Float(f) => json!(f64::from(*f)),
-        Datum::Double(d) => json!(d),
-        Datum::Bytes(b) | Datum::Fixed(b) => json!(hex(b)),
-        Datum::String(s) | Datum::Enum(s) => json!(s),
-        Datum::Array(items) => Json::Array(items.iter().map(plain).collect()),
-        Datum::Record(fields) | Datum::Map(fields) => {
-            Json::Object(fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
-        }
-    }
 }
 
 #[test]
