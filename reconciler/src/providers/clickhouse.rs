@@ -24,6 +24,17 @@ mod observe;
 pub use cluster::with_on_cluster;
 pub use observe::ViewCache;
 
+/// The wanted databases that exist, as a list of SQL literals for `IN (…)`; `None` when
+/// none exists (nothing to observe in them).
+fn existing_list(wanted: &BTreeSet<String>, existing: &BTreeSet<String>) -> Option<String> {
+    let list: Vec<String> = wanted
+        .iter()
+        .filter(|d| existing.contains(*d))
+        .map(|d| literal(d))
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
 /// A connection to one ClickHouse server.
 pub struct ClickHouse {
     client: clickhouse::Client,

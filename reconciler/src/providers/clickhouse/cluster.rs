@@ -288,17 +288,11 @@ impl ClickHouse {
             .into_iter()
             .filter_map(|r| r.get(1).cloned())
             .collect();
-        let wanted: Vec<String> = databases
-            .iter()
-            .filter(|d| existing.contains(*d))
-            .map(|d| literal(d))
-            .collect();
         let mut tables = BTreeMap::new();
         let mut missing = BTreeMap::new();
-        if wanted.is_empty() {
+        let Some(list) = super::existing_list(databases, &existing) else {
             return Ok((existing, tables, missing));
-        }
-        let list = wanted.join(", ");
+        };
         let mut seen: BTreeMap<TableName, (String, BTreeSet<String>)> = BTreeMap::new();
         let mut rows = self
             .over_nodes(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{literal, ClickHouse, ClickHouseError};
+use super::{ClickHouse, ClickHouseError};
 use crate::plan::{ObservedTable, TableName};
 
 /// The views' statements read before, with the modification time of their metadata.
@@ -101,16 +101,10 @@ impl ClickHouse {
             .into_iter()
             .filter_map(|r| r.into_iter().next())
             .collect();
-        let wanted: Vec<String> = databases
-            .iter()
-            .filter(|d| existing.contains(*d))
-            .map(|d| literal(d))
-            .collect();
         let mut tables = BTreeMap::new();
-        if wanted.is_empty() {
+        let Some(list) = super::existing_list(databases, &existing) else {
             return Ok((existing, tables));
-        }
-        let list = wanted.join(", ");
+        };
         let tables_sql = format!(
             "SELECT database, name, engine, partition_key, sorting_key, \
              toString(metadata_modification_time) FROM system.tables \
