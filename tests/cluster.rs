@@ -152,8 +152,8 @@ impl Platform {
         self.write(
             "paver.yaml",
             &format!(
-                "targets:\n  clusters:\n    main:\n      clickhouse:\n        url: \"{}\"\n        cluster: {}\n",
-                self.cluster.url, self.cluster.name
+                "targets:\n  clusters:\n    main:\n      clickhouse:\n        url: \"{}\"\n        cluster: {}\n        shards: [\"{}\", \"{}\"]\n",
+                self.cluster.url, self.cluster.name, self.cluster.nodes[0], self.cluster.nodes[2]
             ),
         );
         self.write(
@@ -257,6 +257,14 @@ impl Platform {
     }
 
     /// Every node's tables of the test's database: node → name → engine.
+    /// The rows of a local (physical) table on the first node of each shard.
+    fn rows_per_shard(&self, table: &str) -> Vec<usize> {
+        [0, 2]
+            .iter()
+            .map(|i| count(&connect(&self.cluster.nodes[*i]), table))
+            .collect()
+    }
+
     fn tables_by_node(&self) -> Vec<BTreeMap<String, String>> {
         self.cluster
             .nodes
@@ -495,14 +503,77 @@ fn exactly_once_through_the_cluster_with_a_worker_killed_mid_stream() {
     let _ = worker.0.wait();
     produce(&producer, &p.topic(), &mut ids, 2, 400);
     let _worker = p.ingest("ingest-2.log");
-    // Read through db.table on a node of the other shard: the Distributed table reads all.
+    // Read through db.table on a node of shard 2: the Distributed table reads all.
     let other_shard = connect(&p.cluster.nodes[3]);
     wait_for_count(&other_shard, &p.table(), ids.len(), Duration::from_secs(90));
     assert_exactly_once(&other_shard, &p.table(), &ids);
-    // The replica of the shard the worker wrote to has every row too.
-    let replica = connect(&p.cluster.nodes[1]);
-    wait_for_count(&replica, &p.table(), ids.len(), Duration::from_secs(60));
+    // Each of the 4 partitions went to its shard (partition mod 2): both shards hold rows,
+    // each exactly its partitions' rows, and the second replica of each has them too.
+    let physical = format!("{}.events__v1", p.db());
+    let per_shard = p.rows_per_shard(&physical);
+    assert!(
+        per_shard.iter().all(|n| *n > 0),
+        "rows per shard: {per_shard:?}"
+    );
+    assert_eq!(per_shard.iter().sum::<usize>(), ids.len(), "{per_shard:?}");
+    for (replica, shard) in [(1, 0), (3, 1)] {
+        let node = connect(&p.cluster.nodes[replica]);
+        wait_for_count(&node, &physical, per_shard[shard], Duration::from_secs(60));
+    }
     p.assert_plan_empty();
+}
+
+/// Without `shards`, the address of shard 2 is derived from `system.clusters` with the
+/// url's port: on this cluster (every node on 127.0.0.1) that is node 1 again, of shard 1.
+/// It is refused by name, before any row could go to the wrong shard; with `shards`, the
+/// doctor lists the node of each shard.
+#[test]
+fn a_shard_address_that_answers_as_another_shard_is_refused_by_name() {
+    let _up = nodes_up();
+    let p = Platform::new("shards");
+    p.base(2);
+    p.push("pipeline v1");
+    let doctor = |p: &Platform| {
+        let out = p
+            .paver(&["doctor", "--repo", &p.remote_url])
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    let (code, said) = doctor(&p);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cluster `{}`: 2 shard(s), rows inserted into {}, {}",
+            p.cluster.name, p.cluster.nodes[0], p.cluster.nodes[2]
+        )),
+        "{said}"
+    );
+    p.write(
+        "paver.yaml",
+        &format!(
+            "targets:\n  clusters:\n    main:\n      clickhouse:\n        url: \"{}\"\n        cluster: {}\n",
+            p.cluster.url, p.cluster.name
+        ),
+    );
+    p.push("no shard addresses");
+    let (code, said) = doctor(&p);
+    assert_eq!(code, Some(1), "{said}");
+    let port = p
+        .cluster
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/');
+    assert!(
+        said.contains(&format!(
+            "shard 2 of ClickHouse cluster `{}`: http://127.0.0.1:{port} answers as shard [1] of the cluster, not as shard 2",
+            p.cluster.name
+        )),
+        "{said}"
+    );
+    assert!(said.contains("clickhouse.shards"), "{said}");
 }
 
 /// Events alike in every byte are still so many events: ClickHouse's replicated block
@@ -567,12 +638,11 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_under_traffic_keep_every
     let phase_2 = ids.iter().filter(|id| id.starts_with("p2-")).count();
     let (table, timeout) = (p.table(), Duration::from_secs(90));
     wait_for_rows(&ch, &table, "id LIKE 'p2-%'", phase_2, timeout);
-    assert!(
-        count(&ch, &format!("{}.events__v2", p.db())) == 0,
-        "node 3 is on the other shard: the worker writes into shard 1"
-    );
+    // Both shards took rows of v2's physical table (each partition goes to its shard).
     let ch1 = connect(&p.cluster.url);
-    assert!(count(&ch1, &format!("{}.events__v2", p.db())) > 0);
+    for node in [&ch, &ch1] {
+        assert!(count(node, &format!("{}.events__v2", p.db())) > 0);
+    }
 
     // git revert: v1 again, into its own layout's table; db.table still reads every row.
     std::fs::remove_file(p.work.join(format!("pipelines/{}/v2.yaml", p.pipeline()))).unwrap();
@@ -592,7 +662,7 @@ fn a_new_physical_table_and_a_git_revert_on_the_cluster_under_traffic_keep_every
 fn a_table_dropped_by_hand_on_one_node_is_drift_that_is_repaired() {
     let _up = nodes_up();
     let p = Platform::new("drift");
-    p.base(1);
+    p.base(2);
     p.push("pipeline v1");
     p.apply();
     let staging = format!("__paver_{}_v1", p.pipeline().replace('-', "_"));
@@ -611,13 +681,18 @@ fn a_table_dropped_by_hand_on_one_node_is_drift_that_is_repaired() {
     let tables = p.assert_same_tables_everywhere();
     assert_eq!(tables["events__v1"], "ReplicatedMergeTree");
     p.assert_plan_empty();
-    // The repaired replica joined its shard again: rows written on its partner reach it.
+    // The repaired replica joined its shard again: rows written on its partner (node 4,
+    // where partition 1 goes) reach it.
     let _worker = p.ingest("ingest.log");
     let mut ids = BTreeSet::new();
     produce(&producer(), &p.topic(), &mut ids, 1, 100);
     let node1 = connect(&p.cluster.url);
     wait_for_count(&node1, &p.table(), ids.len(), Duration::from_secs(90));
     assert_exactly_once(&node1, &p.table(), &ids);
+    let physical = format!("{}.events__v1", p.db());
+    let shard_2 = p.rows_per_shard(&physical)[1];
+    assert!(shard_2 > 0, "no row on shard 2");
+    wait_for_count(&node3, &physical, shard_2, Duration::from_secs(60));
 }
 
 #[test]
@@ -733,23 +808,29 @@ fn ingestion_goes_on_while_a_replica_is_killed_and_the_replica_catches_up() {
     let other_shard = connect(&p.cluster.nodes[3]);
     wait_for_count(&other_shard, &p.table(), ids.len(), Duration::from_secs(90));
     assert_exactly_once(&other_shard, &p.table(), &ids);
-    // Back, it fetches what it missed from its replica.
+    // Back, it fetches what it missed from its replica (its shard's rows: half the
+    // partitions').
     servers(&["node-start", "2"]);
     let node2 = connect(&p.cluster.nodes[1]);
     let physical = format!("{}.events__v1", p.db());
+    let shard_1 = p.rows_per_shard(&physical)[0];
+    assert!(
+        shard_1 > 0 && shard_1 < ids.len(),
+        "shard 1 holds {shard_1} of {}",
+        ids.len()
+    );
     let started = Instant::now();
     loop {
         let n = runtime()
             .block_on(node2.rows(&format!("SELECT count() FROM {physical}")))
             .ok()
             .and_then(|r| r.first()?.first()?.parse::<usize>().ok());
-        if n == Some(ids.len()) {
+        if n == Some(shard_1) {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "node 2 has {n:?} of {} rows in {physical}",
-            ids.len()
+            "node 2 has {n:?} of shard 1's {shard_1} rows in {physical}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -243,6 +243,14 @@ impl ClickHouse {
                 base.map(|b| b.tls.clone()).unwrap_or_default()
             },
             cluster: text(node, "cluster").or_else(|| base.and_then(|b| b.cluster.clone())),
+            shards: match node.and_then(|n| n.get("shards")) {
+                Some(list) => list
+                    .as_seq()
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect(),
+                None => base.map(|b| b.shards.clone()).unwrap_or_default(),
+            },
         }
     }
 

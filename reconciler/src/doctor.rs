@@ -74,18 +74,34 @@ fn tls_words(url: &str) -> &'static str {
 }
 
 async fn clickhouse(name: &str, target: &config::ClickHouse, env: Env<'_>) -> (bool, String) {
-    match ClickHouse::open(target, env).await {
-        Ok(ch) => (
-            true,
-            format!(
-                "{name} {}: reachable, authenticated as `{}`, {}, ClickHouse {}",
-                target.url,
-                target.user.as_deref().unwrap_or("default"),
-                tls_words(&target.url),
-                ch.version_text
-            ),
-        ),
-        Err(e) => (false, format!("{name}: {e}")),
+    let ch = match ClickHouse::open(target, env).await {
+        Ok(ch) => ch,
+        Err(e) => return (false, format!("{name}: {e}")),
+    };
+    let line = format!(
+        "{name} {}: reachable, authenticated as `{}`, {}, ClickHouse {}",
+        target.url,
+        target.user.as_deref().unwrap_or("default"),
+        tls_words(&target.url),
+        ch.version_text
+    );
+    let Some(cluster) = &target.cluster else {
+        return (true, line);
+    };
+    // Where the workers insert each shard's rows, checked as they check it.
+    match crate::ingest::shards::Shards::open(target, env, ch).await {
+        Ok(shards) => {
+            let urls: Vec<&str> = shards.nodes().iter().map(|n| n.url.as_str()).collect();
+            (
+                true,
+                format!(
+                    "{line}\n{name} cluster `{cluster}`: {} shard(s), rows inserted into {}",
+                    urls.len(),
+                    urls.join(", ")
+                ),
+            )
+        }
+        Err(e) => (false, format!("{line}\n{name}: {e}")),
     }
 }
 

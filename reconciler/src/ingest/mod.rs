@@ -17,6 +17,7 @@ pub mod offsets;
 pub mod registry;
 pub mod row_binary;
 pub mod rows;
+pub mod shards;
 pub mod signal;
 pub mod sink;
 pub mod spec;
@@ -35,6 +36,8 @@ pub enum IngestError {
     ClickHouse(#[from] crate::providers::clickhouse::ClickHouseError),
     #[error(transparent)]
     Connect(#[from] crate::providers::clickhouse::ConnectError),
+    #[error(transparent)]
+    Shard(#[from] shards::ShardError),
     #[error(transparent)]
     KafkaOpen(#[from] crate::providers::kafka::KafkaOpenError),
     #[error(transparent)]

@@ -38,6 +38,7 @@ use super::group::{Change, GroupContext};
 use super::handover::{self, HandoverOutcome};
 use super::offsets::{start_offsets, Offsets};
 use super::rows::Decoder;
+use super::shards::{self, Shards};
 use super::sink::{self, Ingested, Sink};
 use super::spec::{Endpoints, IngestSpec};
 use super::status::Status;
@@ -106,7 +107,8 @@ impl Options {
 
 /// The servers' clients of one version.
 struct Clients {
-    ch: ClickHouse,
+    /// The node of each shard (one: the target's url).
+    shards: Shards,
     consumer: Arc<StreamConsumer<GroupContext>>,
     producer: FutureProducer,
     admin: Kafka,
@@ -124,6 +126,7 @@ async fn clients(
     let env = &crate::config::process_env;
     let endpoints = recorded.clone().with_env(env);
     let ch = ClickHouse::open(&endpoints.clickhouse, env).await?;
+    let shards = Shards::open(&endpoints.clickhouse, env, ch).await?;
     let admin = Kafka::open(&endpoints.kafka, env)?;
     let registry = endpoints
         .schema_registry
@@ -156,7 +159,7 @@ async fn clients(
         .create_with_context(GroupContext::default())?;
     let producer = dead_letter::producer(admin.base_config(), Duration::from_secs(30))?;
     Ok(Clients {
-        ch,
+        shards,
         consumer: Arc::new(consumer),
         producer,
         admin,
@@ -174,7 +177,7 @@ pub(crate) async fn run_version(
     stop: &Stop,
 ) -> Result<(), IngestError> {
     let Clients {
-        ch,
+        shards,
         consumer,
         producer,
         admin,
@@ -182,7 +185,7 @@ pub(crate) async fn run_version(
     } = clients(options, spec, recorded).await?;
     let rebalances = consumer.context().rebalances.clone();
     let outcome = run_clients(
-        options, spec, status, stop, &ch, &consumer, producer, &admin, registry,
+        options, spec, status, stop, &shards, &consumer, producer, &admin, registry,
     )
     .await;
     // Nothing is inserted any more: the group may have every partition back at once, and
@@ -198,12 +201,13 @@ async fn run_clients(
     spec: &IngestSpec,
     status: &Status,
     stop: &Stop,
-    ch: &ClickHouse,
+    shards: &Shards,
     consumer: &Arc<StreamConsumer<GroupContext>>,
     producer: FutureProducer,
     admin: &Kafka,
     registry: Option<SchemaRegistry>,
 ) -> Result<(), IngestError> {
+    let ch = shards.home();
     let mut decoder = Decoder::new(spec, |t| ch.adapt_type(t)).map_err(IngestError::Schemas)?;
     decoder.registry = registry.is_some();
     if !sink::wait_for_views(ch, spec, stop).await? {
@@ -222,7 +226,11 @@ async fn run_clients(
     }
     let format = decoder.format();
 
-    let starts = Starts { ch, admin, spec };
+    let starts = Starts {
+        shards,
+        admin,
+        spec,
+    };
     let rebalances = consumer.context().rebalances.clone();
     let held_partitions: HeldPartitions = Arc::default();
     let (mut position, held) = match &options.partitions {
@@ -308,16 +316,21 @@ async fn run_clients(
         consuming,
     ));
     let dead_letters = DeadLetters::new(producer, spec, Retry::default());
-    let sink = Sink {
-        ch,
-        spec,
-        dead_letters: &dead_letters,
-        status,
-        stop: &inserts_stop,
-        // A group member may be late: its partitions given to another, which inserted.
-        fence: options.partitions.is_none(),
-        format,
-    };
+    // One sink per shard: a partition's rows go to its shard's node.
+    let sinks: Vec<Sink> = shards
+        .nodes()
+        .iter()
+        .map(|ch| Sink {
+            ch,
+            spec,
+            dead_letters: &dead_letters,
+            status,
+            stop: &inserts_stop,
+            // A group member may be late: its partitions given to another, which inserted.
+            fence: options.partitions.is_none(),
+            format: format.clone(),
+        })
+        .collect();
     let lost = || {
         IngestError::Kafka(format!(
             "v{}: the consumer group took this worker's partitions away (its session timed out): nothing more is inserted, joining again",
@@ -387,7 +400,7 @@ async fn run_clients(
                 status.update(|s| s.consumed += batch.consumed);
                 // The lag is reported while the insert runs too: an insert retried while
                 // ClickHouse cannot take it is when records wait (`onBacklog` alerts on it).
-                let ingesting = sink.ingest(batch);
+                let ingesting = shards::ingest(&sinks, batch);
                 tokio::pin!(ingesting);
                 let ingested = loop {
                     tokio::select! {
@@ -451,7 +464,7 @@ async fn run_clients(
 
 /// Where partitions start, from the three places that know.
 struct Starts<'a> {
-    ch: &'a ClickHouse,
+    shards: &'a Shards,
     admin: &'a Kafka,
     spec: &'a IngestSpec,
 }
@@ -475,7 +488,7 @@ impl Starts<'_> {
                 .map_err(IngestError::Kafka)?,
             None => Offsets::new(),
         };
-        let ledger = sink::ledger_offsets(self.ch, spec).await?;
+        let ledger = self.shards.ledger_offsets(spec).await?;
         Ok(start_offsets(partitions, &own, &previous, &ledger))
     }
 

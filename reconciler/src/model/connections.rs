@@ -48,6 +48,12 @@ pub struct ClickHouse {
     /// `ON CLUSTER`; `None`: one server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// With `cluster`: the HTTP address of the node each shard's rows are inserted into,
+    /// in `shard_num` order. Empty: derived from `system.clusters` (the url's own node for
+    /// its shard; another shard's first replica at its `host_name` with the url's scheme
+    /// and port), each checked to answer as its shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
 }
 
 impl ClickHouse {
@@ -59,6 +65,7 @@ impl ClickHouse {
             password: None,
             tls: Tls::default(),
             cluster: None,
+            shards: Vec::new(),
         }
     }
 }
