@@ -13,6 +13,11 @@ own (its own group, staging table, sink table): BINARY empty means PAVER_BINARY,
 added to `paver ingest` (e.g. `--insert-format json`, `--batch-mib 32`); `--processes N`
 in ARGS splits the partitions over N processes (`--partitions`), whose CPU and peak RSS
 are summed. Without --variant, one run with the defaults.
+With PAVER_BENCH_CLUSTER (a cluster's name, PAVER_CLICKHOUSE_URL one of its nodes) and
+PAVER_BENCH_SHARDS (each shard's HTTP address, comma-separated), the pipelines write into that
+cluster (2 shards x 2 replicas: ReplicatedMergeTree, paver spreading partitions over the
+shards), and the reference inserts into a Distributed table over ReplicatedMergeTree tables
+with insert_distributed_sync=1, as a user of the cluster would.
 (bench/ingest.sh builds paver, starts the servers, and calls this with the venv's Python.)
 """
 import argparse
@@ -45,8 +50,12 @@ SCHEMA = {
 
 
 def ch(url, sql):
-    req = urllib.request.Request(url + "/", data=sql.encode(), method="POST")
-    return urllib.request.urlopen(req, timeout=60).read().decode().strip()
+    """Run a statement; `url` may carry settings (`http://host:8123/?wait_end_of_query=1`)."""
+    req = urllib.request.Request(url if "?" in url else url + "/", data=sql.encode(), method="POST")
+    try:
+        return urllib.request.urlopen(req, timeout=60).read().decode().strip()
+    except urllib.error.HTTPError as e:
+        sys.exit(f"ClickHouse refused `{sql[:200]}`: {e.read().decode()[:500]}")
 
 
 def write(path, text):
@@ -101,6 +110,8 @@ def main():
         variants.append((label, binary or args.paver, extra, processes))
     url = os.environ.get("PAVER_CLICKHOUSE_URL", "http://127.0.0.1:8123")
     brokers = os.environ.get("PAVER_KAFKA_BROKERS", "127.0.0.1:9092")
+    cluster = os.environ.get("PAVER_BENCH_CLUSTER")
+    shards = [u for u in os.environ.get("PAVER_BENCH_SHARDS", "").split(",") if u]
     stamp = str(int(time.time()))
     topic = f"bench-ingest-{stamp}"
     pipeline = f"bench-ingest-{stamp}"
@@ -117,7 +128,11 @@ def main():
     # The events are dated 2026-01-01: a server with TTL (19.6+) drops rows older than the
     # retention as they are written, so the cluster keeps ten years.
           "apiVersion: platform.paver.dev/v1\nkind: ClickHouseCluster\nmetadata:\n  name: main\n  version: 1\n  owner: team-bench\n"
-          "spec:\n  replication: 1\n  shards: 1\n  memoryGB: 16\n  retentionDays: 3650\n")
+          f"spec:\n  replication: {2 if cluster else 1}\n  shards: {max(len(shards), 1)}\n  memoryGB: 16\n  retentionDays: 3650\n")
+    if cluster:
+        write(f"{repo}/paver.yaml",
+              f"targets:\n  clusters:\n    main:\n      clickhouse:\n        url: \"{url}\"\n        cluster: {cluster}\n"
+              f"        shards: [{', '.join(json.dumps(u) for u in shards)}]\n")
     for n in range(len(variants)):
         write(f"{repo}/pipelines/{pipeline}-{n}/v1.yaml",
               f"apiVersion: platform.paver.dev/v1\nkind: DataPipeline\nmetadata:\n  name: {pipeline}-{n}\n  version: 1\n  owner: team-bench\n"
@@ -129,7 +144,19 @@ def main():
     subprocess.run([args.paver, "apply", "--repo", repo, "--state", state], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     # The reference's table: the same columns and keys as paver's sink.
-    ch(url, f"CREATE TABLE {db}.reference AS {db}.events_0")
+    reference_url = url
+    if cluster:
+        # On the cluster: replicated tables on every node, a Distributed table over them,
+        # inserted into synchronously (the insert returns once every shard has its rows).
+        on = f"ON CLUSTER `{cluster}`"
+        ddl = url + "/?wait_end_of_query=1"
+        ch(ddl, f"CREATE TABLE {db}.reference_local {on} AS {db}.events_0__v1 ENGINE = "
+                f"ReplicatedMergeTree('/clickhouse/tables/{{shard}}/bench/{db}/reference', '{{replica}}') ORDER BY (id, at)")
+        ch(ddl, f"CREATE TABLE {db}.reference {on} AS {db}.reference_local "
+                f"ENGINE = Distributed(`{cluster}`, {db}, reference_local, rand())")
+        reference_url = url + "/?insert_distributed_sync=1"
+    else:
+        ch(url, f"CREATE TABLE {db}.reference AS {db}.events_0")
 
     # 1 KB events, in the single-object encoding.
     fingerprint = fingerprint_of(SCHEMA)
@@ -192,10 +219,11 @@ def main():
         measure(label, argvs, f"{db}.events_{n}", os.path.join(work, f"paver-ingest-{n}.log"))
     measure("Python: confluent-kafka + fastavro + HTTP",
             [[sys.executable, os.path.join(ROOT, "bench", "ingest_reference.py"), brokers, topic,
-             str(args.partitions), url, f"{db}.reference", f"{repo}/schemas/events/v1.avsc", str(args.events)]],
+             str(args.partitions), reference_url, f"{db}.reference", f"{repo}/schemas/events/v1.avsc", str(args.events)]],
             f"{db}.reference", os.path.join(work, "reference.log"))
 
-    print(f"\nIngestion of {args.events} events of {size} bytes, {args.partitions} partitions, topic to ClickHouse")
+    where = f", into cluster {cluster} ({len(shards)} shards x 2 replicas)" if cluster else ""
+    print(f"\nIngestion of {args.events} events of {size} bytes, {args.partitions} partitions, topic to ClickHouse{where}")
     print(f"machine: {benchlib.cpu_model()}, {benchlib.nproc()} cores; paver {benchlib.git_rev(ROOT)}; "
           f"ClickHouse {ch(url, 'SELECT version()')}; peak RSS: VmHWM polled; CPU: user + system of the process\n")
     print("| tool | wall s (start → all rows) | events/s | steady s (first → last row) | events/s steady | CPU s | events per CPU-second | peak RSS MiB |")
@@ -208,7 +236,11 @@ def main():
     for name, pw, ps, pc, _ in rows[:-1]:
         print(f"- {name}: {rw / pw:.2f}x events/s from start, {rs / max(ps, 0.001):.2f}x steady, "
               f"{rc / max(pc, 0.001):.2f}x events per CPU-second")
-    ch(url, f"DROP DATABASE IF EXISTS {db}")
+    try:
+        ch(url + ("/?wait_end_of_query=1" if cluster else ""),
+           f"DROP DATABASE IF EXISTS {db}" + (f" ON CLUSTER `{cluster}`" if cluster else ""))
+    except SystemExit as e:  # the table is measured; a leftover database is only noted
+        print(f"note: {e}", file=sys.stderr)
 
 
 def fingerprint_of(schema):

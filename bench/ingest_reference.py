@@ -49,7 +49,8 @@ def main():
         if not rows:
             continue
         body = ("\n".join(rows) + "\n").encode()
-        conn.request("POST", f"/?query={query}", body=body)
+        # Settings in the url's query string go with every insert (insert_distributed_sync).
+        conn.request("POST", f"/?query={query}" + (f"&{target.query}" if target.query else ""), body=body)
         response = conn.getresponse()
         text = response.read()
         if response.status != 200:

@@ -51,6 +51,10 @@ cleanup() {
   [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null && wait "$RUN_PID" 2>/dev/null
   [[ -n "$BROKER_PID" ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
   curl -sS --data-binary "DROP DATABASE IF EXISTS $DB" "$PAVER_CLICKHOUSE_URL/" >/dev/null || true
+  if [[ $CLUSTER == 1 ]]; then
+    curl -sS --data-binary "DROP DATABASE IF EXISTS $DB ON CLUSTER \`$PAVER_TEST_CLUSTER_NAME\`" \
+      "$PAVER_TEST_CLUSTER_URL/?wait_end_of_query=1" >/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
