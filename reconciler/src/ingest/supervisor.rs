@@ -227,7 +227,9 @@ async fn heartbeat(
             // written by an earlier round is never overwritten by an older list), then the
             // other workers' records, read after the write.
             let beat = move |store: &Store| {
-                let (held, claims) = (s.partitions(), s.lease().claims());
+                // The claims first: a claim counted here listed its partitions before.
+                let claims = s.lease().claims();
+                let held = s.partitions();
                 store.worker_report(&p, &w, running)?;
                 store.worker_partitions(&p, &w, held.as_deref())?;
                 Ok((held, claims, store.workers_of(&p)?))
