@@ -422,6 +422,24 @@ impl Session {
     pub fn used(&self) {
         self.lock().used = Some(Instant::now());
     }
+
+    /// ClickHouse refused an insert for its session: `true` when this process was frozen
+    /// (the session was last used half its timeout ago or more, by this process's clock).
+    /// Else the endpoint does not keep sessions (a load balancer sending each query to
+    /// another server): from now on the inserts are sent without, as where sessions are
+    /// not enforced.
+    pub fn refused(&self, label: &str) -> bool {
+        let mut s = self.lock();
+        let half = Duration::from_millis(SESSION_TIMEOUT_S * 500);
+        if s.used.is_none_or(|u| u.elapsed() >= half) {
+            return true;
+        }
+        s.enforced = Some(false);
+        eprintln!(
+            "paver ingest {label}: ClickHouse lost an HTTP session just used (a load balancer in front?): inserts go without sessions, and an insert frozen between its heartbeat check and its first byte is not fenced"
+        );
+        false
+    }
 }
 
 /// For the fence's test: with `PAVER_FAULT_STOP_BEFORE_INSERT=N`, the process stops
@@ -518,6 +536,25 @@ mod tests {
         // A worker gone from the store is forgotten.
         lease.observe("a", &[], &[2], claim, true, now);
         assert_eq!(lease.blockers(&[2], claim), Some((vec![], false)));
+    }
+
+    #[test]
+    fn a_session_refused_right_after_its_use_was_lost_by_the_endpoint_not_by_a_freeze() {
+        let session = |used: Instant| {
+            let s = Session::default();
+            *s.lock() = SessionState {
+                id: Some("paver-x".to_string()),
+                used: Some(used),
+                enforced: Some(true),
+            };
+            s
+        };
+        let frozen = session(Instant::now() - Duration::from_secs(9));
+        assert!(frozen.refused("p"));
+        assert_eq!(frozen.params().len(), 3, "still in sessions");
+        let balanced = session(Instant::now());
+        assert!(!balanced.refused("p"));
+        assert!(balanced.params().is_empty(), "sessions given up");
     }
 
     #[test]

@@ -210,7 +210,10 @@ impl Sink<'_> {
                     Ok(()) => return Ok(Outcome::Inserted),
                     Err(InsertError::Data(reason)) => return Ok(Outcome::Rejected(reason)),
                     // Frozen between the check and the insert: refused, not inserted.
-                    Err(InsertError::Transient(reason)) if reason.starts_with(SESSION_EXPIRED) => {
+                    Err(InsertError::Transient(reason))
+                        if reason.starts_with(SESSION_EXPIRED)
+                            && self.session.refused(&spec.pipeline) =>
+                    {
                         return Err(IngestError::Fenced(format!("v{}: {reason}", spec.version)))
                     }
                     Err(InsertError::Transient(reason)) => {
