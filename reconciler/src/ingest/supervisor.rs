@@ -186,6 +186,10 @@ async fn heartbeat(
         // it, see `lease`). The store's calls do not count (a store that is slow to answer
         // is no freeze; a freeze during a call leaves a stale `at`, not a fresh one).
         let gap = rested.elapsed();
+        // The heartbeat's time, taken here: a round frozen after this point writes a record
+        // as old as the freeze (the others do not take it for a fresh one, nor does the
+        // worker's own check).
+        let at = now_ms();
         let holds = status.partitions().is_some_and(|p| !p.is_empty());
         if gap > super::lease::PAUSE && holds && status.lease().lost().is_none() {
             status.pause(gap);
@@ -221,7 +225,6 @@ async fn heartbeat(
         // Paused: the record stays as it was until the run of the version ended.
         let paused = status.lease().lost().is_some() && status.partitions().is_some();
         if due && !paused {
-            let at = now_ms();
             let (p, w, s) = (pipeline.clone(), id.clone(), status.clone());
             // The partitions as they are when written (under the store's lock: a claim
             // written by an earlier round is never overwritten by an older list), then the
@@ -230,7 +233,7 @@ async fn heartbeat(
                 // The claims first: a claim counted here listed its partitions before.
                 let claims = s.lease().claims();
                 let held = s.partitions();
-                store.worker_report(&p, &w, running)?;
+                store.worker_report_at(&p, &w, running, at)?;
                 store.worker_partitions(&p, &w, held.as_deref())?;
                 Ok((held, claims, store.workers_of(&p)?))
             };
