@@ -225,6 +225,17 @@ impl Lease {
     }
 }
 
+/// Why a member stops inserting: what [`Lease::lost`] says, else its group session
+/// timed out (librdkafka says the assignment is lost).
+pub fn lost(status: &Status, version: u32) -> IngestError {
+    match status.lease().lost() {
+        Some(why) => IngestError::Fenced(why),
+        None => IngestError::Kafka(format!(
+            "v{version}: the consumer group took this worker's partitions away (its session timed out): nothing more is inserted, joining again"
+        )),
+    }
+}
+
 /// Take `partitions`, newly assigned to this member: claim them in the state store, wait
 /// until no other worker can insert into them any more, and until ClickHouse runs no insert
 /// into `staging` that started before. `Ok(false)` when stopped first; an error when the

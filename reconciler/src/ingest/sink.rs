@@ -214,7 +214,7 @@ impl Sink<'_> {
                         if reason.starts_with(SESSION_EXPIRED)
                             && self.session.refused(&spec.pipeline) =>
                     {
-                        return Err(IngestError::Fenced(format!("v{}: {reason}", spec.version)))
+                        return Err(IngestError::Fenced(reason))
                     }
                     Err(InsertError::Transient(reason)) => {
                         failed = true;

@@ -325,15 +325,7 @@ async fn run_clients(
         format,
         session: lease::Session::default(),
     };
-    let lost = || {
-        match status.lease().lost() {
-        Some(why) => IngestError::Fenced(format!("v{}: {why}", spec.version)),
-        None => IngestError::Kafka(format!(
-            "v{}: the consumer group took this worker's partitions away (its session timed out): nothing more is inserted, joining again",
-            spec.version
-        )),
-    }
-    };
+    let lost = || lease::lost(status, spec.version);
     let mut rates = Rates::new(status);
     let mut inserts = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
