@@ -14,8 +14,8 @@
 //!   it holds gives everything up (no insert starts any more) and joins again.
 //! - **Only clean heartbeats count.** An insert starts only within `sink::FRESH` of a
 //!   heartbeat that was written and then read back without another worker's claim on the
-//!   member's partitions; a heartbeat round that starts more than [`PAUSE`] after the one
-//!   before (the process was frozen) writes nothing and gives everything up.
+//!   member's partitions; a heartbeat that slept [`PAUSE`] past its time (the process was
+//!   frozen) writes nothing more and gives everything up.
 //! - **A ClickHouse session per sink.** Each insert is sent in an HTTP session with
 //!   `session_check=1` that expires [`SESSION_TIMEOUT_S`] after its last query, and a
 //!   member checks its heartbeat after the session's last query: a member frozen between
@@ -44,8 +44,10 @@ use crate::store::WorkerRecord;
 pub const PAUSE: Duration = Duration::from_secs(3);
 /// The ClickHouse session of a sink expires this long after its last query.
 pub const SESSION_TIMEOUT_S: u64 = 2;
-/// ClickHouse closes expired sessions on a cycle of a second; more for a busy server.
-const SESSION_SLACK: Duration = Duration::from_secs(2);
+/// ClickHouse closes expired sessions on a cycle of a second, 1 to 2 s after their
+/// timeout (a 2 s session on 18.16: still there after 3.5 s, gone from 3.8 s); more for a busy
+/// server.
+const SESSION_SLACK: Duration = Duration::from_secs(3);
 /// A record that has not changed for this long belongs to a worker that can start no
 /// insert any more: its last clean heartbeat is older than the record, an insert starts
 /// within `FRESH` of one, and the session of a member frozen before sending is gone
