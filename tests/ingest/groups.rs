@@ -81,12 +81,17 @@ fn wait_for_holders(
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "never {what}: {now:?}\n{}",
-            logs.iter()
-                .map(|l| format!("--- {l}\n{}", p.log(l)))
-                .collect::<String>()
+            logs_of(p, logs)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The workers' logs, for a failure's message.
+fn logs_of(p: &Platform, logs: &[&str]) -> String {
+    logs.iter()
+        .map(|l| format!("--- {l}\n{}", p.log(l)))
+        .collect()
 }
 
 /// Every partition of `0..partitions` held by exactly one of `pids`, none by another.
@@ -100,16 +105,20 @@ fn shared_by(holders: &BTreeMap<u32, Vec<i32>>, pids: &[u32], partitions: i32) -
         && holders.keys().all(|pid| pids.contains(pid))
 }
 
+/// Pipeline v1 on a topic of `partitions` applied, and traffic on it: the sink's table.
+fn applied_with_traffic(p: &Platform, partitions: i32) -> (String, Traffic) {
+    p.base(partitions as u32);
+    p.push("pipeline v1");
+    p.apply();
+    (p.table(), Traffic::start(&p.topic(), 100))
+}
+
 #[test]
 fn three_ingest_processes_share_a_pipeline_exactly_once_while_one_is_killed_and_one_added() {
     let ch = ch();
     let p = Platform::new("groups");
     let partitions = 6;
-    p.base(partitions as u32);
-    p.push("pipeline v1");
-    p.apply();
-    let table = p.table();
-    let traffic = Traffic::start(&p.topic(), 100);
+    let (table, traffic) = applied_with_traffic(&p, partitions);
     let logs = ["w1.log", "w2.log", "w3.log", "w4.log"];
 
     // Three members: each gets a share of the six partitions.
@@ -175,4 +184,104 @@ fn three_ingest_processes_share_a_pipeline_exactly_once_while_one_is_killed_and_
         "{}",
         p.log("w1.log")
     );
+}
+
+/// Send a signal to a process, without waiting for it to end.
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+}
+
+/// Whether a process is stopped (SIGSTOP): state `T` in `/proc/<pid>/stat`.
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+/// Wait until `done`, showing the logs when it never comes.
+fn wait_until(p: &Platform, what: &str, logs: &[&str], done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never {what}:\n{}",
+            logs_of(p, logs)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Freeze `frozen` (it is stopped already, or is SIGSTOPped now) until `other` holds every
+/// partition and inserted more rows after the take-over, then wake it (SIGCONT) and wait
+/// until the two share the partitions again.
+fn freeze_past_the_session(
+    p: &Platform,
+    ch: &ClickHouse,
+    (frozen, other): (u32, u32),
+    partitions: i32,
+    logs: &[&str],
+) {
+    if !stopped(frozen) {
+        signal(frozen, "-STOP");
+    }
+    wait_for_holders(p, "taken over by the other member", logs, |h| {
+        shared_by(h, &[other], partitions)
+    });
+    // The other one inserts past the frozen one's batch (it started after the ledger).
+    let before = count(ch, &p.table());
+    wait_until(p, "inserting after the take-over", logs, || {
+        count(ch, &p.table()) > before + 500
+    });
+    signal(frozen, "-CONT");
+    wait_for_holders(p, "shared again after the wake-up", logs, |h| {
+        shared_by(h, &[frozen, other], partitions)
+    });
+}
+
+#[test]
+fn a_member_frozen_past_its_session_with_a_batch_in_hand_inserts_nothing_when_it_wakes() {
+    let ch = ch();
+    // The state in PostgreSQL, as on many machines: a SQLite file shared by processes is
+    // locked by the one writing, and a process frozen while it writes would stop every
+    // other worker's heartbeat for as long (no insert anywhere, no take-over).
+    let mut repo = paver_e2e::Repo::new("ing", "frozen");
+    let url = std::env::var("PAVER_TEST_POSTGRES_URL").expect("PAVER_TEST_POSTGRES_URL");
+    repo.state = paver::store::postgres_schema(&url, "frozen")
+        .unwrap()
+        .into();
+    let p = Platform(repo);
+    let partitions = 4;
+    let (table, traffic) = applied_with_traffic(&p, partitions);
+    let logs = ["w1.log", "w2.log"];
+
+    // w1 stops itself (SIGSTOP) at its 40th insert, once every check passed and before
+    // the insert's first byte: the worst moment to freeze.
+    let mut w1 = p.ingest(&[("PAVER_FAULT_STOP_BEFORE_INSERT", "40")], "w1.log");
+    let mut w2 = p.ingest(&[], "w2.log");
+    let (id1, id2) = (w1.id(), w2.id());
+    wait_until(&p, "w1 stopped before an insert", &logs, || stopped(id1));
+    freeze_past_the_session(&p, &ch, (id1, id2), partitions, &logs);
+    // Then w2, frozen from outside at whatever moment it is in.
+    freeze_past_the_session(&p, &ch, (id2, id1), partitions, &logs);
+
+    let ledger = traffic.finish();
+    wait_for_count(&ch, &table, ledger.ids.len(), Duration::from_secs(120));
+    kill(&mut w1, "-TERM");
+    kill(&mut w2, "-TERM");
+    assert_exactly_once(&ch, &table, &ledger);
+    // w1 woke with its insert in hand: ClickHouse refused it (its session expired), and
+    // it gave its partitions up; w2, woken, gave its partitions up too.
+    let log1 = p.log("w1.log");
+    assert!(log1.contains("continued, sending the insert"), "{log1}");
+    assert!(log1.contains("HTTP session expired"), "{log1}");
+    assert!(log1.contains("no insert starts any more"), "{log1}");
+    let log2 = p.log("w2.log");
+    assert!(log2.contains("no insert starts any more"), "{log2}");
 }

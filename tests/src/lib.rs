@@ -256,7 +256,8 @@ impl Repo {
             .env("PAVER_CLICKHOUSE_URL", clickhouse_url())
             .env("PAVER_KAFKA_BROKERS", brokers())
             .env_remove("PAVER_FAULT_PAUSE_AFTER_STEPS")
-            .env_remove("PAVER_FAULT_PAUSE_AFTER_INSERT");
+            .env_remove("PAVER_FAULT_PAUSE_AFTER_INSERT")
+            .env_remove("PAVER_FAULT_STOP_BEFORE_INSERT");
         cmd
     }
 }

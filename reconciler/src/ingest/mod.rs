@@ -5,7 +5,7 @@
 //! [`offsets`]), [`sink`] inserts into the version's staging table (its views run the
 //! transform into the sink and record the offsets in the ledger), [`dead_letter`] writes
 //! what cannot be ingested, [`status`] is what it reports, [`handover`] is the cut-over's
-//! wait for the workers, and [`stop`] is the one stop token every wait honours.
+//! wait for the workers, [`lease`] fences a group's late members, and [`stop`] is the one stop token every wait honours.
 
 pub mod batch;
 pub mod codec;
@@ -13,6 +13,7 @@ pub mod consume;
 pub mod dead_letter;
 pub mod group;
 pub mod handover;
+pub mod lease;
 pub mod offsets;
 pub mod registry;
 pub mod row_binary;
@@ -52,6 +53,9 @@ pub enum IngestError {
     ViewsMissing { version: u32, views: String },
     #[error(transparent)]
     DeadLetter(#[from] dead_letter::DeadLetterError),
+    /// A consumer group's member gives its partitions up ([`lease`]): it joins again.
+    #[error("{0}: no insert starts any more, joining the group again")]
+    Fenced(String),
     #[error("a background task of the worker failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

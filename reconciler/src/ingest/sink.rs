@@ -25,7 +25,9 @@ use super::spec::IngestSpec;
 use super::status::Status;
 use super::stop::{Backoff, Stop};
 use super::IngestError;
-use crate::providers::clickhouse::{literal, table_sql, ClickHouse, ClickHouseError, InsertError};
+use crate::providers::clickhouse::{
+    literal, table_sql, ClickHouse, ClickHouseError, InsertError, SESSION_EXPIRED,
+};
 
 /// The heartbeat that says which version this worker runs must be younger than this for
 /// an insert to start (the cut-over's `await_handover` counts heartbeats of 3 s).
@@ -64,6 +66,8 @@ pub struct Sink<'a> {
     pub fence: bool,
     /// How the batches' rows are written (the decoder's [`Format`]).
     pub format: Format,
+    /// The HTTP session the inserts are sent in ([`super::lease`]).
+    pub session: super::lease::Session,
 }
 
 enum Outcome {
@@ -191,7 +195,12 @@ impl Sink<'_> {
                     }
                 }
             }
-            let reason = if !self.status.fresh(spec.version, FRESH) {
+            // The session first, then the check (an insert starts within the session's
+            // timeout of the check: see `lease`).
+            let session = self.session.prepare(self.ch, &spec.pipeline).await;
+            let reason = if let Err(e) = session {
+                e.to_string()
+            } else if !self.status.fresh(spec.version, FRESH) {
                 format!(
                     "the state store has not recorded that this worker runs v{} for {FRESH:?}: not inserting",
                     spec.version
@@ -200,6 +209,13 @@ impl Sink<'_> {
                 match self.insert(rows.clone()).await {
                     Ok(()) => return Ok(Outcome::Inserted),
                     Err(InsertError::Data(reason)) => return Ok(Outcome::Rejected(reason)),
+                    // Frozen between the check and the insert: refused, not inserted.
+                    Err(InsertError::Transient(reason))
+                        if reason.starts_with(SESSION_EXPIRED)
+                            && self.session.refused(&spec.pipeline) =>
+                    {
+                        return Err(IngestError::Fenced(reason))
+                    }
                     Err(InsertError::Transient(reason)) => {
                         failed = true;
                         reason
@@ -235,14 +251,21 @@ impl Sink<'_> {
                 self.spec.version
             )));
         }
-        match &self.format {
-            Format::JsonEachRow => self.ch.insert_json_rows(&self.spec.staging, rows).await,
-            Format::RowBinary(columns) => {
-                self.ch
-                    .insert_rows(&self.spec.staging, Some(columns), "RowBinary", rows)
-                    .await
-            }
+        let (columns, format) = match &self.format {
+            Format::JsonEachRow => (None, "JSONEachRow"),
+            Format::RowBinary(columns) => (Some(columns.as_slice()), "RowBinary"),
+        };
+        let session = self.session.params();
+        super::lease::fault_stop_before_insert();
+        let staging = &self.spec.staging;
+        let inserted = self
+            .ch
+            .insert_rows_in(staging, columns, format, rows, &session)
+            .await;
+        if inserted.is_ok() {
+            self.session.used();
         }
+        inserted
     }
 }
 

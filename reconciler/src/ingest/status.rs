@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::lease::Lease;
 use crate::store::{now_ms, PipelineStatus};
 
 /// Counters of a worker, reported to the state store.
@@ -56,6 +57,8 @@ pub struct Status {
     beat_ms: Arc<AtomicI64>,
     /// Woken when `running` changes, so that the heartbeat says it at once.
     changed: Arc<tokio::sync::Notify>,
+    /// The claims of a consumer group's member and its fence ([`Lease`]).
+    lease: Arc<Lease>,
 }
 
 impl Status {
@@ -100,6 +103,22 @@ impl Status {
         }
     }
 
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Have the heartbeat write at once (a claim).
+    pub fn wake_heartbeat(&self) {
+        self.changed.notify_one();
+    }
+
+    /// The process was frozen for `gap`: not fresh any more, and the partitions are given
+    /// up ([`Lease::pause`]).
+    pub fn pause(&self, gap: Duration) {
+        self.beat_ms.store(0, Ordering::SeqCst);
+        self.lease.pause(gap);
+    }
+
     pub async fn running_changed(&self) {
         self.changed.notified().await
     }
@@ -111,10 +130,12 @@ impl Status {
         }
     }
 
-    /// Whether the store heard within `max_age` that this worker runs `version`.
+    /// Whether the store heard within `max_age` that this worker runs `version`, with no
+    /// other worker's claim on its partitions, and it need not give them up.
     pub fn fresh(&self, version: u32, max_age: Duration) -> bool {
         self.running() == Some(version)
             && now_ms() - self.beat_ms.load(Ordering::SeqCst) <= max_age.as_millis() as i64
+            && self.lease.lost().is_none()
     }
 }
 
@@ -142,5 +163,12 @@ mod tests {
         status.beat(Some(2), now_ms());
         assert!(status.fresh(2, Duration::from_secs(2)));
         assert_eq!(status.stats().version, 2);
+        // A worker that must give its partitions up is not fresh, even after a heartbeat.
+        status.pause(Duration::from_secs(9));
+        assert!(!status.fresh(2, Duration::from_secs(2)));
+        status.beat(Some(2), now_ms());
+        assert!(!status.fresh(2, Duration::from_secs(2)));
+        status.lease().reset();
+        assert!(status.fresh(2, Duration::from_secs(2)));
     }
 }

@@ -135,6 +135,8 @@ pub async fn follow(options: Options, stop: Stop) -> Result<(), IngestError> {
                 }
             }
         };
+        // Nothing of the run is in flight any more: the heartbeat writes again.
+        status.lease().reset();
         if let Err(e) = result {
             eprintln!("paver ingest {}: v{}: {e}", options.pipeline, spec.version);
             status.update(|s| s.last_error = Some(e.to_string()));
@@ -175,7 +177,28 @@ async fn heartbeat(
     let mut last_status = tokio::time::Instant::now();
     let mut complained = false;
     let mut live_changed = super::signal::on_live_change();
+    let group = options.partitions.is_none();
+    let mut rested = tokio::time::Instant::now();
     loop {
+        // A pause between two rounds far longer than the round's sleep: the process was
+        // frozen (or starved), maybe past its group session. Nothing is written until its
+        // run of the version ended (the record keeps what it held: the new owners wait for
+        // it, see `lease`). The store's calls do not count (a store that is slow to answer
+        // is no freeze; a freeze during a call leaves a stale `at`, not a fresh one).
+        let gap = rested.elapsed();
+        // The heartbeat's time, taken here: a round frozen after this point writes a record
+        // as old as the freeze (the others do not take it for a fresh one, nor does the
+        // worker's own check).
+        let at = now_ms();
+        let holds = status.partitions().is_some_and(|p| !p.is_empty());
+        if gap > super::lease::PAUSE && holds && status.lease().lost().is_none() {
+            status.pause(gap);
+            eprintln!(
+                "paver ingest {pipeline}: {}: giving partition(s) {:?} up, no insert starts any more",
+                status.lease().lost().unwrap_or_default(),
+                status.partitions().unwrap_or_default()
+            );
+        }
         let live = live_of(&store, &pipeline).await;
         let failed = match live {
             Ok(live) => {
@@ -195,22 +218,40 @@ async fn heartbeat(
         };
         let mut failed = failed.map(|e| e.to_string());
         let running = status.running();
-        let partitions = status.partitions();
         let due_switch = last_beat.is_none_or(|(_, said)| said != running);
-        let due =
-            due_switch || last_beat.is_some_and(|(at, _)| at.elapsed() >= HEARTBEAT - POLL / 2);
-        if due {
-            let at = now_ms();
-            let (p, w) = (pipeline.clone(), id.clone());
-            let held = partitions.clone();
-            let beat = move |s: &Store| {
-                s.worker_report(&p, &w, running)?;
-                s.worker_partitions(&p, &w, held.as_deref())
+        let due = due_switch
+            || status.lease().unwritten()
+            || last_beat.is_some_and(|(at, _)| at.elapsed() >= HEARTBEAT - POLL / 2);
+        // Paused: the record stays as it was until the run of the version ended.
+        let paused = status.lease().lost().is_some() && status.partitions().is_some();
+        if due && !paused {
+            let (p, w, s) = (pipeline.clone(), id.clone(), status.clone());
+            // The partitions as they are when written (under the store's lock: a claim
+            // written by an earlier round is never overwritten by an older list), then the
+            // other workers' records, read after the write.
+            let beat = move |store: &Store| {
+                // The claims first: a claim counted here listed its partitions before.
+                let claims = s.lease().claims();
+                let held = s.partitions();
+                store.worker_report_at(&p, &w, running, at)?;
+                store.worker_partitions(&p, &w, held.as_deref())?;
+                Ok((held, claims, store.workers_of(&p)?))
             };
             match store.with(beat).await {
-                Ok(()) => {
+                Ok((held, claims, records)) => {
                     super::signal::worker_reported();
-                    status.beat(running, at);
+                    let held = held.unwrap_or_default();
+                    let lost =
+                        status
+                            .lease()
+                            .observe(&id, &records, &held, claims, group, now_ms());
+                    if let Some(why) = lost {
+                        eprintln!(
+                            "paver ingest {pipeline}: {why}: giving partition(s) {held:?} up, no insert starts any more"
+                        );
+                    } else {
+                        status.beat(running, at);
+                    }
                     last_beat = Some((tokio::time::Instant::now(), running));
                 }
                 Err(e) => failed = Some(e.to_string()),
@@ -233,6 +274,7 @@ async fn heartbeat(
             None => complained = false,
             _ => {}
         }
+        rested = tokio::time::Instant::now();
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = status.running_changed() => {}

@@ -36,6 +36,7 @@ use super::consume::{consume_loop, Held, Work};
 use super::dead_letter::{self, DeadLetters, Retry};
 use super::group::{Change, GroupContext};
 use super::handover::{self, HandoverOutcome};
+use super::lease;
 use super::offsets::{start_offsets, Offsets};
 use super::rows::Decoder;
 use super::shards::{self, Shards};
@@ -301,7 +302,12 @@ async fn run_clients(
     // may have given its partitions to another) starts no insert any more.
     let (stop_inserts, inserts_stop) = stop.child();
     let (stop_watching, watching) = stop.child();
-    let lost_watch = tokio::spawn(watch_lost(consumer.clone(), stop_inserts, watching));
+    let lost_watch = tokio::spawn(watch_lost(
+        consumer.clone(),
+        status.clone(),
+        stop_inserts,
+        watching,
+    ));
 
     // Consume → bounded queue → insert.
     let (tx, mut rx) = mpsc::channel::<Work>(options.queue.max(1));
@@ -329,14 +335,10 @@ async fn run_clients(
             // A group member may be late: its partitions given to another, which inserted.
             fence: options.partitions.is_none(),
             format: format.clone(),
+            session: lease::Session::default(),
         })
         .collect();
-    let lost = || {
-        IngestError::Kafka(format!(
-            "v{}: the consumer group took this worker's partitions away (its session timed out): nothing more is inserted, joining again",
-            spec.version
-        ))
-    };
+    let lost = || lease::lost(status, spec.version);
     let mut rates = Rates::new(status);
     let mut inserts = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -355,6 +357,15 @@ async fn run_clients(
                 let batch = match work {
                     Work::Batch(batch) => batch,
                     Work::Assign(partitions) => {
+                        // Claimed first: the previous holders can insert no more (`lease`).
+                        set_held(&held_partitions, status, partitions.iter().copied(), true);
+                        let label = format!("{} v{}", spec.pipeline, spec.version);
+                        match lease::take(status, &partitions, shards.nodes(), &spec.staging, &inserts_stop, &label).await {
+                            Ok(true) => {}
+                            Ok(false) if stop.is_stopped() => break Ok(()),
+                            Ok(false) => break Err(lost()),
+                            Err(e) => break Err(e),
+                        }
                         let position_of = match starts.of(&partitions).await {
                             Ok(p) => p,
                             Err(e) => break Err(e),
@@ -435,6 +446,7 @@ async fn run_clients(
             }
             _ = tick.tick() => rates.update(status, consumer, spec, &position, &highs),
             _ = stop.stopped() => break Ok(()),
+            _ = inserts_stop.stopped() => break if stop.is_stopped() { Ok(()) } else { Err(lost()) },
         }
     };
     stop_consuming.stop();
@@ -545,9 +557,19 @@ async fn handover_done(
     }
 }
 
-/// Stops `inserts` once librdkafka says the assignment is lost.
-async fn watch_lost(consumer: Arc<StreamConsumer<GroupContext>>, inserts: Stopper, stop: Stop) {
+/// Stops `inserts` once librdkafka says the assignment is lost, or the member must give
+/// its partitions up ([`lease`]: frozen, or another worker claimed one).
+async fn watch_lost(
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    status: Status,
+    inserts: Stopper,
+    stop: Stop,
+) {
     loop {
+        if status.lease().lost().is_some() {
+            inserts.stop();
+            return;
+        }
         if consumer.assignment_lost() {
             eprintln!(
                 "paver ingest: the consumer group's assignment was lost: no insert starts any more"

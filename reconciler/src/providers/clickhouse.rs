@@ -99,6 +99,10 @@ pub enum InsertError {
     Transient(String),
 }
 
+/// How an insert refused for its HTTP session (`SESSION_NOT_FOUND`: the session expired,
+/// see `ingest::lease`) begins its [`InsertError::Transient`] reason.
+pub const SESSION_EXPIRED: &str = "the insert's HTTP session expired";
+
 /// ClickHouse error codes that mean "this data cannot be inserted": parse errors, values
 /// out of range, a transform's `throwIf`.
 const DATA_ERRORS: &[u32] = &[
@@ -146,6 +150,27 @@ impl ClickHouse {
             statement: sql.to_string(),
             why: e.to_string(),
         })
+    }
+
+    /// `SELECT 1` with these HTTP parameters (to open an HTTP session, or to see whether
+    /// the server refuses one that does not exist).
+    pub async fn ping_with(
+        &self,
+        params: &[(&'static str, String)],
+    ) -> Result<(), ClickHouseError> {
+        self.count();
+        let sql = "SELECT 1";
+        let mut query = self.client.query(sql);
+        for (name, value) in params {
+            query = query.with_setting(*name, value.as_str());
+        }
+        query
+            .fetch_bytes("TabSeparated")
+            .map_err(|e| ClickHouseError::from_client(&e, sql))?
+            .collect()
+            .await
+            .map_err(|e| ClickHouseError::from_client(&e, sql))?;
+        Ok(())
     }
 
     /// Run a query and return its rows as text.
@@ -274,6 +299,19 @@ impl ClickHouse {
         format: &str,
         rows: bytes::Bytes,
     ) -> Result<(), InsertError> {
+        self.insert_rows_in(table, columns, format, rows, &[]).await
+    }
+
+    /// [`ClickHouse::insert_rows`] with these HTTP parameters too (an ingestion worker's
+    /// session: `session_id`, `session_check`).
+    pub async fn insert_rows_in(
+        &self,
+        table: &TableName,
+        columns: Option<&[String]>,
+        format: &str,
+        rows: bytes::Bytes,
+        params: &[(&'static str, String)],
+    ) -> Result<(), InsertError> {
         let settings = self
             .insert_settings()
             .await
@@ -291,12 +329,16 @@ impl ClickHouse {
             let e = ClickHouseError::from_client(&e, &statement);
             match e.code() {
                 Some(code) if DATA_ERRORS.contains(&code) => InsertError::Data(e.to_string()),
+                Some(372) => InsertError::Transient(format!("{SESSION_EXPIRED}: {e}")),
                 _ => InsertError::Transient(e.to_string()),
             }
         };
         let mut insert = self.client.insert_formatted_with(statement.clone());
         for (name, value) in settings {
             insert = insert.with_setting(*name, *value);
+        }
+        for (name, value) in params {
+            insert = insert.with_setting(*name, value.as_str());
         }
         insert.send(rows).await.map_err(classify)?;
         insert.end().await.map_err(classify)

@@ -493,11 +493,23 @@ impl Store {
         worker: &str,
         version: Option<u32>,
     ) -> Result<(), StoreError> {
+        self.worker_report_at(pipeline, worker, version, super::now_ms())
+    }
+
+    /// [`Store::worker_report`] as of `at_ms` (when the heartbeat began: one written late,
+    /// by a process frozen meanwhile, is not taken for a fresh one).
+    pub fn worker_report_at(
+        &self,
+        pipeline: &str,
+        worker: &str,
+        version: Option<u32>,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.write_unfenced(
             "INSERT INTO ingest_workers (pipeline, worker, version, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (pipeline, worker) DO UPDATE SET version = excluded.version,
                heartbeat_ms = excluded.heartbeat_ms",
-            params![pipeline, worker, version, super::now_ms()],
+            params![pipeline, worker, version, at_ms],
         )?;
         Ok(())
     }
