@@ -226,10 +226,16 @@ async fn heartbeat(
         let paused = status.lease().lost().is_some() && status.partitions().is_some();
         if due && !paused {
             let (p, w, s) = (pipeline.clone(), id.clone(), status.clone());
+            // The counters too when the version changed, written first: `paver status`
+            // names the new version by the time the hand-over (woken below) sees it.
+            let record = due_switch.then(|| status.stats().record(&pipeline, &options.worker));
             // The partitions as they are when written (under the store's lock: a claim
             // written by an earlier round is never overwritten by an older list), then the
             // other workers' records, read after the write.
             let beat = move |store: &Store| {
+                if let Some(record) = &record {
+                    store.report(record)?;
+                }
                 // The claims first: a claim counted here listed its partitions before.
                 let claims = s.lease().claims();
                 let held = s.partitions();
@@ -253,13 +259,14 @@ async fn heartbeat(
                         status.beat(running, at);
                     }
                     last_beat = Some((tokio::time::Instant::now(), running));
+                    if due_switch {
+                        last_status = tokio::time::Instant::now();
+                    }
                 }
                 Err(e) => failed = Some(e.to_string()),
             }
         }
-        // The counters too when the version changed: `paver status` names the new one.
-        let switched = last_beat.is_some_and(|(_, said)| said == running) && due_switch;
-        if last_status.elapsed() >= STATUS_EVERY || switched {
+        if last_status.elapsed() >= STATUS_EVERY {
             last_status = tokio::time::Instant::now();
             let record = status.stats().record(&pipeline, &options.worker);
             if let Err(e) = store.with(move |s| s.report(&record)).await {
