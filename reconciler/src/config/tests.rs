@@ -209,6 +209,7 @@ fn sample(path: &[String], field: &Json) -> String {
             None => "1.5".into(),
         },
         Some("array") if last == "webhooks" => "\n  - {url: \"https://hooks.test/paver\"}".into(),
+        Some("array") if last == "shards" => "\n  - \"https://sample.test:8443\"".into(),
         Some("array") => "\n  - PV001".into(),
         _ => match (last, field.get("pattern").and_then(Json::as_str)) {
             (_, Some("^https?://")) => "\"https://sample.test:8443\"".into(),
