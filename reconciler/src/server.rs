@@ -17,6 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
+use crate::ingest::stop::Backoff;
 use crate::reconcile::{self, Options};
 use crate::store::Store;
 
@@ -186,12 +187,25 @@ pub async fn run(
         }
         _ => None,
     };
+    // A reconcile that failed before it had an outcome (the remote, the state store or a
+    // server not answering) is tried again after 1 s, 2 s, 4 s … (at most the poll
+    // interval), not only at the next poll: a webhook's revision is not left waiting.
+    let mut retry = None;
     loop {
         if shared.leadership.as_ref().is_none_or(|l| l.is_leader()) {
-            reconcile_once(&shared).await;
+            let failed = reconcile_once(&shared).await;
+            retry = failed.then(|| {
+                retry.take().unwrap_or_else(|| {
+                    Backoff::new(Duration::from_secs(1), Duration::from_secs(3600))
+                })
+            });
         }
+        let pause = match retry.as_mut() {
+            Some(backoff) => backoff.pause().min(shared.poll_interval()),
+            None => shared.poll_interval(),
+        };
         tokio::select! {
-            _ = tokio::time::sleep(shared.poll_interval()) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shared.wake.notified() => {}
             _ = stop.changed() => break,
         }
@@ -278,7 +292,9 @@ impl crate::executor::Leadership for Leading<'_> {
     }
 }
 
-async fn reconcile_once(shared: &Shared) {
+/// One reconcile; `true` when it failed before it had an outcome (not a revision that
+/// failed and was rolled back, nor the policy waiting: those follow the retry policy).
+async fn reconcile_once(shared: &Shared) -> bool {
     let started = Instant::now();
     shared
         .events
@@ -317,6 +333,7 @@ async fn reconcile_once(shared: &Shared) {
     m.reconciles.fetch_add(1, Ordering::Relaxed);
     m.last_duration_ms.store(elapsed, Ordering::Relaxed);
     m.duration_ms_total.fetch_add(elapsed, Ordering::Relaxed);
+    let mut failed = false;
     let error = match result {
         Ok((planned, outcome)) => {
             shared.events.forget_unrecorded(&planned.sha);
@@ -352,6 +369,7 @@ async fn reconcile_once(shared: &Shared) {
         Err((e, quiet)) => {
             if !quiet {
                 m.failures.fetch_add(1, Ordering::Relaxed);
+                failed = true;
             }
             Some(e)
         }
@@ -363,6 +381,7 @@ async fn reconcile_once(shared: &Shared) {
         }
     }
     *last = error;
+    failed
 }
 
 /// A reconcile that failed, as its listeners hear it: with the revision when it got that far.

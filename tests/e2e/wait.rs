@@ -286,6 +286,58 @@ fn paver_wait_outlives_a_server_that_goes_away() {
     server.wait().unwrap();
 }
 
+/// A reconcile that fails before it has an outcome (here: the remote is not there yet) is
+/// tried again within seconds, not at the next poll (an hour away here): the revision is
+/// applied soon after the remote appears, without a webhook.
+#[test]
+fn a_reconcile_that_failed_is_tried_again_before_the_next_poll() {
+    servers();
+    let p = Platform::new("retry");
+    p.base();
+    let sha = p.push("v1");
+    let remote = p.remote_url.trim_start_matches("file://").to_string();
+    let missing = format!("{remote}-later");
+    let port = free_port();
+    let mut server = p
+        .command(&[
+            "run",
+            "--repo",
+            &format!("file://{missing}"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-seconds",
+            "3600",
+        ])
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p.dir.path().join("run.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    // The first reconcile fails: the remote is missing.
+    let started = Instant::now();
+    while !log(&p).contains("-later") {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", log(&p));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The remote appears; nothing announces it.
+    let cloned = Command::new("git")
+        .args(["clone", "-q", "--bare", &remote, &missing])
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    let out = start_wait(&p, &format!("http://127.0.0.1:{port}"), &sha, "90s")
+        .wait_with_output()
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), log(&p));
+}
+
 #[test]
 fn paver_wait_against_a_stopping_server_is_not_held_up() {
     servers();
