@@ -9,10 +9,15 @@ use super::*;
 /// `paver run` on a port of its own, following the test's remote, polling once an hour
 /// (only a webhook or a restart makes it reconcile), its log in `run.log`.
 fn run(p: &Platform, port: u16) -> std::process::Child {
+    run_repo(p, &p.remote_url, port)
+}
+
+/// `paver run` following `repo`.
+fn run_repo(p: &Platform, repo: &str, port: u16) -> std::process::Child {
     p.command(&[
         "run",
         "--repo",
-        &p.remote_url,
+        repo,
         "--listen",
         &format!("127.0.0.1:{port}"),
         "--poll-seconds",
@@ -298,26 +303,7 @@ fn a_reconcile_that_failed_is_tried_again_before_the_next_poll() {
     let remote = p.remote_url.trim_start_matches("file://").to_string();
     let missing = format!("{remote}-later");
     let port = free_port();
-    let mut server = p
-        .command(&[
-            "run",
-            "--repo",
-            &format!("file://{missing}"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--poll-seconds",
-            "3600",
-        ])
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p.dir.path().join("run.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
+    let mut server = run_repo(&p, &format!("file://{missing}"), port);
     // The first reconcile fails: the remote is missing.
     let started = Instant::now();
     while !log(&p).contains("-later") {
