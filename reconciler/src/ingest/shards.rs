@@ -156,14 +156,11 @@ impl Shards {
     /// The last offset every shard's ledger has for the pipeline, per partition: the
     /// furthest of them.
     pub async fn ledger_offsets(&self, spec: &IngestSpec) -> Result<Offsets, IngestError> {
-        let mut out = Offsets::new();
+        let mut all = Vec::new();
         for node in &self.nodes {
-            for (p, o) in sink::ledger_offsets(node, spec).await? {
-                let have = out.entry(p).or_insert(o);
-                *have = (*have).max(o);
-            }
+            all.extend(sink::ledger_offsets(node, spec).await?);
         }
-        Ok(out)
+        Ok(sink::furthest(all))
     }
 }
 

@@ -270,7 +270,7 @@ impl Sink<'_> {
 }
 
 /// The furthest offset in each partition of these (partition, offset) pairs.
-fn furthest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
+pub(super) fn furthest(at: impl IntoIterator<Item = (i32, i64)>) -> Offsets {
     let mut out = Offsets::new();
     for (partition, offset) in at {
         let o = out.entry(partition).or_insert(offset);
