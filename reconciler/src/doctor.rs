@@ -123,11 +123,36 @@ async fn kafka(target: &config::Kafka, env: Env<'_>) -> (bool, String) {
     };
     // The metadata request blocks; librdkafka's errors arrive meanwhile. The first of the
     // two decides (a wrong password or an untrusted certificate need not wait the timeout).
+    // The request is made in short slices so that, told to stop, the thread lets go of the
+    // client within one slice: doctor must not exit while librdkafka's threads still run
+    // (OpenSSL's exit handlers under a live TLS handshake crash the process; CI saw it).
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let fetching = client.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(fetching.fetch_metadata(None, KAFKA_WAIT));
-    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fetcher = {
+        let (client, stop) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + KAFKA_WAIT;
+            let result = loop {
+                let result = client.fetch_metadata(None, Duration::from_millis(250));
+                let timed_out = matches!(
+                    &result,
+                    Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)
+                );
+                if !timed_out
+                    || stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || std::time::Instant::now() >= deadline
+                {
+                    break result;
+                }
+            };
+            drop(client);
+            let _ = tx.send(result);
+        })
+    };
+    let finish = move || {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = fetcher.join();
+    };
     let explain = |client: &BaseConsumer<Context>| {
         client
             .context()
@@ -138,6 +163,7 @@ async fn kafka(target: &config::Kafka, env: Env<'_>) -> (bool, String) {
     let result = loop {
         let _ = client.poll(Duration::ZERO);
         if let Some(problem) = explain(&client) {
+            let _ = tokio::task::spawn_blocking(finish).await;
             return fail(refine(target, problem).await);
         }
         match rx.try_recv() {
