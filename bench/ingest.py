@@ -23,6 +23,7 @@ with insert_distributed_sync=1, as a user of the cluster would.
 import argparse
 import json
 import os
+import re
 import resource
 import struct
 import subprocess
@@ -89,6 +90,27 @@ def proc_cpu_rss(pid):
         if line.startswith("VmHWM:"):
             hwm = int(line.split()[1])
     return cpu, hwm
+
+
+def listener_pid(address):
+    """The pid of the local process listening on host:port (`ss`), or None."""
+    port = address.rsplit(":", 1)[-1].split("/")[0]
+    try:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+def cpu_of(pids):
+    total = 0.0
+    for pid in filter(None, pids):
+        try:
+            total += proc_cpu_rss(pid)[0]
+        except OSError:
+            pass
+    return total
 
 
 def main():
@@ -173,12 +195,16 @@ def main():
     size = len(b"\xc3\x01" + fingerprint + body)
 
     rows = []
+    # The servers' CPU (ClickHouse and the broker, when they run on this machine): on a
+    # machine of few cores they share it with the ingesting process.
+    servers = [listener_pid(url.split("://", 1)[-1]), listener_pid(brokers.split(",")[0])]
 
     def measure(name, argvs, table, log):
         """Start the processes; poll the table's count until every event is in. Returns wall
         time from start, steady-state time (first row to last), CPU seconds (all of the
         processes), peak RSS MiB (the sum of each process's)."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        servers_before = [cpu_of([pid]) for pid in servers]
         t0 = time.perf_counter()
         procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{log}.{i}", "w"))
                  for i, argv in enumerate(argvs)]
@@ -207,7 +233,8 @@ def main():
             p.wait()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        rows.append((name, wall, wall - (first - t0), cpu, sum(hwm.values()) / 1024))
+        rows.append((name, wall, wall - (first - t0), cpu, sum(hwm.values()) / 1024,
+                     [cpu_of([pid]) - b for pid, b in zip(servers, servers_before)]))
 
     for n, (label, binary, extra, processes) in enumerate(variants):
         argvs = []
@@ -226,14 +253,15 @@ def main():
     print(f"\nIngestion of {args.events} events of {size} bytes, {args.partitions} partitions, topic to ClickHouse{where}")
     print(f"machine: {benchlib.cpu_model()}, {benchlib.nproc()} cores; paver {benchlib.git_rev(ROOT)}; "
           f"ClickHouse {ch(url, 'SELECT version()')}; peak RSS: VmHWM polled; CPU: user + system of the process\n")
-    print("| tool | wall s (start → all rows) | events/s | steady s (first → last row) | events/s steady | CPU s | events per CPU-second | peak RSS MiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, wall, steady, cpu, rss in rows:
+    print("| tool | wall s (start → all rows) | events/s | steady s (first → last row) | events/s steady | CPU s | events per CPU-second | peak RSS MiB | ClickHouse CPU s | broker CPU s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, wall, steady, cpu, rss, server_cpu in rows:
         print(f"| {name} | {wall:.2f} | {args.events / wall:,.0f} | {steady:.2f} | {args.events / max(steady, 0.001):,.0f} "
-              f"| {cpu:.2f} | {args.events / max(cpu, 0.001):,.0f} | {rss:.0f} |")
-    _, rw, rs, rc, _ = rows[-1]
+              f"| {cpu:.2f} | {args.events / max(cpu, 0.001):,.0f} | {rss:.0f} | "
+              + " | ".join(f"{c:.2f}" if pid else "-" for pid, c in zip(servers, server_cpu)) + " |")
+    _, rw, rs, rc, _, _ = rows[-1]
     print("\nratio to the reference (higher is better for the first):")
-    for name, pw, ps, pc, _ in rows[:-1]:
+    for name, pw, ps, pc, _, _ in rows[:-1]:
         print(f"- {name}: {rw / pw:.2f}x events/s from start, {rs / max(ps, 0.001):.2f}x steady, "
               f"{rc / max(pc, 0.001):.2f}x events per CPU-second")
     try:
