@@ -98,9 +98,8 @@ pub fn evaluate(
         .into_iter()
         .map(|a| ((a.pipeline.clone(), a.alert.clone()), a))
         .collect();
-    let mut seen = Vec::new();
-    for live in store.live()? {
-        let name = live.spec.pipeline.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, live_version) in store.live_versions()? {
         let Some(rule) = rules.get(&name) else {
             continue;
         };
@@ -137,7 +136,7 @@ pub fn evaluate(
         }
         for (alert, for_seconds, reason) in checks {
             let key = (name.clone(), alert.to_string());
-            seen.push(key.clone());
+            seen.insert(key.clone());
             match (reason, firing.get(&key)) {
                 (Some(reason), None) => {
                     let since = *memory.pending.entry(key.clone()).or_insert(now);
@@ -146,7 +145,7 @@ pub fn evaluate(
                             pipeline: name.clone(),
                             alert: alert.to_string(),
                             owner: rule.owner.clone(),
-                            version: live.spec.version,
+                            version: live_version,
                             reason,
                             starts_at: crate::policy::format_ms(since as u64),
                         };
