@@ -89,6 +89,13 @@ impl Kafka {
         self.base.clone()
     }
 
+    /// Whether librdkafka reported no error or warning of these clients so far.
+    pub fn quiet(&self) -> bool {
+        use rdkafka::consumer::Consumer;
+        let _ = self.probe.poll(Duration::ZERO);
+        self.probe.context().errors().is_empty() && self.admin.inner().context().errors().is_empty()
+    }
+
     /// What librdkafka last reported of the brokers (a refused connection, a failed
     /// handshake), to say why a request failed; empty when it said nothing.
     fn why(&self) -> String {

@@ -9,7 +9,8 @@ use crate::plan::{Desired, Observed};
 
 /// The real systems a revision is applied to.
 pub struct Targets {
-    pub kafka: kafka::Kafka,
+    /// Shared with the next reconcile of `paver run` (see [`crate::reconcile::Cache`]).
+    pub kafka: std::sync::Arc<kafka::Kafka>,
     pub clickhouse: clickhouse::ClickHouse,
     /// How the servers are reached (recorded with each live version for the workers).
     pub connections: crate::model::connections::Connections,
