@@ -412,18 +412,18 @@ async fn plan_prepared(prepared: Prepared, store: &Store) -> Result<Planned, Rec
     let (live, inventory) = (prepared.live.clone(), prepared.inventory.clone());
     let location = store.location().clone();
     let recorded = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-        let store = (live.is_none() || inventory.is_none())
-            .then(|| Store::at(&location))
-            .transpose()?;
-        let live = match (live, &store) {
-            (Some(list), _) => list,
-            (None, Some(store)) => store.live()?.into_iter().map(|l| l.spec).collect(),
-            (None, None) => Vec::new(),
+        let (live, inventory) = match (live, inventory) {
+            (Some(live), Some(inventory)) => return Ok((live, inventory)),
+            given => given,
         };
-        let managed: Vec<String> = match (inventory, &store) {
-            (Some(list), _) => list,
-            (None, Some(store)) => store.inventory()?.into_iter().map(|i| i.resource).collect(),
-            (None, None) => Vec::new(),
+        let store = Store::at(&location)?;
+        let live = match live {
+            Some(list) => list,
+            None => store.live()?.into_iter().map(|l| l.spec).collect(),
+        };
+        let managed: Vec<String> = match inventory {
+            Some(list) => list,
+            None => store.inventory()?.into_iter().map(|i| i.resource).collect(),
         };
         Ok((live, managed))
     });
