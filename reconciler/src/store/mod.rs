@@ -36,7 +36,7 @@ pub use records::{
 pub enum StoreError {
     #[error("state store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("state store (PostgreSQL): {0}")]
+    #[error("state store (PostgreSQL): {}", postgres_words(.0))]
     Postgres(#[from] ::postgres::Error),
     #[error("state store: {location} is not a PostgreSQL connection string: {reason}")]
     Url { location: String, reason: String },
@@ -124,6 +124,17 @@ impl std::fmt::Debug for Location {
 
 /// A connection string with its password (in the user part or as `password=`) replaced by
 /// `***`.
+/// A PostgreSQL error with its causes: a refused certificate in words (the client says
+/// only that the handshake failed).
+fn postgres_words(e: &::postgres::Error) -> String {
+    match crate::tls::problem(e) {
+        Some(problem) => {
+            format!("{e}: {problem} (the CA file is the connection string's `sslrootcert`)")
+        }
+        None => crate::registry::error_chain(e),
+    }
+}
+
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();

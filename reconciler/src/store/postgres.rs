@@ -13,9 +13,13 @@
 //! opening the store for every status request or reconcile costs nothing. The leader
 //! election has its own ([`Db::connect`]).
 //!
-//! TLS: not yet; the connection is plain (`sslmode=prefer`, the default, connects
-//! without TLS; `sslmode=require` is refused). Keep the database on a private network, or
-//! reach it through a TLS proxy on the replica's loopback (stunnel, a cloud SQL proxy).
+//! TLS: with `sslmode=require` (or libpq's `verify-ca`/`verify-full`) the connection is
+//! TLS by rustls, the server's certificate verified against `sslrootcert` (else the
+//! system's CAs) and for the host connected to, with a client certificate from
+//! `sslcert`/`sslkey` where given: libpq's names, read from the connection string (the
+//! `postgres` crate knows none of them). Otherwise it is plain, as libpq's `disable`; the
+//! default `prefer` is plain too (libpq's `prefer` takes an unverified TLS, which paver
+//! does not do).
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -38,8 +42,117 @@ pub struct Db {
 /// The connection, as its thread holds it.
 struct Conn {
     config: Config,
+    tls: Tls,
     client: Option<Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+/// How a connection is made.
+#[derive(Clone)]
+enum Tls {
+    Plain,
+    Verified(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Tls {
+    fn connect(&self, config: &Config) -> Result<Client, postgres::Error> {
+        match self {
+            Tls::Plain => config.connect(postgres::NoTls),
+            Tls::Verified(tls) => config.connect(tls.clone()),
+        }
+    }
+}
+
+/// libpq's TLS settings in a connection string, which the `postgres` crate does not read:
+/// the string without them (`verify-ca`/`verify-full` as `require`, which paver verifies
+/// fully), and the files they name.
+fn tls_settings(url: &str) -> (String, crate::model::connections::Tls) {
+    let mut files = crate::model::connections::Tls::default();
+    let mut keep = |key: &str, value: &str| -> Option<String> {
+        let path = || Some(std::path::PathBuf::from(percent_decoded(value)));
+        match key {
+            "sslrootcert" => files.ca_file = path(),
+            "sslcert" => files.cert_file = path(),
+            "sslkey" => files.key_file = path(),
+            "sslmode" if value == "verify-ca" || value == "verify-full" => {
+                return Some("sslmode=require".to_string())
+            }
+            _ => return Some(format!("{key}={value}")),
+        }
+        None
+    };
+    let url = match url.split_once('?') {
+        Some((base, query)) if url.contains("://") => {
+            let kept: Vec<String> = query
+                .split('&')
+                .filter_map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    keep(k, v)
+                })
+                .collect();
+            if kept.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        }
+        Some(_) | None if url.contains("://") => url.to_string(),
+        // `host=… sslmode=…`: key=value pairs.
+        _ => url
+            .split_whitespace()
+            .filter_map(|pair| match pair.split_once('=') {
+                Some((k, v)) => keep(k, v),
+                None => Some(pair.to_string()),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    (url, files)
+}
+
+/// The client's configuration and how it connects, from a connection string.
+fn config_of(url: &str) -> Result<(Config, Tls), StoreError> {
+    let bad = |reason: String| StoreError::Url {
+        location: super::redact(url),
+        reason,
+    };
+    let (parsed, files) = tls_settings(url);
+    let config: Config = parsed
+        .parse()
+        .map_err(|e: postgres::Error| bad(e.to_string()))?;
+    let tls = match config.get_ssl_mode() {
+        postgres::config::SslMode::Require => {
+            Tls::Verified(tokio_postgres_rustls::MakeRustlsConnect::new(
+                crate::tls::client_config(&files).map_err(|e| bad(e.to_string()))?,
+            ))
+        }
+        _ => Tls::Plain,
+    };
+    Ok((config, tls))
+}
+
+/// `%2F` and the like in a URL's query value.
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 static SHARED: OnceLock<Mutex<HashMap<String, Db>>> = OnceLock::new();
@@ -61,10 +174,7 @@ impl Db {
 
     /// A new connection to `url`, on a thread of its own, migrated.
     pub fn connect(url: &str) -> Result<Db, StoreError> {
-        let mut config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Url {
-            location: super::redact(url),
-            reason: e.to_string(),
-        })?;
+        let (mut config, tls) = config_of(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
@@ -80,6 +190,7 @@ impl Db {
             .spawn(move || {
                 let mut conn = Conn {
                     config,
+                    tls,
                     client: None,
                     statements: HashMap::new(),
                 };
@@ -153,7 +264,7 @@ impl Conn {
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.statements.clear();
-            self.client = Some(self.config.connect(postgres::NoTls)?);
+            self.client = Some(self.tls.connect(&self.config)?);
         }
         self.client.as_mut().ok_or(StoreError::Disconnected)
     }
@@ -329,14 +440,11 @@ pub fn schema_url(base: &str, name: &str) -> Result<String, StoreError> {
         super::now_ms() % 1_000_000_000,
         COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
-    let config: Config = base.parse().map_err(|e: postgres::Error| StoreError::Url {
-        location: super::redact(base),
-        reason: e.to_string(),
-    })?;
+    let (config, tls) = config_of(base)?;
     let create = format!("CREATE SCHEMA \"{schema}\"");
     // On a thread of its own: the blocking client must not run inside a runtime.
     std::thread::spawn(move || -> Result<(), StoreError> {
-        let mut client = config.connect(postgres::NoTls)?;
+        let mut client = tls.connect(&config)?;
         client.batch_execute(&create)?;
         Ok(())
     })
@@ -344,4 +452,42 @@ pub fn schema_url(base: &str, name: &str) -> Result<String, StoreError> {
     .map_err(|_| StoreError::Disconnected)??;
     let separator = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{separator}options=-csearch_path%3D{schema}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_settings_are_taken_out_of_the_connection_string() {
+        let (url, files) = tls_settings(
+            "postgres://u:p@db:5432/paver?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&sslcert=/c.pem&sslkey=/c.key&options=-csearch_path%3Dx",
+        );
+        assert_eq!(
+            url,
+            "postgres://u:p@db:5432/paver?sslmode=require&options=-csearch_path%3Dx"
+        );
+        assert_eq!(
+            files.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(
+            files.cert_file.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        assert_eq!(
+            files.key_file.as_deref(),
+            Some(std::path::Path::new("/c.key"))
+        );
+        let (url, files) = tls_settings("host=db user=u sslmode=verify-ca sslrootcert=/ca.pem");
+        assert_eq!(url, "host=db user=u sslmode=require");
+        assert_eq!(
+            files.ca_file.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        let (url, files) = tls_settings("postgres://db/paver?sslrootcert=/ca.pem");
+        assert_eq!(url, "postgres://db/paver");
+        assert!(files.cert_file.is_none());
+        assert_eq!(tls_settings("postgres://db/paver").0, "postgres://db/paver");
+    }
 }

@@ -26,6 +26,13 @@ pub(crate) fn backends(name: &str) -> Vec<TestState> {
         .ok()
         .filter(|u| !u.is_empty())
     {
+        // Over TLS, verified, when the test server has a certificate of the tests' CA.
+        let base = match std::env::var("PAVER_TEST_POSTGRES_CA") {
+            Ok(ca) if !ca.is_empty() => {
+                with_query(&base, &format!("sslmode=require&sslrootcert={ca}"))
+            }
+            _ => base,
+        };
         let url = postgres_schema(&base, name).expect("a schema in the test PostgreSQL");
         out.push(TestState {
             state: PathBuf::from(url),
@@ -33,6 +40,65 @@ pub(crate) fn backends(name: &str) -> Vec<TestState> {
         });
     }
     out
+}
+
+fn with_query(url: &str, query: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{query}")
+}
+
+/// Whether the store's connection is TLS, as the server sees it.
+fn over_tls(store: &Store) -> String {
+    let rows = store
+        .read(
+            "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            params![],
+        )
+        .unwrap();
+    rows[0].text(0).unwrap()
+}
+
+#[test]
+fn postgres_over_tls_is_verified_and_plain_only_when_asked() {
+    let (Ok(base), Ok(ca)) = (
+        std::env::var("PAVER_TEST_POSTGRES_URL"),
+        std::env::var("PAVER_TEST_POSTGRES_CA"),
+    ) else {
+        eprintln!(
+            "PAVER_TEST_POSTGRES_URL and _CA are not set: scripts/test-servers start --postgres"
+        );
+        return;
+    };
+    // The test server's CA: TLS, and the server is the one the certificate names.
+    let verified = postgres_schema(
+        &with_query(&base, &format!("sslmode=verify-full&sslrootcert={ca}")),
+        "tls",
+    )
+    .unwrap();
+    assert_eq!(
+        over_tls(&Store::open(std::path::Path::new(&verified)).unwrap()),
+        "true"
+    );
+    // The system's CAs do not know the test CA: refused, and the error says why.
+    let unknown = with_query(&base, "sslmode=require");
+    let error = match Store::open(std::path::Path::new(&unknown)) {
+        Ok(_) => panic!("a server of an unknown CA was trusted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("certificate problem: unknown CA"), "{error}");
+    // A CA file that cannot be read: named.
+    let missing = with_query(&base, "sslmode=require&sslrootcert=/nonexistent/ca.pem");
+    let error = match Store::open(std::path::Path::new(&missing)) {
+        Ok(_) => panic!("a CA file that does not exist was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    // Plain when asked (and by default, as before).
+    let plain = postgres_schema(&with_query(&base, "sslmode=disable"), "plain").unwrap();
+    assert_eq!(
+        over_tls(&Store::open(std::path::Path::new(&plain)).unwrap()),
+        "false"
+    );
 }
 
 fn step(name: &str) -> Step {
