@@ -69,7 +69,13 @@ impl Tls {
 fn tls_settings(url: &str) -> (String, crate::model::connections::Tls) {
     let mut files = crate::model::connections::Tls::default();
     let mut keep = |key: &str, value: &str| -> Option<String> {
-        let path = || Some(std::path::PathBuf::from(percent_decoded(value)));
+        let path = || {
+            Some(std::path::PathBuf::from(
+                percent_encoding::percent_decode_str(value)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ))
+        };
         match key {
             "sslrootcert" => files.ca_file = path(),
             "sslcert" => files.cert_file = path(),
@@ -129,30 +135,6 @@ fn config_of(url: &str) -> Result<(Config, Tls), StoreError> {
         _ => Tls::Plain,
     };
     Ok((config, tls))
-}
-
-/// `%2F` and the like in a URL's query value.
-fn percent_decoded(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 static SHARED: OnceLock<Mutex<HashMap<String, Db>>> = OnceLock::new();
