@@ -122,8 +122,6 @@ impl std::fmt::Debug for Location {
     }
 }
 
-/// A connection string with its password (in the user part or as `password=`) replaced by
-/// `***`.
 /// A PostgreSQL error with its causes: a refused certificate in words (the client says
 /// only that the handshake failed).
 fn postgres_words(e: &::postgres::Error) -> String {
@@ -135,6 +133,8 @@ fn postgres_words(e: &::postgres::Error) -> String {
     }
 }
 
+/// A connection string with its password (in the user part or as `password=`) replaced by
+/// `***`.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
