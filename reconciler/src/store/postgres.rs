@@ -432,8 +432,16 @@ pub fn schema_url(base: &str, name: &str) -> Result<String, StoreError> {
     })
     .join()
     .map_err(|_| StoreError::Disconnected)??;
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{separator}options=-csearch_path%3D{schema}"))
+    Ok(with_query(
+        base,
+        &format!("options=-csearch_path%3D{schema}"),
+    ))
+}
+
+/// `url` with `query` (`key=value&…`) added to its query string.
+pub(crate) fn with_query(url: &str, query: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{query}")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::postgres::with_query;
 use super::*;
 use crate::error::ErrorKind;
 use crate::plan::{ClickHouseAction, ResourceId, Step};
@@ -40,11 +41,6 @@ pub(crate) fn backends(name: &str) -> Vec<TestState> {
         });
     }
     out
-}
-
-fn with_query(url: &str, query: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{query}")
 }
 
 /// Whether the store's connection is TLS, as the server sees it.
