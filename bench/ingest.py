@@ -103,14 +103,12 @@ def listener_pid(address):
     return int(found.group(1)) if found else None
 
 
-def cpu_of(pids):
-    total = 0.0
-    for pid in filter(None, pids):
-        try:
-            total += proc_cpu_rss(pid)[0]
-        except OSError:
-            pass
-    return total
+def cpu_of(pid):
+    """CPU seconds of a running process; 0 when there is none."""
+    try:
+        return proc_cpu_rss(pid)[0] if pid else 0.0
+    except OSError:
+        return 0.0
 
 
 def main():
@@ -204,7 +202,7 @@ def main():
         time from start, steady-state time (first row to last), CPU seconds (all of the
         processes), peak RSS MiB (the sum of each process's)."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        servers_before = [cpu_of([pid]) for pid in servers]
+        servers_before = [cpu_of(pid) for pid in servers]
         t0 = time.perf_counter()
         procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{log}.{i}", "w"))
                  for i, argv in enumerate(argvs)]
@@ -234,7 +232,7 @@ def main():
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         rows.append((name, wall, wall - (first - t0), cpu, sum(hwm.values()) / 1024,
-                     [cpu_of([pid]) - b for pid, b in zip(servers, servers_before)]))
+                     [cpu_of(pid) - b for pid, b in zip(servers, servers_before)]))
 
     for n, (label, binary, extra, processes) in enumerate(variants):
         argvs = []
